@@ -1,0 +1,7 @@
+"""``python -m dicomlens``."""
+
+import sys
+
+from dicomlens.cli import main
+
+sys.exit(main())

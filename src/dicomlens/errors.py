@@ -1,0 +1,69 @@
+"""Exception tree, warning categories and exit codes.
+
+Every error dicomlens raises on purpose derives from :class:`DicomlensError` and
+carries the process exit code the CLI should use for it:
+
+* ``0`` success,
+* ``1`` the operation failed (or some files of a batch failed),
+* ``2`` usage error (bad arguments, bad tag notation, unknown keyword),
+* ``130`` interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class DicomlensError(Exception):
+    """Base for every error dicomlens raises on purpose."""
+
+    exit_code: ClassVar[int] = EXIT_FAILED
+
+
+class UsageError(DicomlensError):
+    """The caller asked for something that cannot be done as asked."""
+
+    exit_code = EXIT_USAGE
+
+
+class TagSyntaxError(UsageError, ValueError):
+    """A tag or tag path could not be parsed."""
+
+
+class UnknownTagError(UsageError, LookupError):
+    """A keyword or name is not in the data dictionary."""
+
+    def __str__(self) -> str:  # LookupError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ElementNotFoundError(DicomlensError, LookupError):
+    """A dataset has no element at the requested tag path."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class FileError(DicomlensError):
+    """A file could not be read or is not usable (base of the reading errors)."""
+
+
+class NotDicomError(FileError):
+    """The file is not a DICOM file (or is too short to be one)."""
+
+
+class CorruptDicomError(FileError):
+    """The file is DICOM but damaged: truncated, inconsistent lengths, bad values."""
+
+
+class DicomlensWarning(UserWarning):
+    """Odd but usable data or input."""
+
+
+class RetiredTagWarning(DicomlensWarning):
+    """A retired keyword or tag was used; the message names its current successor."""

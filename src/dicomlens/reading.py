@@ -1,0 +1,304 @@
+"""Read DICOM files and walk folders: the only place dicomlens reads files.
+
+:func:`read` wraps :func:`pydicom.dcmread` with the checks pydicom leaves out
+(files too short, truncated meta or data set, forced reads of junk) and turns
+every failure into a one-line :class:`~dicomlens.errors.FileError` that names
+the file. :func:`iter_files` and :func:`read_many` walk folders for batch work.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import re
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset, FileDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag
+from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+from dicomlens.errors import CorruptDicomError, DicomlensWarning, FileError, NotDicomError
+from dicomlens.tags import TagLike, format_tag, parse_tag
+
+__all__ = ["ReadResult", "iter_files", "read", "read_many"]
+
+logger = logging.getLogger(__name__)
+
+_PREAMBLE_AND_PREFIX = 132
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_SHORTEST_ELEMENT_HEADER = 8
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+_MIN_FORCED_ELEMENTS = 5
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def read(
+    path: str | os.PathLike[str],
+    *,
+    stop_before_pixels: bool = False,
+    specific_tags: Sequence[TagLike] | None = None,
+    force: bool = False,
+) -> FileDataset:
+    """Read one DICOM file into a pydicom dataset, or raise a clear error.
+
+    Every value is decoded here, so problems surface now rather than on first
+    access later.
+
+    Parameters
+    ----------
+    path
+        The file.
+    stop_before_pixels
+        Skip the pixel data (much faster for header work).
+    specific_tags
+        Read only these top-level tags (any notation), as pydicom's option.
+    force
+        Also read files without the ``DICM`` prefix (raw data sets); the result
+        must still look like DICOM.
+
+    Raises
+    ------
+    NotDicomError
+        Missing ``DICM`` prefix, empty or too short file.
+    CorruptDicomError
+        Truncated or unparseable content.
+    FileError
+        Missing file, a folder, no permission.
+
+    Examples
+    --------
+    >>> from pydicom.data import get_testdata_file
+    >>> read(get_testdata_file("CT_small.dcm")).Modality
+    'CT'
+    """
+    file = Path(path)
+    size = _file_size(file)
+    if size == 0:
+        raise NotDicomError(f"{file}: empty file (0 bytes)")
+    if size < _PREAMBLE_AND_PREFIX and not force:
+        raise NotDicomError(f"{file}: file too short to be DICOM ({size} bytes)")
+    tags = None if specific_tags is None else [_top_level_tag(spec) for spec in specific_tags]
+    try:
+        ds = pydicom.dcmread(
+            file, stop_before_pixels=stop_before_pixels, specific_tags=tags, force=force
+        )
+    except InvalidDicomError as exc:
+        raise NotDicomError(f"{file}: {_not_dicom_reason(file)}") from exc
+    except PermissionError as exc:
+        raise FileError(f"{file}: permission denied") from exc
+    except (OSError, EOFError) as exc:
+        raise CorruptDicomError(f"{file}: truncated or corrupt ({exc})") from exc
+    except Exception as exc:  # pydicom raises a dozen types for damaged input
+        raise CorruptDicomError(f"{file}: cannot parse ({type(exc).__name__}: {exc})") from exc
+    if force:
+        _check_plausible(ds, file)
+    _check_lengths(ds, file, None if _is_deflated(ds) else size)
+    _check_meta(ds, file, size, expect_data=specific_tags is None)
+    _decode_all(ds, file)
+    return ds
+
+
+def _file_size(file: Path) -> int:
+    try:
+        stat = file.stat()
+    except FileNotFoundError:
+        raise FileError(f"{file}: no such file or directory") from None
+    except PermissionError:
+        raise FileError(f"{file}: permission denied") from None
+    except OSError as exc:
+        raise FileError(f"{file}: {exc.strerror or exc}") from None
+    if file.is_dir():
+        raise FileError(f"{file}: is a directory")
+    return stat.st_size
+
+
+def _top_level_tag(spec: TagLike) -> BaseTag:
+    path = parse_tag(spec)
+    ref = path.steps[0].ref
+    if ref.creator is not None:
+        return BaseTag((ref.group << 16) | 0x0010)  # private blocks need the creators first
+    return ref.tag
+
+
+def _not_dicom_reason(file: Path) -> str:
+    with file.open("rb") as fh:
+        head = fh.read(_PREAMBLE_AND_PREFIX)
+    reason = "not a DICOM file (no DICM prefix at byte 128)"
+    if head[:2] in (b"\x08\x00", b"\x00\x08", b"\x02\x00"):
+        reason += "; it looks like a raw data set without file meta: use --force to read it"
+    return reason
+
+
+def _check_meta(ds: FileDataset, file: Path, size: int, *, expect_data: bool) -> None:
+    meta = ds.file_meta
+    group_length = meta.get("FileMetaInformationGroupLength")
+    if isinstance(group_length, int):
+        meta_end = _PREAMBLE_AND_PREFIX + 12 + group_length
+        if meta_end > size:
+            raise CorruptDicomError(
+                f"{file}: truncated (file meta ends at byte {size}, expected {meta_end})"
+            )
+    if expect_data and len(ds) == 0:
+        raise CorruptDicomError(f"{file}: truncated (no data set after the file meta; {size} bytes)")
+    if len(meta) and "TransferSyntaxUID" not in meta:
+        syntax = "implicit" if ds.original_encoding[0] else "explicit"
+        warnings.warn(
+            f"{file}: file meta has no Transfer Syntax UID; read as {syntax} VR little endian",
+            DicomlensWarning,
+            stacklevel=3,
+        )
+
+
+def _is_deflated(ds: FileDataset) -> bool:
+    return ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian
+
+
+def _check_lengths(ds: Dataset, file: Path, size: int | None) -> None:
+    """Compare each top-level element's declared length with the bytes read.
+
+    pydicom stops silently when a file ends inside an element's value or
+    header; the declared lengths tell us it did. ``size`` is the file size, or
+    None when positions do not refer to the file (deflated data sets).
+    """
+    end = 0
+    for tag in ds.keys():
+        raw = ds.get_item(tag)
+        if raw is None or not hasattr(raw, "value_tell") or raw.length == _UNDEFINED_LENGTH:
+            continue  # already converted (sequences of undefined length)
+        end = max(end, raw.value_tell + raw.length)
+        got = 0 if raw.value is None else len(raw.value)
+        if raw.value is None or got >= raw.length:
+            continue
+        if tag in _PIXEL_TAGS:
+            warnings.warn(
+                f"{file}: Pixel Data shorter than declared ({got} of {raw.length} bytes)",
+                DicomlensWarning,
+                stacklevel=3,
+            )
+        else:
+            raise CorruptDicomError(
+                f"{file}: truncated: {format_tag(tag)} declares {raw.length} bytes "
+                f"but only {got} remain"
+            )
+    if size is not None and 0 < size - end < _SHORTEST_ELEMENT_HEADER:
+        raise CorruptDicomError(f"{file}: truncated inside an element header at byte {end}")
+
+
+def _check_plausible(ds: Dataset, file: Path) -> None:
+    has_uid = "SOPClassUID" in ds or "SOPInstanceUID" in ds
+    if not has_uid and len(ds) < _MIN_FORCED_ELEMENTS:
+        raise NotDicomError(f"{file}: forced read produced no plausible DICOM content")
+    if "TransferSyntaxUID" not in ds.file_meta:
+        implicit, little = ds.original_encoding
+        guess = f"{'implicit' if implicit else 'explicit'} VR {'little' if little else 'big'} endian"
+        warnings.warn(
+            f"{file}: no file meta; transfer syntax guessed as {guess}", DicomlensWarning, stacklevel=3
+        )
+
+
+def _decode_all(ds: FileDataset, file: Path) -> None:
+    """Decode every value now so that damage surfaces inside :func:`read`."""
+    try:
+        for _ in ds.file_meta.iterall():
+            pass
+        for _ in ds.iterall():
+            pass
+    except Exception as exc:  # any decoding failure of pydicom's converters
+        raise CorruptDicomError(f"{file}: cannot decode ({type(exc).__name__}: {exc})") from exc
+
+
+# ---------------------------------------------------------------------------
+# Folders and batches
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """One file of a batch: its dataset, or the error that prevented reading it.
+
+    ``explicit`` is true when the user named the file (rather than it being
+    found inside a folder): batch commands skip non-DICOM files found in folders
+    but report named ones.
+    """
+
+    path: Path
+    dataset: FileDataset | None = None
+    error: FileError | None = None
+    explicit: bool = True
+
+    @property
+    def ignorable(self) -> bool:
+        """A non-DICOM file met inside a folder: batch commands skip and count it."""
+        return isinstance(self.error, NotDicomError) and not self.explicit
+
+
+def _natural_key(path: Path) -> list[object]:
+    """``1-2.dcm`` before ``1-10.dcm``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
+
+
+def iter_files(
+    paths: Iterable[str | os.PathLike[str]],
+) -> Iterator[tuple[Path, FileError | None, bool]]:
+    """Expand files, folders (recursively) and glob patterns, in natural order.
+
+    Yields ``(path, error, explicit)``: ``error`` is set for a path that does not
+    exist or a folder that cannot be listed; ``explicit`` is false for files
+    found inside a folder. Symbolic links to folders are not followed.
+    """
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            yield from _walk(path)
+        elif path.exists() or path.is_symlink():
+            yield path, None, True
+        elif _GLOB_CHARS.search(str(given)):
+            matches = sorted((Path(m) for m in glob.glob(str(given), recursive=True)), key=_natural_key)
+            if not matches:
+                yield path, FileError(f"{path}: no file matches this pattern"), True
+            for match in matches:
+                yield from _walk(match) if match.is_dir() else [(match, None, True)]
+        else:
+            yield path, FileError(f"{path}: no such file or directory"), True
+
+
+def _walk(folder: Path) -> Iterator[tuple[Path, FileError | None, bool]]:
+    problems: list[OSError] = []
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder, onerror=problems.append):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(Path(root, name) for name in files if not name.startswith("."))
+    for file in sorted(found, key=_natural_key):
+        yield file, None, False
+    for problem in problems:
+        where = problem.filename or folder
+        yield Path(where), FileError(f"{where}: cannot list folder ({problem.strerror})"), True
+
+
+def read_many(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    stop_before_pixels: bool = True,
+    force: bool = False,
+) -> Iterator[ReadResult]:
+    """Read every file under ``paths``, yielding a result (dataset or error) per file.
+
+    The list of files is taken before the first read, so files written into the
+    folders meanwhile are not picked up.
+    """
+    for path, error, explicit in list(iter_files(paths)):
+        if error is not None:
+            yield ReadResult(path, error=error, explicit=explicit)
+            continue
+        try:
+            ds = read(path, stop_before_pixels=stop_before_pixels, force=force)
+        except FileError as exc:
+            yield ReadResult(path, error=exc, explicit=explicit)
+        else:
+            yield ReadResult(path, dataset=ds, explicit=explicit)
