@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pydicom
 import pytest
+from conftest import bundled
 from pydicom.dataset import Dataset
 
-from conftest import bundled
 from dicomlens.access import find, get
 from dicomlens.errors import ElementNotFoundError
 from dicomlens.reading import read
 
 
 @pytest.mark.parametrize(
-    "spec", ["PatientName", "Patient's Name", "(0010,0010)", "(0010, 0010)", "0x100010", 0x00100010, (0x10, 0x10)]
+    "spec",
+    [
+        "PatientName",
+        "Patient's Name",
+        "(0010,0010)",
+        "(0010, 0010)",
+        "0x100010",
+        0x00100010,
+        (0x10, 0x10),
+    ],
 )
 def test_get_matches_pydicom_in_every_notation(ct_small: Path, spec: object) -> None:
     assert get(read(ct_small), spec) == pydicom.dcmread(ct_small).PatientName  # type: ignore[arg-type]
@@ -62,7 +70,7 @@ def test_get_private_by_creator(ct_small: Path) -> None:
 
 def test_get_missing_raises_or_defaults(ct_small: Path) -> None:
     ds = read(ct_small)
-    with pytest.raises(ElementNotFoundError, match="^no element at PatientComments$"):
+    with pytest.raises(ElementNotFoundError, match=r"^no element at PatientComments$"):
         get(ds, "PatientComments")
     assert get(ds, "PatientComments", default=None) is None
     assert get(ds, "ImageType[7]", default="x") == "x"
@@ -91,7 +99,10 @@ def test_find_private_elements_in_nested_sequences(ct_small: Path, tmp_path: Pat
         ("(0011,xx01)[ACME 1.0][0].(0011,xx02)[ACME 1.0]", "MRN-INNER"),
         ("(0011,xx02)[ACME 1.0]", "MRN-OUTER"),
     ]
-    assert get(read(tmp_path / "private.dcm"), "(0011,xx01)[ACME 1.0][0].(0011,xx02)[ACME 1.0]") == "MRN-INNER"
+    assert (
+        get(read(tmp_path / "private.dcm"), "(0011,xx01)[ACME 1.0][0].(0011,xx02)[ACME 1.0]")
+        == "MRN-INNER"
+    )
 
 
 def test_find_in_enhanced_multiframe(shared_data: Path) -> None:
@@ -102,7 +113,10 @@ def test_find_in_enhanced_multiframe(shared_data: Path) -> None:
     expected = [[float(v) for v in f.PlanePositionSequence[0].ImagePositionPatient] for f in frames]
     matches = find(ds, "ImagePositionPatient")
     assert [m.value for m in matches] == expected
-    assert matches[0].path == "PerFrameFunctionalGroupsSequence[0].PlanePositionSequence[0].ImagePositionPatient"
+    assert (
+        matches[0].path
+        == "PerFrameFunctionalGroupsSequence[0].PlanePositionSequence[0].ImagePositionPatient"
+    )
     wildcard = "PerFrameFunctionalGroupsSequence[*].PlanePositionSequence[0].ImagePositionPatient"
     assert get(ds, wildcard) == expected
     tail = find(ds, "PlanePositionSequence.ImagePositionPatient")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from conftest import TEST_FILES, bundled
 from pydicom.dataset import Dataset
 
-from conftest import TEST_FILES, bundled
 from dicomlens.dump import DumpOptions, dump, is_phi, to_json_model
 from dicomlens.errors import FileError
 from dicomlens.reading import read
@@ -27,7 +27,10 @@ def test_dump_shows_meta_first_then_data(ct_small: Path) -> None:
 
 def test_dump_nests_and_numbers_sequence_items(ct_small: Path) -> None:
     text = dump(read(ct_small))
-    assert "(0010,1002) OtherPatientIDsSequence                 SQ  2 items\n  [0]\n    (0010,0020) PatientID" in text
+    assert (
+        "(0010,1002) OtherPatientIDsSequence                 SQ  2 items\n"
+        "  [0]\n    (0010,0020) PatientID" in text
+    )
     assert "  [1]\n    (0010,0020) PatientID                           LO  1234ABCD" in text
 
 
@@ -42,13 +45,19 @@ def test_dump_labels_private_elements(ct_small: Path) -> None:
 def test_dump_summarises_binary_and_long_values(ct_small: Path) -> None:
     text = dump(read(ct_small))
     assert "(7FE0,0010) PixelData                               OW  <32768 bytes: " in text
-    long_line = [line for line in dump(read(bundled("rtplan.dcm")), DumpOptions(value_width=20)).splitlines() if "chars)" in line]
+    long_line = [
+        line
+        for line in dump(read(bundled("rtplan.dcm")), DumpOptions(value_width=20)).splitlines()
+        if "chars)" in line
+    ]
     assert long_line and all(len(line) < 120 for line in long_line)
 
 
 def test_dump_filters_by_tag_grep_and_depth(ct_small: Path) -> None:
     ds = read(ct_small)
-    only = dump(ds, DumpOptions(tags=(parse_tag("Rows"), parse_tag("OtherPatientIDsSequence[1].PatientID"))))
+    only = dump(
+        ds, DumpOptions(tags=(parse_tag("Rows"), parse_tag("OtherPatientIDsSequence[1].PatientID")))
+    )
     assert only.splitlines()[1:] == [
         "(0028,0010) Rows                                    US  128",
         "(0010,0020) OtherPatientIDsSequence[1].PatientID    LO  1234ABCD",
@@ -61,7 +70,13 @@ def test_dump_filters_by_tag_grep_and_depth(ct_small: Path) -> None:
 
 def test_mask_hides_identifiers_not_structure(ct_small: Path) -> None:
     text = dump(read(ct_small), DumpOptions(mask=True))
-    for secret in ["CompressedSamples^CT1", "ABCD1234", "JFK IMAGING CENTER", "19970430", "GE_GENESIS_FF"]:
+    for secret in [
+        "CompressedSamples^CT1",
+        "ABCD1234",
+        "JFK IMAGING CENTER",
+        "19970430",
+        "GE_GENESIS_FF",
+    ]:
         assert secret not in text
     assert "(0008,0020) StudyDate                               DA  ***" in text
     assert "(0010,0010) PatientName                             PN  ***" in text

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pydicom
 import pytest
-
 from conftest import bundled
+
 from dicomlens.errors import CorruptDicomError, DicomlensWarning, FileError, NotDicomError
 from dicomlens.reading import iter_files, read, read_many
 
@@ -25,15 +25,11 @@ def test_read_gives_the_dataset_pydicom_gives(ct_small: Path) -> None:
     assert read(ct_small, stop_before_pixels=True).get("PixelData") is None
 
 
-def test_specific_tags(ct_small: Path) -> None:
-    ds = read(ct_small, specific_tags=["Rows", "(0028,0011)"])
-    assert (ds.Rows, ds.Columns) == (128, 128)
-    assert "PatientName" not in ds
-
-
 def test_not_dicom(make_file: MakeFile) -> None:  # R1
     path = make_file("notes.txt", b"hello" * 50)
-    with pytest.raises(NotDicomError, match=r"notes.txt: not a DICOM file \(no DICM prefix at byte 128\)$"):
+    with pytest.raises(
+        NotDicomError, match=r"notes.txt: not a DICOM file \(no DICM prefix at byte 128\)$"
+    ):
         read(path)
 
 
@@ -44,10 +40,14 @@ def test_jpeg_is_not_dicom(make_file: MakeFile) -> None:  # R1
 
 
 @pytest.mark.parametrize("size", [0, 50, 131])
-def test_empty_and_short_files_report_their_size(make_file: MakeFile, ct_small: Path, size: int) -> None:  # R2
+def test_empty_and_short_files_report_their_size(
+    make_file: MakeFile, ct_small: Path, size: int
+) -> None:  # R2
     path = make_file("short.dcm", ct_small.read_bytes()[:size])
     expected = "empty file (0 bytes)" if size == 0 else f"file too short to be DICOM ({size} bytes)"
-    with pytest.raises(NotDicomError, match=rf"short.dcm: {expected.replace('(', '[(]').replace(')', '[)]')}$"):
+    with pytest.raises(
+        NotDicomError, match=rf"short.dcm: {expected.replace('(', '[(]').replace(')', '[)]')}$"
+    ):
         read(path)
 
 
@@ -61,7 +61,9 @@ def test_raw_dataset_needs_force_and_then_warns() -> None:  # R4
     path = bundled("ExplVR_LitEndNoMeta.dcm")
     with pytest.raises(NotDicomError, match="use --force"):
         read(path)
-    with pytest.warns(DicomlensWarning, match="transfer syntax guessed as explicit VR little endian"):
+    with pytest.warns(
+        DicomlensWarning, match="transfer syntax guessed as explicit VR little endian"
+    ):
         ds = read(path, force=True)
     assert ds.SOPInstanceUID == pydicom.dcmread(path, force=True).SOPInstanceUID
 
@@ -71,18 +73,25 @@ def test_raw_dataset_needs_force_and_then_warns() -> None:  # R4
     [
         (140, r"truncated \(no data set after the file meta; 140 bytes\)"),
         (300, r"truncated \(file meta ends at byte 300, expected 336\)"),
-        (1000, r"truncated: \(0010,1002\) OtherPatientIDsSequence declares 72 bytes but only 6 remain"),
+        (
+            1000,
+            r"truncated: \(0010,1002\) OtherPatientIDsSequence declares 72 bytes but only 6 remain",
+        ),
         (2000, "truncated inside an element header at byte 1994"),
     ],
 )
-def test_truncated_files(make_file: MakeFile, ct_small: Path, cut: int, message: str) -> None:  # R5, R6
+def test_truncated_files(
+    make_file: MakeFile, ct_small: Path, cut: int, message: str
+) -> None:  # R5, R6
     path = make_file("cut.dcm", ct_small.read_bytes()[:cut])
     with pytest.raises(CorruptDicomError, match=rf"cut.dcm: {message}"):
         read(path)
 
 
 def test_truncated_rtplan_names_the_element() -> None:  # R6
-    with pytest.raises(CorruptDicomError, match=r"\(300A,00B0\) BeamSequence declares 976 bytes but only 711"):
+    with pytest.raises(
+        CorruptDicomError, match=r"\(300A,00B0\) BeamSequence declares 976 bytes but only 711"
+    ):
         read(bundled("rtplan_truncated.dcm"))
 
 
@@ -105,9 +114,13 @@ def test_every_cut_is_detected_or_leaves_a_correct_prefix(make_file: MakeFile) -
     assert detected > 300
 
 
-def test_truncated_pixel_data_reads_with_a_warning(make_file: MakeFile, ct_small: Path) -> None:  # R7
+def test_truncated_pixel_data_reads_with_a_warning(
+    make_file: MakeFile, ct_small: Path
+) -> None:  # R7
     path = make_file("pixels.dcm", ct_small.read_bytes()[:-5000])
-    with pytest.warns(DicomlensWarning, match=r"Pixel Data shorter than declared \(27906 of 32768 bytes\)"):
+    with pytest.warns(
+        DicomlensWarning, match=r"Pixel Data shorter than declared \(27906 of 32768 bytes\)"
+    ):
         ds = read(path)
     assert ds.PatientName == "CompressedSamples^CT1"
 
@@ -125,7 +138,7 @@ def test_undecodable_value_fails_at_read_time(make_file: MakeFile, ct_small: Pat
     position = data.index(b"\x28\x00\x10\x00US\x02\x00")
     data[position + 6 : position + 8] = b"\x03\x00"
     path = make_file("bad_us.dcm", bytes(data))
-    with pytest.raises(CorruptDicomError, match="bad_us.dcm: "):
+    with pytest.raises(CorruptDicomError, match=r"bad_us\.dcm: "):
         read(path)
 
 
@@ -138,7 +151,10 @@ def test_deflated_file_reads() -> None:
 def test_iter_files_natural_order_and_hidden_files(make_file: MakeFile, tmp_path: Path) -> None:
     for name in ["1-10.dcm", "1-2.dcm", "1-1.dcm", ".hidden.dcm", "sub/1-3.dcm"]:
         make_file(name, b"x")
-    found = [(p.relative_to(tmp_path).as_posix(), err, explicit) for p, err, explicit in iter_files([tmp_path])]
+    found = [
+        (p.relative_to(tmp_path).as_posix(), err, explicit)
+        for p, err, explicit in iter_files([tmp_path])
+    ]
     assert found == [
         ("1-1.dcm", None, False),
         ("1-2.dcm", None, False),
@@ -150,7 +166,11 @@ def test_iter_files_natural_order_and_hidden_files(make_file: MakeFile, tmp_path
 def test_iter_files_globs_and_missing(make_file: MakeFile, tmp_path: Path) -> None:
     make_file("a1.dcm", b"x")
     make_file("a2.dcm", b"x")
-    found = list(iter_files([str(tmp_path / "a*.dcm"), str(tmp_path / "zz*.dcm"), str(tmp_path / "none.dcm")]))
+    found = list(
+        iter_files(
+            [str(tmp_path / "a*.dcm"), str(tmp_path / "zz*.dcm"), str(tmp_path / "none.dcm")]
+        )
+    )
     assert [p.name for p, _, _ in found] == ["a1.dcm", "a2.dcm", "zz*.dcm", "none.dcm"]
     assert str(found[2][1]).endswith("no file matches this pattern")
     assert str(found[3][1]).endswith("no such file or directory")
@@ -162,7 +182,9 @@ def test_iter_files_does_not_follow_symlink_loops(make_file: MakeFile, tmp_path:
     assert [p.name for p, _, _ in iter_files([tmp_path / "tree"])] == ["a.dcm"]
 
 
-def test_read_many_keeps_going_past_bad_files(make_file: MakeFile, ct_small: Path, tmp_path: Path) -> None:
+def test_read_many_keeps_going_past_bad_files(
+    make_file: MakeFile, ct_small: Path, tmp_path: Path
+) -> None:
     make_file("1.dcm", ct_small.read_bytes())
     make_file("2.dcm", ct_small.read_bytes()[:1000])
     make_file("3.txt", b"not dicom" * 30)
@@ -175,8 +197,16 @@ def test_read_many_keeps_going_past_bad_files(make_file: MakeFile, ct_small: Pat
 
 
 def test_all_bundled_and_shared_files_read(shared_data: Path) -> None:
-    unreadable = {"ExplVR_BigEndNoMeta.dcm", "ExplVR_LitEndNoMeta.dcm", "no_meta.dcm", "rtplan_truncated.dcm", "rtstruct.dcm"}
-    files = sorted(bundled("CT_small.dcm").parent.glob("*.dcm")) + sorted(shared_data.glob("*/In/**/*.dcm"))
+    unreadable = {
+        "ExplVR_BigEndNoMeta.dcm",
+        "ExplVR_LitEndNoMeta.dcm",
+        "no_meta.dcm",
+        "rtplan_truncated.dcm",
+        "rtstruct.dcm",
+    }
+    files = sorted(bundled("CT_small.dcm").parent.glob("*.dcm")) + sorted(
+        shared_data.glob("*/In/**/*.dcm")
+    )
     assert len(files) > 250
     failed = []
     for path in files:

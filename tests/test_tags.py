@@ -48,11 +48,16 @@ def test_human_names_with_apostrophes_and_case() -> None:
 def test_sequence_paths_and_indexes() -> None:
     path = parse_tag("ReferencedImageSequence[0].ReferencedSOPInstanceUID")
     assert [(s.ref.tag, s.index) for s in path.steps] == [(0x00081140, 0), (0x00081155, None)]
-    path = parse_tag("PerFrameFunctionalGroupsSequence[*].PlanePositionSequence[0].ImagePositionPatient")
+    path = parse_tag(
+        "PerFrameFunctionalGroupsSequence[*].PlanePositionSequence[0].ImagePositionPatient"
+    )
     assert [s.index for s in path.steps] == [WILDCARD, 0, None]
     assert parse_tag("WindowCenter[1]").steps[0].index == 1
     assert parse_tag("WindowCenter[-1]").steps[0].index == -1
-    assert str(parse_tag("(0008,1140)[2].(0008,1155)")) == "ReferencedImageSequence[2].ReferencedSOPInstanceUID"
+    assert (
+        str(parse_tag("(0008,1140)[2].(0008,1155)"))
+        == "ReferencedImageSequence[2].ReferencedSOPInstanceUID"
+    )
 
 
 @pytest.mark.parametrize(
@@ -118,8 +123,13 @@ def test_misspelt_keyword_suggests_the_closest() -> None:
         ("ImageOrientation", "(0020,0037) ImageOrientationPatient", 0x00200035),
     ],
 )
-def test_retired_keyword_warns_and_names_the_current_one(retired: str, successor: str, tag: int) -> None:
-    with pytest.warns(RetiredTagWarning, match=rf"retired .*; you probably want {successor.replace('(', '[(]').replace(')', '[)]')}"):
+def test_retired_keyword_warns_and_names_the_current_one(
+    retired: str, successor: str, tag: int
+) -> None:
+    with pytest.warns(
+        RetiredTagWarning,
+        match=rf"retired .*; you probably want {successor.replace('(', '[(]').replace(')', '[)]')}",
+    ):
         path = parse_tag(retired)
     assert path.tag == tag
 
@@ -133,7 +143,9 @@ def test_numbers_never_warn_even_for_retired_tags() -> None:
 def test_format_tag() -> None:
     assert format_tag(0x00100010) == "(0010,0010) PatientName"
     assert format_tag((0x0019, 0x0010)) == "(0019,0010) PrivateCreator"
-    assert format_tag(0x0019100C, creator="SIEMENS CT VA0  COAD").startswith("(0019,100C) [SIEMENS CT VA0  COAD]")
+    assert format_tag(0x0019100C, creator="SIEMENS CT VA0  COAD").startswith(
+        "(0019,100C) [SIEMENS CT VA0  COAD]"
+    )
     assert format_tag(0x00980099) == "(0098,0099)"
     assert format_tag(0x00200030) == "(0020,0030) ImagePosition"
     assert str(parse_tag("(0020,0030)")) == "(0020,0030)"  # retired: paths use the number
@@ -161,8 +173,10 @@ _entries = st.sampled_from(_PUBLIC)
 
 @settings(max_examples=400, deadline=None)
 @given(_entries)
-def test_every_dictionary_tag_round_trips_through_every_number_notation(entry: tuple[int, tuple[str, ...]]) -> None:
-    tag, (_vr, _vm, _name, _retired, keyword) = entry
+def test_every_dictionary_tag_round_trips_through_every_number_notation(
+    entry: tuple[int, tuple[str, ...]],
+) -> None:
+    tag = entry[0]
     group, element = tag >> 16, tag & 0xFFFF
     notations = [
         f"({group:04X},{element:04X})",
@@ -196,15 +210,21 @@ def test_every_keyword_and_name_resolves_to_its_tag(entry: tuple[int, tuple[str,
 
 @given(
     st.lists(
-        st.tuples(st.sampled_from(["ReferencedImageSequence", "(0008,1115)", "OtherPatientIDsSequence"]),
-                  st.one_of(st.none(), st.integers(-3, 20), st.just("*"))),
+        st.tuples(
+            st.sampled_from(["ReferencedImageSequence", "(0008,1115)", "OtherPatientIDsSequence"]),
+            st.one_of(st.none(), st.integers(-3, 20), st.just("*")),
+        ),
         min_size=1,
         max_size=4,
     ),
     st.sampled_from(["PatientID", "(0019,xx0C)[SIEMENS CT VA0  COAD]", "WindowCenter[1]"]),
 )
 def test_paths_round_trip(steps: list[tuple[str, object]], leaf: str) -> None:
-    text = ".".join(name + ("" if index is None else f"[{index}]") for name, index in steps) + "." + leaf
+    text = (
+        ".".join(name + ("" if index is None else f"[{index}]") for name, index in steps)
+        + "."
+        + leaf
+    )
     path = parse_tag(text)
     assert parse_tag(str(path)) == path
     assert len(path.steps) == len(steps) + 1

@@ -11,7 +11,7 @@ and plain Python values.
 import logging
 
 from dicomlens.access import Match, find, get
-from dicomlens.diff import Difference, diff
+from dicomlens.differences import Difference, diff
 from dicomlens.errors import (
     CorruptDicomError,
     DicomlensError,

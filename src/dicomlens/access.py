@@ -96,7 +96,9 @@ def _walk_path(ds: Dataset, steps: tuple[PathStep, ...], prefix: str) -> Iterato
         yield Match(f"{here}[{position}]", element, _plain(selected))
 
 
-def _select(values: list[Any], index: int | str | None, *, default_all: bool) -> list[tuple[int, Any]]:
+def _select(
+    values: list[Any], index: int | str | None, *, default_all: bool
+) -> list[tuple[int, Any]]:
     if index == WILDCARD or (index is None and default_all):
         return list(enumerate(values))
     assert isinstance(index, int)

@@ -80,7 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command(
-    commands: Any, name: str, handler: Callable[[argparse.Namespace], int], summary: str, examples: str
+    commands: Any,
+    name: str,
+    handler: Callable[[argparse.Namespace], int],
+    summary: str,
+    examples: str,
 ) -> argparse.ArgumentParser:
     sub: argparse.ArgumentParser = commands.add_parser(
         name,
@@ -118,7 +122,9 @@ def _add_tag(commands: Any) -> None:
         "  dicomlens tag PatientID --in dicom_data/1-001.dcm\n",
     )
     sub.add_argument("query", help="keyword, name, number or part of a name")
-    sub.add_argument("--in", dest="file", metavar="FILE", help="also say whether and where FILE has it")
+    sub.add_argument(
+        "--in", dest="file", metavar="FILE", help="also say whether and where FILE has it"
+    )
     sub.add_argument("--limit", type=int, default=20, help="most entries to list (default 20)")
     sub.add_argument("--no-private", action="store_true", help="leave out private dictionaries")
     sub.add_argument("--json", action="store_true", help="print JSON")
@@ -192,20 +198,40 @@ def _add_show(commands: Any) -> None:
     )
     sub.add_argument("paths", nargs="+", metavar="PATH", help="files, folders or glob patterns")
     sub.add_argument(
-        "-t", "--tag", action="append", default=[], metavar="TAG", help="show only this tag or path (repeat)"
+        "-t",
+        "--tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="show only this tag or path (repeat)",
     )
-    sub.add_argument("--grep", metavar="TEXT", help="only elements whose tag, name or value contains TEXT")
+    sub.add_argument(
+        "--grep", metavar="TEXT", help="only elements whose tag, name or value contains TEXT"
+    )
     sub.add_argument("--no-private", action="store_true", help="hide private elements")
-    sub.add_argument("--depth", type=int, metavar="N", help="expand sequences N levels deep (0: none)")
-    sub.add_argument("--mask", action="store_true", help="replace names, dates and identifiers by ***")
-    sub.add_argument("--json", action="store_true", help="DICOM JSON model (PS3.18 Annex F), file meta included")
     sub.add_argument(
-        "--bulk-data", action="store_true", help="with --json: include binary values over 1 KiB as InlineBinary"
+        "--depth", type=int, metavar="N", help="expand sequences N levels deep (0: none)"
     )
     sub.add_argument(
-        "--color", choices=["auto", "always", "never"], default="auto", help="colour output (default: auto)"
+        "--mask", action="store_true", help="replace names, dates and identifiers by ***"
     )
-    sub.add_argument("--width", type=int, default=80, metavar="N", help="longest value shown (default 80)")
+    sub.add_argument(
+        "--json", action="store_true", help="DICOM JSON model (PS3.18 Annex F), file meta included"
+    )
+    sub.add_argument(
+        "--bulk-data",
+        action="store_true",
+        help="with --json: include binary values over 1 KiB as InlineBinary",
+    )
+    sub.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="colour output (default: auto)",
+    )
+    sub.add_argument(
+        "--width", type=int, default=80, metavar="N", help="longest value shown (default 80)"
+    )
     _add_reading_options(sub)
 
 
@@ -224,11 +250,15 @@ def _run_show(args: argparse.Namespace) -> int:
         color=_use_color(args.color),
         value_width=args.width,
     )
-    batch = _Batch(args.paths, stop_before_pixels=args.json and not args.bulk_data, force=args.force)
+    batch = _Batch(
+        args.paths, stop_before_pixels=args.json and not args.bulk_data, force=args.force
+    )
     models = []
     for count, (path, ds) in enumerate(batch):
         if args.json:
-            models.append({"path": str(path), **to_json_model(ds, bulk_data=args.bulk_data, mask=args.mask)})
+            models.append(
+                {"path": str(path), **to_json_model(ds, bulk_data=args.bulk_data, mask=args.mask)}
+            )
             continue
         if batch.many:
             print(f"{'' if count == 0 else chr(10)}== {path} ==")
@@ -256,7 +286,15 @@ def _add_get(commands: Any) -> None:
     )
     sub.add_argument("tag", metavar="TAG", help="tag or path to print")
     sub.add_argument("paths", nargs="+", metavar="PATH", help="files, folders or glob patterns")
-    sub.add_argument("-t", "--tag", dest="more", action="append", default=[], metavar="TAG", help="another column")
+    sub.add_argument(
+        "-t",
+        "--tag",
+        dest="more",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="another column",
+    )
     sub.add_argument(
         "--format",
         choices=["table", "tsv", "csv", "json"],
@@ -272,16 +310,22 @@ def _run_get(args: argparse.Namespace) -> int:
     from dicomlens.values import value_json, value_text
 
     paths = [parse_tag(tag) for tag in [args.tag, *args.more]]
-    specific = None if any(step.ref.creator for p in paths for step in p.steps) else paths
-    batch = _Batch(args.paths, stop_before_pixels=True, force=args.force, specific_tags=specific)
+    batch = _Batch(args.paths, stop_before_pixels=True, force=args.force)
     columns = [str(path) for path in paths]
     rows: list[tuple[str, list[Any]]] = []
     for file, ds in batch:
         rows.append((str(file), [get(ds, path, default=None) for path in paths]))
     if args.format == "json":
-        _print_json([{"file": file, **dict(zip(columns, map(value_json, values), strict=True))} for file, values in rows])
+        _print_json(
+            [
+                {"file": file, **dict(zip(columns, map(value_json, values), strict=True))}
+                for file, values in rows
+            ]
+        )
     elif args.format in ("csv", "tsv"):
-        writer = csv.writer(sys.stdout, delimiter="," if args.format == "csv" else "\t", lineterminator="\n")
+        writer = csv.writer(
+            sys.stdout, delimiter="," if args.format == "csv" else "\t", lineterminator="\n"
+        )
         writer.writerow(["file", *columns])
         writer.writerows([file, *map(value_text, values)] for file, values in rows)
     elif not batch.many and len(columns) == 1:
@@ -289,7 +333,10 @@ def _run_get(args: argparse.Namespace) -> int:
             print(value_text(values[0]))
     else:
         header = (["FILE"] if batch.many else []) + columns
-        table = [([file] if batch.many else []) + [value_text(v) for v in values] for file, values in rows]
+        table = [
+            ([file] if batch.many else []) + [value_text(v) for v in values]
+            for file, values in rows
+        ]
         _print_table(header, table)
     return batch.finish()
 
@@ -327,9 +374,14 @@ def _run_find(args: argparse.Namespace) -> int:
         for match in find(ds, path):
             found.append((str(file), match.path, str(match.element.VR), match.value))
     if args.json:
-        _print_json([{"file": f, "path": p, "vr": vr, "value": value_json(v)} for f, p, vr, v in found])
+        _print_json(
+            [{"file": f, "path": p, "vr": vr, "value": value_json(v)} for f, p, vr, v in found]
+        )
     else:
-        _print_table(["FILE", "PATH", "VR", "VALUE"], [[f, p, vr, value_text(v, limit=80)] for f, p, vr, v in found])
+        _print_table(
+            ["FILE", "PATH", "VR", "VALUE"],
+            [[f, p, vr, value_text(v, limit=80)] for f, p, vr, v in found],
+        )
     return batch.finish()
 
 
@@ -349,18 +401,24 @@ def _add_diff(commands: Any) -> None:
     )
     sub.add_argument("a", metavar="A", help="file or folder")
     sub.add_argument("b", metavar="B", help="file or folder")
-    sub.add_argument("--no-meta", action="store_true", help="ignore the file meta information (group 0002)")
+    sub.add_argument(
+        "--no-meta", action="store_true", help="ignore the file meta information (group 0002)"
+    )
     _add_reading_options(sub)
 
 
 def _run_diff(args: argparse.Namespace) -> int:
-    from dicomlens.diff import diff, diff_folders
+    from dicomlens.differences import diff, diff_folders
     from dicomlens.reading import read
 
     try:
         if Path(args.a).is_dir() and Path(args.b).is_dir():
             return _diff_folders(diff_folders(args.a, args.b))
-        found = diff(read(args.a, force=args.force), read(args.b, force=args.force), file_meta=not args.no_meta)
+        found = diff(
+            read(args.a, force=args.force),
+            read(args.b, force=args.force),
+            file_meta=not args.no_meta,
+        )
     except FileError as exc:
         _error(exc)
         return _EXIT_DIFF_TROUBLE
@@ -444,7 +502,10 @@ def _print_table(header: list[str], rows: list[list[str]], out: TextIO | None = 
     out = out or sys.stdout
     widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(header)]
     for row in [header, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), file=out)
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(),
+            file=out,
+        )
 
 
 def _print_json(data: Any) -> None:
@@ -463,7 +524,12 @@ def _error(exc: BaseException) -> None:
 
 
 def _show_warning(
-    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: Any = None,
 ) -> None:
     text = " ".join(str(message).split())
     print(f"{PROG}: warning: {text}", file=sys.stderr)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from pydicom.dataelem import DataElement
 from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
@@ -28,11 +28,13 @@ MASK: Final = "***"
 PHI_KEYWORDS: Final = frozenset(
     {
         "AccessionNumber", "AdmissionID", "BranchOfService", "CountryOfResidence",
-        "CurrentPatientLocation", "DeviceSerialNumber", "EthnicGroup", "FillerOrderNumberImagingServiceRequest",
+        "CurrentPatientLocation", "DeviceSerialNumber", "EthnicGroup",
+        "FillerOrderNumberImagingServiceRequest",
         "InstitutionAddress", "InstitutionName", "InstitutionalDepartmentName", "IssuerOfPatientID",
         "MedicalRecordLocator", "MilitaryRank", "OtherPatientIDs", "OtherPatientNames",
         "PatientAddress", "PatientAge", "PatientBirthName", "PatientBirthTime", "PatientComments",
-        "PatientID", "PatientInsurancePlanCodeSequence", "PatientMotherBirthName", "PatientReligiousPreference",
+        "PatientID", "PatientInsurancePlanCodeSequence", "PatientMotherBirthName",
+        "PatientReligiousPreference",
         "PatientSize", "PatientTelephoneNumbers", "PatientTelecomInformation", "PatientWeight",
         "PerformedProcedureStepID", "PlacerOrderNumberImagingServiceRequest", "RegionOfResidence",
         "RequestedProcedureID", "ScheduledProcedureStepID", "StationName", "StudyID",
@@ -119,7 +121,9 @@ def dump(ds: Dataset, options: DumpOptions = DumpOptions()) -> str:
         if options.tags:
             for path in options.tags:
                 for match in iter_elements(dataset, path):
-                    _add_element(rows, match.element, 0, None, options, style, match.path, match.value)
+                    _add_element(
+                        rows, match.element, 0, None, options, style, match.path, match.value
+                    )
         else:
             for element in dataset:
                 _add_element(rows, element, 0, None, options, style)
@@ -154,9 +158,10 @@ def _add_element(
     indent = "  " * level
     width = max(40 - len(indent), len(label) + 2)
     kind = "private" if element.tag.is_private else "label"
+    shown = style("mask", text_value) if masked else text_value
     line = (
         f"{indent}{style('tag', _tag_text(element.tag))} {style(kind, label.ljust(width))}"
-        f"{style('vr', str(element.VR).ljust(4))}{style('mask', text_value) if masked else text_value}"
+        f"{style('vr', str(element.VR).ljust(4))}{shown}"
     )
     search = f"{format_tag(element.tag)} {element.name} {label} {'' if masked else text_value}"
     index = _append(rows, level, line, search, parent)

@@ -13,18 +13,18 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.tag import BaseTag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from dicomlens.errors import CorruptDicomError, DicomlensWarning, FileError, NotDicomError
-from dicomlens.tags import TagLike, format_tag, parse_tag
+from dicomlens.tags import format_tag
 
 __all__ = ["ReadResult", "iter_files", "read", "read_many"]
 
@@ -42,7 +42,6 @@ def read(
     path: str | os.PathLike[str],
     *,
     stop_before_pixels: bool = False,
-    specific_tags: Sequence[TagLike] | None = None,
     force: bool = False,
 ) -> FileDataset:
     """Read one DICOM file into a pydicom dataset, or raise a clear error.
@@ -56,8 +55,6 @@ def read(
         The file.
     stop_before_pixels
         Skip the pixel data (much faster for header work).
-    specific_tags
-        Read only these top-level tags (any notation), as pydicom's option.
     force
         Also read files without the ``DICM`` prefix (raw data sets); the result
         must still look like DICOM.
@@ -83,11 +80,8 @@ def read(
         raise NotDicomError(f"{file}: empty file (0 bytes)")
     if size < _PREAMBLE_AND_PREFIX and not force:
         raise NotDicomError(f"{file}: file too short to be DICOM ({size} bytes)")
-    tags = None if specific_tags is None else [_top_level_tag(spec) for spec in specific_tags]
     try:
-        ds = pydicom.dcmread(
-            file, stop_before_pixels=stop_before_pixels, specific_tags=tags, force=force
-        )
+        ds = pydicom.dcmread(file, stop_before_pixels=stop_before_pixels, force=force)
     except InvalidDicomError as exc:
         raise NotDicomError(f"{file}: {_not_dicom_reason(file)}") from exc
     except PermissionError as exc:
@@ -99,7 +93,7 @@ def read(
     if force:
         _check_plausible(ds, file)
     _check_lengths(ds, file, None if _is_deflated(ds) else size)
-    _check_meta(ds, file, size, expect_data=specific_tags is None)
+    _check_meta(ds, file, size)
     _decode_all(ds, file)
     return ds
 
@@ -118,14 +112,6 @@ def _file_size(file: Path) -> int:
     return stat.st_size
 
 
-def _top_level_tag(spec: TagLike) -> BaseTag:
-    path = parse_tag(spec)
-    ref = path.steps[0].ref
-    if ref.creator is not None:
-        return BaseTag((ref.group << 16) | 0x0010)  # private blocks need the creators first
-    return ref.tag
-
-
 def _not_dicom_reason(file: Path) -> str:
     with file.open("rb") as fh:
         head = fh.read(_PREAMBLE_AND_PREFIX)
@@ -135,7 +121,7 @@ def _not_dicom_reason(file: Path) -> str:
     return reason
 
 
-def _check_meta(ds: FileDataset, file: Path, size: int, *, expect_data: bool) -> None:
+def _check_meta(ds: FileDataset, file: Path, size: int) -> None:
     meta = ds.file_meta
     group_length = meta.get("FileMetaInformationGroupLength")
     if isinstance(group_length, int):
@@ -144,8 +130,10 @@ def _check_meta(ds: FileDataset, file: Path, size: int, *, expect_data: bool) ->
             raise CorruptDicomError(
                 f"{file}: truncated (file meta ends at byte {size}, expected {meta_end})"
             )
-    if expect_data and len(ds) == 0:
-        raise CorruptDicomError(f"{file}: truncated (no data set after the file meta; {size} bytes)")
+    if len(ds) == 0:
+        raise CorruptDicomError(
+            f"{file}: truncated (no data set after the file meta; {size} bytes)"
+        )
     if len(meta) and "TransferSyntaxUID" not in meta:
         syntax = "implicit" if ds.original_encoding[0] else "explicit"
         warnings.warn(
@@ -156,7 +144,7 @@ def _check_meta(ds: FileDataset, file: Path, size: int, *, expect_data: bool) ->
 
 
 def _is_deflated(ds: FileDataset) -> bool:
-    return ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian
+    return bool(ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian)
 
 
 def _check_lengths(ds: Dataset, file: Path, size: int | None) -> None:
@@ -167,10 +155,10 @@ def _check_lengths(ds: Dataset, file: Path, size: int | None) -> None:
     None when positions do not refer to the file (deflated data sets).
     """
     end = 0
-    for tag in ds.keys():
+    for tag in list(ds.keys()):
         raw = ds.get_item(tag)
-        if raw is None or not hasattr(raw, "value_tell") or raw.length == _UNDEFINED_LENGTH:
-            continue  # already converted (sequences of undefined length)
+        if not isinstance(raw, RawDataElement) or raw.length == _UNDEFINED_LENGTH:
+            continue  # already converted (empty values, sequences of undefined length)
         end = max(end, raw.value_tell + raw.length)
         got = 0 if raw.value is None else len(raw.value)
         if raw.value is None or got >= raw.length:
@@ -196,9 +184,13 @@ def _check_plausible(ds: Dataset, file: Path) -> None:
         raise NotDicomError(f"{file}: forced read produced no plausible DICOM content")
     if "TransferSyntaxUID" not in ds.file_meta:
         implicit, little = ds.original_encoding
-        guess = f"{'implicit' if implicit else 'explicit'} VR {'little' if little else 'big'} endian"
+        guess = (
+            f"{'implicit' if implicit else 'explicit'} VR {'little' if little else 'big'} endian"
+        )
         warnings.warn(
-            f"{file}: no file meta; transfer syntax guessed as {guess}", DicomlensWarning, stacklevel=3
+            f"{file}: no file meta; transfer syntax guessed as {guess}",
+            DicomlensWarning,
+            stacklevel=3,
         )
 
 
@@ -259,7 +251,9 @@ def iter_files(
         elif path.exists() or path.is_symlink():
             yield path, None, True
         elif _GLOB_CHARS.search(str(given)):
-            matches = sorted((Path(m) for m in glob.glob(str(given), recursive=True)), key=_natural_key)
+            matches = sorted(
+                (Path(m) for m in glob.glob(str(given), recursive=True)), key=_natural_key
+            )
             if not matches:
                 yield path, FileError(f"{path}: no file matches this pattern"), True
             for match in matches:

@@ -34,14 +34,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Final, Literal, TypeAlias
 
-from pydicom.datadict import (
-    DicomDictionary,
-    RepeatersDictionary,
-    get_entry,
-    get_private_entry,
-    keyword_dict,
-    private_dictionaries,
-)
+from pydicom._dicom_dict import DicomDictionary, RepeatersDictionary
+from pydicom._private_dict import private_dictionaries
+from pydicom.datadict import get_entry, get_private_entry, keyword_dict
 from pydicom.tag import BaseTag, Tag
 
 from dicomlens.errors import RetiredTagWarning, TagSyntaxError, UnknownTagError
@@ -232,15 +227,12 @@ def lookup(spec: TagLike, *, creator: str | None = None) -> TagInfo:
         raise TagSyntaxError(f"{spec!r}: expected one tag, got the path {path}")
     ref = path.leaf
     creator = ref.creator or creator
-    if ref.creator is not None:
-        tag = BaseTag((ref.group << 16) | 0x1000 | ref.element)
-    else:
-        tag = ref.tag
+    tag = BaseTag((ref.group << 16) | 0x1000 | ref.element) if ref.creator else ref.tag
     if tag.is_private and creator:
         return _private_info(tag, creator)
-    info = _public_entry(tag)
-    if info is not None:
-        return info
+    public = _public_entry(tag)
+    if public is not None:
+        return public
     if tag.is_private_creator:
         return TagInfo(tag, "", "Private Creator", "LO", "1", False)
     if tag.is_private:
@@ -278,12 +270,12 @@ def format_tag(tag: int | tuple[int, int], *, creator: str | None = None) -> str
         if tag.is_private_creator:
             return f"{number} PrivateCreator"
         if creator:
-            info = _private_info(tag, creator)
-            known = "" if info.name == "Private tag data" else f" {info.name}"
+            name = _private_info(tag, creator).name
+            known = "" if name == "Private tag data" else f" {name}"
             return f"{number} [{creator}]{known}"
         return number
-    info = _public_entry(tag)
-    return f"{number} {info.keyword}" if info and info.keyword else number
+    public = _public_entry(tag)
+    return f"{number} {public.keyword}" if public and public.keyword else number
 
 
 # ---------------------------------------------------------------------------
@@ -296,7 +288,9 @@ _PAIR = re.compile(
     re.IGNORECASE,
 )
 _HEX8 = re.compile(r"^(?:0x([0-9a-f]{1,8})|([0-9a-f]{8}))$", re.IGNORECASE)
-_CREATOR_PREFIX = re.compile(r'^(?:"(?P<quoted>[^"]+)"|(?P<bare>[^"():\[\]]+?))\s*:\s*(?P<rest>.+)$')
+_CREATOR_PREFIX = re.compile(
+    r'^(?:"(?P<quoted>[^"]+)"|(?P<bare>[^"():\[\]]+?))\s*:\s*(?P<rest>.+)$'
+)
 _INDEX = re.compile(r"^(?:-?\d+|\*)$")
 
 
@@ -453,7 +447,9 @@ def _check_trailing_name(ref: ElementRef, rest: str, whole: str) -> None:
     except UnknownTagError:
         named = None
     if named != ref:
-        raise TagSyntaxError(f"{whole!r}: {rest.strip()!r} does not name ({ref.group:04X},{ref.element:04X})")
+        raise TagSyntaxError(
+            f"{whole!r}: {rest.strip()!r} does not name ({ref.group:04X},{ref.element:04X})"
+        )
 
 
 def _ref_from_name(text: str, *, warn: bool = True) -> ElementRef:

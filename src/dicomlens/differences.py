@@ -108,9 +108,13 @@ def _diff_sequences(a: list[Dataset], b: list[Dataset], path: str) -> list[Diffe
     for position in range(max(len(a), len(b))):
         here = f"{path}[{position}]"
         if position >= len(b):
-            found.append(Difference(here, Change.ONLY_A, a=f"<item of {len(a[position])} elements>"))
+            found.append(
+                Difference(here, Change.ONLY_A, a=f"<item of {len(a[position])} elements>")
+            )
         elif position >= len(a):
-            found.append(Difference(here, Change.ONLY_B, b=f"<item of {len(b[position])} elements>"))
+            found.append(
+                Difference(here, Change.ONLY_B, b=f"<item of {len(b[position])} elements>")
+            )
         else:
             found += _diff_datasets(a[position], b[position], here + ".")
     return found
@@ -173,7 +177,9 @@ def diff_folders(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> Folder
     )
 
 
-def _by_uid(folder: str | os.PathLike[str]) -> tuple[dict[str, tuple[Path, Dataset]], list[FileError]]:
+def _by_uid(
+    folder: str | os.PathLike[str],
+) -> tuple[dict[str, tuple[Path, Dataset]], list[FileError]]:
     found: dict[str, tuple[Path, Dataset]] = {}
     errors: list[FileError] = []
     for result in read_many([folder], stop_before_pixels=False):

@@ -1,0 +1,335 @@
+"""The command line, in process: exit codes, stdout and the exact stderr lines."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pydicom
+import pytest
+from conftest import bundled
+from pydicom.dataset import Dataset
+
+from dicomlens.cli import main
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    def invoke(*argv: str | Path) -> tuple[int, str, str]:
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
+
+
+@pytest.fixture
+def folder(tmp_path: Path, ct_small: Path) -> Path:
+    """A small 'download': two good slices, a truncated one, a text file."""
+    data = tmp_path / "dicom_data"
+    data.mkdir()
+    shutil.copy(ct_small, data / "1-001.dcm")
+    shutil.copy(bundled("MR_small.dcm"), data / "1-002.dcm")
+    (data / "1-003.dcm").write_bytes(ct_small.read_bytes()[:1000])
+    (data / "README.txt").write_text("downloaded from somewhere\n" * 10)
+    return data
+
+
+# --- get -----------------------------------------------------------------------------
+
+
+def test_get_as_pasted_from_a_dump(run: Run) -> None:
+    path = bundled("examples_overlay.dcm")
+    assert run("get", "(0028, 1050)", path) == (0, "450\\200\n", "")
+    assert run("get", "WindowCenter[1]", path) == (0, "200\n", "")
+
+
+def test_get_several_tags_one_file(run: Run, ct_small: Path) -> None:
+    code, out, err = run(
+        "get", "PatientName", ct_small, "-t", "Rows", "-t", "OtherPatientIDsSequence[*].PatientID"
+    )
+    assert code == 0 and err == ""
+    assert out.splitlines() == [
+        "PatientName            Rows  OtherPatientIDsSequence[*].PatientID",
+        "CompressedSamples^CT1  128   ABCD1234\\1234ABCD",
+    ]
+
+
+def test_get_folder_continues_past_bad_files(run: Run, folder: Path) -> None:
+    code, out, err = run("get", "Modality", folder, "--format", "csv")
+    assert code == 1
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows == [
+        ["file", "Modality"],
+        [str(folder / "1-001.dcm"), "CT"],
+        [str(folder / "1-002.dcm"), "MR"],
+    ]
+    assert err.splitlines() == [
+        f"dicomlens: error: {folder / '1-003.dcm'}: truncated: (0010,1002) OtherPatientIDsSequence "
+        "declares 72 bytes but only 6 remain",
+        "dicomlens: 2 files read, 1 failed, 1 non-DICOM skipped",
+    ]
+
+
+def test_get_json_and_missing_tags_are_empty(run: Run, folder: Path) -> None:
+    code, out, _ = run(
+        "get",
+        "EchoTime",
+        folder / "1-001.dcm",
+        folder / "1-002.dcm",
+        "-t",
+        "Rows",
+        "--format",
+        "json",
+    )
+    assert code == 0
+    rows = json.loads(out)
+    assert [(r["EchoTime"], r["Rows"]) for r in rows] == [
+        (None, 128),
+        (pydicom.dcmread(folder / "1-002.dcm").EchoTime, 64),
+    ]
+
+
+def test_get_tsv_empty_for_missing(run: Run, folder: Path) -> None:
+    code, out, _ = run(
+        "get", "EchoTime", folder / "1-001.dcm", folder / "1-002.dcm", "--format", "tsv"
+    )
+    assert code == 0
+    assert out.splitlines()[1] == f"{folder / '1-001.dcm'}\t"
+
+
+def test_get_real_mr_values_match_pydicom(run: Run, shared_data: Path) -> None:
+    files = sorted((shared_data / "dcm_qa_decubitus/In/HFS/3_t1_fl2d_sag").glob("*.dcm"))[:5]
+    assert len(files) == 5
+    code, out, _ = run(
+        "get", "ImagePositionPatient", *files, "-t", "InstanceNumber", "--format", "json"
+    )
+    assert code == 0
+    for row, path in zip(json.loads(out), files, strict=True):
+        ds = pydicom.dcmread(path)
+        assert row["ImagePositionPatient"] == [float(v) for v in ds.ImagePositionPatient]
+        assert row["InstanceNumber"] == int(ds.InstanceNumber)
+
+
+# --- user errors: one line, right exit code ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "line"),
+    [
+        (
+            ["get", "PatientNmae", "x.dcm"],
+            2,
+            "dicomlens: error: unknown tag 'PatientNmae'; did you mean (0010,0010) PatientName",
+        ),
+        (
+            ["get", "(0019,xx0C)", "x.dcm"],
+            2,
+            "dicomlens: error: '(0019,xx0C)': a private element written (gggg,xxee) needs its "
+            "creator",
+        ),
+        (
+            ["show", "/no/such/file.dcm"],
+            1,
+            "dicomlens: error: /no/such/file.dcm: no such file or directory",
+        ),
+    ],
+)
+def test_user_errors_are_one_line(run: Run, argv: list[str], code: int, line: str) -> None:
+    got, out, err = run(*argv)
+    assert got == code and out == ""
+    assert err.splitlines()[0].startswith(line)
+    assert "Traceback" not in err
+
+
+def test_bad_inputs_one_line_each(run: Run, tmp_path: Path, ct_small: Path) -> None:
+    bad = {
+        "text.dcm": b"hello" * 50,
+        "empty.dcm": b"",
+        "cut.dcm": ct_small.read_bytes()[:300],
+    }
+    for name, data in bad.items():
+        (tmp_path / name).write_bytes(data)
+    code, out, err = run("show", *(tmp_path / n for n in bad), ct_small, tmp_path / "missing.dcm")
+    assert code == 1
+    assert f"== {ct_small} ==" in out and "PatientName" in out
+    assert err.splitlines() == [
+        f"dicomlens: error: {tmp_path / 'text.dcm'}: not a DICOM file (no DICM prefix at byte 128)",
+        f"dicomlens: error: {tmp_path / 'empty.dcm'}: empty file (0 bytes)",
+        f"dicomlens: error: {tmp_path / 'cut.dcm'}: "
+        "truncated (file meta ends at byte 300, expected 336)",
+        f"dicomlens: error: {tmp_path / 'missing.dcm'}: no such file or directory",
+        "dicomlens: 1 file read, 4 failed",
+    ]
+
+
+def test_warning_is_one_line_and_exit_zero(run: Run, tmp_path: Path, ct_small: Path) -> None:
+    (tmp_path / "pixels.dcm").write_bytes(ct_small.read_bytes()[:-5000])
+    code, out, err = run("show", "-t", "PatientID", tmp_path / "pixels.dcm")
+    assert (code, out.splitlines()[-1].split()) == (0, ["(0010,0020)", "PatientID", "LO", "1CT1"])
+    assert (
+        err == f"dicomlens: warning: {tmp_path / 'pixels.dcm'}: "
+        "Pixel Data shorter than declared (27906 of 32768 bytes)\n"
+    )
+
+
+def test_folder_without_dicom(run: Run, tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("x" * 200)
+    code, _, err = run("get", "Rows", tmp_path)
+    assert code == 1 and err.endswith(f"dicomlens: error: {tmp_path}: no DICOM files found\n")
+
+
+def test_argparse_usage_errors_exit_2(run: Run) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["show"])
+    assert caught.value.code == 2
+
+
+# --- show --------------------------------------------------------------------------
+
+
+def test_show_file_meta_first(run: Run, ct_small: Path) -> None:
+    code, out, err = run("show", ct_small)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == "# File meta information" and "# Data set" in lines
+    assert any(line.startswith("(0010,1002) OtherPatientIDsSequence") for line in lines)
+
+
+def test_show_filters(run: Run, ct_small: Path) -> None:
+    _, out, _ = run("show", ct_small, "-t", "(0028,0010)", "-t", "Columns", "--no-private")
+    assert out.splitlines() == [
+        "# Data set",
+        "(0028,0010) Rows                                    US  128",
+        "(0028,0011) Columns                                 US  128",
+    ]
+    _, out, _ = run("show", ct_small, "--grep", "bowtie")
+    assert out.splitlines()[-1].endswith("SH  LARGE BOWTIE FIL")
+    _, out, _ = run("show", ct_small, "--mask", "--grep", "patientname")
+    assert out.splitlines()[-1].endswith("PN  ***")
+
+
+def test_show_json_loads_back(run: Run, ct_small: Path) -> None:
+    code, out, _ = run("show", "--json", ct_small)
+    assert code == 0
+    model = json.loads(out)
+    assert model["path"] == str(ct_small)
+    back = Dataset.from_json(model["dataset"])
+    ds = pydicom.dcmread(ct_small)
+    del ds.PixelData
+    assert (
+        back.PatientName == ds.PatientName and back.ImagePositionPatient == ds.ImagePositionPatient
+    )
+    assert Dataset.from_json(model["file_meta"]).TransferSyntaxUID == ds.file_meta.TransferSyntaxUID
+
+
+def test_show_json_many_files_is_a_list(run: Run, folder: Path) -> None:
+    code, out, _ = run("show", "--json", folder)
+    assert code == 1
+    assert [Path(m["path"]).name for m in json.loads(out)] == ["1-001.dcm", "1-002.dcm"]
+
+
+def test_show_enhanced_multiframe(run: Run, shared_data: Path) -> None:
+    code, out, _ = run(
+        "show",
+        shared_data / "dcm_qa_enh/In/Siemens/XA10/6_1.dcm",
+        "--depth",
+        "1",
+        "--grep",
+        "PerFrame",
+    )
+    assert code == 0
+    assert out.splitlines()[1].startswith("(5200,9230) PerFrameFunctionalGroupsSequence")
+
+
+# --- tag, find, diff ------------------------------------------------------------------
+
+
+def test_tag_search(run: Run) -> None:
+    code, out, _ = run("tag", "window center", "--limit", "2", "--no-private")
+    assert code == 0
+    assert out.splitlines()[1].split() == [
+        "(0028,1050)",
+        "WindowCenter",
+        "Window",
+        "Center",
+        "DS",
+        "1-n",
+    ]
+    _, out, _ = run("tag", "ImagePosition", "--json", "--limit", "2")
+    rows = json.loads(out)
+    assert [(r["keyword"], r["retired"]) for r in rows] == [
+        ("ImagePosition", True),
+        ("ImagePositionPatient", False),
+    ]
+
+
+def test_tag_in_file(run: Run, ct_small: Path) -> None:
+    code, out, _ = run("tag", "PatientID", "--in", ct_small, "--limit", "1")
+    assert code == 0
+    assert out.splitlines()[-1] == (
+        f"(0010,0020) PatientID in {ct_small}: PatientID, OtherPatientIDsSequence[0].PatientID, "
+        "OtherPatientIDsSequence[1].PatientID"
+    )
+
+
+def test_find(run: Run, ct_small: Path) -> None:
+    code, out, _ = run("find", "PatientID", ct_small, "--json")
+    assert code == 0
+    assert [(r["path"], r["value"]) for r in json.loads(out)] == [
+        ("PatientID", "1CT1"),
+        ("OtherPatientIDsSequence[0].PatientID", "ABCD1234"),
+        ("OtherPatientIDsSequence[1].PatientID", "1234ABCD"),
+    ]
+
+
+def test_diff_exit_codes(run: Run, ct_small: Path, tmp_path: Path) -> None:
+    assert run("diff", ct_small, ct_small) == (0, "", "")
+    ds = pydicom.dcmread(ct_small)
+    ds.PatientName = "B"
+    ds.save_as(tmp_path / "b.dcm")
+    code, out, _ = run("diff", ct_small, tmp_path / "b.dcm")
+    assert (code, out) == (1, "~ PatientName: CompressedSamples^CT1 -> B\n")
+    code, _, err = run("diff", ct_small, tmp_path / "nope.dcm")
+    assert (
+        code == 2
+        and err == f"dicomlens: error: {tmp_path / 'nope.dcm'}: no such file or directory\n"
+    )
+
+
+def test_diff_folders(run: Run, folder: Path, tmp_path: Path) -> None:
+    other = tmp_path / "copy"
+    shutil.copytree(folder, other)
+    (other / "1-003.dcm").unlink()
+    code, _, err = run("diff", folder, other)
+    assert code == 2  # the truncated file in A is trouble
+    assert err.splitlines()[-1] == "2 matched, 0 different, 0 only in A, 0 only in B, 1 failed"
+    (folder / "1-003.dcm").unlink()
+    assert run("diff", folder, other)[0] == 0
+
+
+# --- process-level smoke tests --------------------------------------------------------
+
+
+def test_python_dash_m(ct_small: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "dicomlens", "get", "Modality", str(ct_small)],
+        capture_output=True,
+        text=True,
+    )
+    assert (out.returncode, out.stdout, out.stderr) == (0, "CT\n", "")
+
+
+def test_broken_pipe_is_quiet(ct_small: Path) -> None:
+    script = f"{sys.executable} -m dicomlens show {ct_small} | head -1"
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    assert out.stdout == "# File meta information\n"
+    assert out.stderr == ""
