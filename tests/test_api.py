@@ -6,18 +6,32 @@ import subprocess
 import sys
 import types
 
+import pytest
+
 import dicomlens
 
 
-def test_all_lists_exactly_the_public_names() -> None:
-    public = {
-        name
-        for name, value in vars(dicomlens).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType)
-    }
-    public.add("__version__")
+def test_all_is_sorted_and_every_name_resolves() -> None:
     assert sorted(dicomlens.__all__) == dicomlens.__all__
-    assert set(dicomlens.__all__) == public
+    for name in dicomlens.__all__:
+        value = getattr(dicomlens, name)
+        assert not isinstance(value, types.ModuleType), name
+    assert set(dicomlens.__all__) <= set(dir(dicomlens))
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        dicomlens.nothing  # noqa: B018
+
+
+def test_all_covers_every_public_name_of_the_exporting_modules() -> None:
+    from dicomlens import access, differences, errors, reading, tags
+
+    exported = set(dicomlens.__all__)
+    for module in (access, differences, errors, reading, tags):
+        wanted = {"read", "get", "find", "diff", "lookup", "parse_tag", "format_tag", "search_tags"}
+        classes = {n for n in module.__all__ if isinstance(getattr(module, n), type)}
+        assert (set(module.__all__) & wanted) | (classes - _NOT_EXPORTED) <= exported, module
+
+
+_NOT_EXPORTED = {"ElementRef", "PathStep", "ReadResult", "Change", "FolderDiff"}
 
 
 def test_import_stays_light() -> None:

@@ -47,13 +47,13 @@ def test_human_names_with_apostrophes_and_case() -> None:
 
 def test_sequence_paths_and_indexes() -> None:
     path = parse_tag("ReferencedImageSequence[0].ReferencedSOPInstanceUID")
-    assert [(s.ref.tag, s.index) for s in path.steps] == [(0x00081140, 0), (0x00081155, None)]
+    assert [(s.ref.tag, s.subscript) for s in path.steps] == [(0x00081140, 0), (0x00081155, None)]
     path = parse_tag(
         "PerFrameFunctionalGroupsSequence[*].PlanePositionSequence[0].ImagePositionPatient"
     )
-    assert [s.index for s in path.steps] == [WILDCARD, 0, None]
-    assert parse_tag("WindowCenter[1]").steps[0].index == 1
-    assert parse_tag("WindowCenter[-1]").steps[0].index == -1
+    assert [s.subscript for s in path.steps] == [WILDCARD, 0, None]
+    assert parse_tag("WindowCenter[1]").steps[0].subscript == 1
+    assert parse_tag("WindowCenter[-1]").steps[0].subscript == -1
     assert (
         str(parse_tag("(0008,1140)[2].(0008,1155)"))
         == "ReferencedImageSequence[2].ReferencedSOPInstanceUID"
@@ -80,7 +80,7 @@ def test_private_tags_with_creator(spec: str) -> None:
 def test_private_creator_and_index_together() -> None:
     step = parse_tag("(0029,xx10)[SIEMENS CSA HEADER][2]").steps[0]
     assert step.ref == ElementRef(0x0029, 0x10, "SIEMENS CSA HEADER")
-    assert step.index == 2
+    assert step.subscript == 2
 
 
 def test_private_tag_knows_its_name() -> None:

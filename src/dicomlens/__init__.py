@@ -6,28 +6,36 @@ and plain Python values.
 >>> import dicomlens as dl
 >>> dl.lookup("(0028, 1050)").keyword
 'WindowCenter'
+
+The names below are imported on first use (PEP 562), so that ``import
+dicomlens`` and the command line start fast and load only what they need.
 """
 
+from __future__ import annotations
+
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
-from dicomlens.access import Match, find, get
-from dicomlens.differences import Difference, diff
-from dicomlens.errors import (
-    CorruptDicomError,
-    DicomlensError,
-    DicomlensWarning,
-    ElementNotFoundError,
-    FileError,
-    NotDicomError,
-    RetiredTagWarning,
-    TagSyntaxError,
-    UnknownTagError,
-    UsageError,
-)
-from dicomlens.reading import read
-from dicomlens.tags import TagInfo, TagPath, format_tag, lookup, parse_tag, search_tags
+from dicomlens._version import __version__
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from dicomlens.access import Match, find, get
+    from dicomlens.differences import Difference, diff
+    from dicomlens.errors import (
+        CorruptDicomError,
+        DicomlensError,
+        DicomlensWarning,
+        ElementNotFoundError,
+        FileError,
+        NotDicomError,
+        RetiredTagWarning,
+        TagSyntaxError,
+        UnknownTagError,
+        UsageError,
+    )
+    from dicomlens.reading import read
+    from dicomlens.tags import TagInfo, TagPath, format_tag, lookup, parse_tag, search_tags
 
 __all__ = [
     "CorruptDicomError",
@@ -54,5 +62,34 @@ __all__ = [
     "read",
     "search_tags",
 ]
+
+_HOMES = {
+    "Match": "access",
+    "find": "access",
+    "get": "access",
+    "Difference": "differences",
+    "diff": "differences",
+    "read": "reading",
+    "TagInfo": "tags",
+    "TagPath": "tags",
+    "format_tag": "tags",
+    "lookup": "tags",
+    "parse_tag": "tags",
+    "search_tags": "tags",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        module = importlib.import_module(f"dicomlens.{_HOMES.get(name, 'errors')}")
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'dicomlens' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -10,8 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -36,8 +35,7 @@ class _Missing:
 _MISSING: Final = _Missing()
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
     """One element found in a dataset, with the concrete path that leads to it.
 
     ``value`` is the selected value: the element's whole value, one value of a
@@ -83,16 +81,16 @@ def _walk_path(ds: Dataset, steps: tuple[PathStep, ...], prefix: str) -> Iterato
     if rest:
         if element.VR != "SQ":
             return
-        for position, item in _select(list(value), step.index, default_all=True):
+        for position, item in _select(list(value), step.subscript, default_all=True):
             yield from _walk_path(item, rest, f"{here}[{position}].")
         return
-    if step.index is None:
+    if step.subscript is None:
         yield Match(here, element, _plain(value))
         return
     values = list(value) if isinstance(value, Sequence | MultiValue | list) else [value]
     if not isinstance(value, Sequence | MultiValue | list) and element.is_empty:
         values = []
-    for position, selected in _select(values, step.index, default_all=False):
+    for position, selected in _select(values, step.subscript, default_all=False):
         yield Match(f"{here}[{position}]", element, _plain(selected))
 
 
@@ -129,9 +127,9 @@ def _plain(value: Any) -> Any:
 def _is_multiple(path: TagPath) -> bool:
     """True when the path can select more than one value (wildcards)."""
     for position, step in enumerate(path.steps):
-        if step.index == WILDCARD:
+        if step.subscript == WILDCARD:
             return True
-        if step.index is None and position < len(path.steps) - 1:
+        if step.subscript is None and position < len(path.steps) - 1:
             return True
     return False
 

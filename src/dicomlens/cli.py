@@ -6,7 +6,6 @@ This is the only module that prints, reads ``sys.argv`` or decides exit codes.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -15,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from dicomlens import __version__
+from dicomlens._version import __version__
 from dicomlens.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -44,7 +43,8 @@ examples:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     with warnings.catch_warnings():
         warnings.simplefilter("default")
@@ -62,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with a known ``command``, only that subcommand is built
+    (the others cost start-up time and are not needed to run it)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="See, query and compare what is inside DICOM files.",
@@ -71,11 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    _add_tag(commands)
-    _add_show(commands)
-    _add_get(commands)
-    _add_find(commands)
-    _add_diff(commands)
+    adders = {
+        "tag": _add_tag,
+        "show": _add_show,
+        "get": _add_get,
+        "find": _add_find,
+        "diff": _add_diff,
+    }
+    for name, add in adders.items():
+        if command not in adders or command == name:
+            add(commands)
     return parser
 
 
@@ -323,6 +330,8 @@ def _run_get(args: argparse.Namespace) -> int:
             ]
         )
     elif args.format in ("csv", "tsv"):
+        import csv
+
         writer = csv.writer(
             sys.stdout, delimiter="," if args.format == "csv" else "\t", lineterminator="\n"
         )

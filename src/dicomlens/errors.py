@@ -13,6 +13,23 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CorruptDicomError",
+    "DicomlensError",
+    "DicomlensWarning",
+    "ElementNotFoundError",
+    "FileError",
+    "NotDicomError",
+    "RetiredTagWarning",
+    "TagSyntaxError",
+    "UnknownTagError",
+    "UsageError",
+]
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -8,14 +8,13 @@ the file. :func:`iter_files` and :func:`read_many` walk folders for batch work.
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pydicom
 from pydicom.dataelem import RawDataElement
@@ -210,8 +209,7 @@ def _decode_all(ds: FileDataset, file: Path) -> None:
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ReadResult:
+class ReadResult(NamedTuple):
     """One file of a batch: its dataset, or the error that prevented reading it.
 
     ``explicit`` is true when the user named the file (rather than it being
@@ -251,6 +249,8 @@ def iter_files(
         elif path.exists() or path.is_symlink():
             yield path, None, True
         elif _GLOB_CHARS.search(str(given)):
+            import glob  # only for patterns the shell did not expand
+
             matches = sorted(
                 (Path(m) for m in glob.glob(str(given), recursive=True)), key=_natural_key
             )

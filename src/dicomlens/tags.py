@@ -26,13 +26,11 @@ True
 
 from __future__ import annotations
 
-import difflib
 import re
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cache
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, NamedTuple, TypeAlias
 
 from pydicom._dicom_dict import DicomDictionary, RepeatersDictionary
 from pydicom._private_dict import private_dictionaries
@@ -69,8 +67,11 @@ _MAX_SUGGESTIONS: Final = 5
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ElementRef:
+# Value types are NamedTuples rather than dataclasses: they are created at import
+# time on every CLI start, and NamedTuples cost a fraction of the start-up time.
+
+
+class ElementRef(NamedTuple):
     """One element: a plain tag, or a private element named by its creator.
 
     With ``creator`` set, ``element`` is the 8-bit offset inside the creator's
@@ -104,19 +105,20 @@ class ElementRef:
         return f"({self.group:04X},{self.element:04X})"
 
 
-@dataclass(frozen=True)
-class PathStep:
-    """One step of a :class:`TagPath`: an element and an optional index."""
+class PathStep(NamedTuple):
+    """One step of a :class:`TagPath`: an element and its optional ``[n]`` or ``[*]``.
+
+    The subscript picks sequence items on inner steps and values on the last.
+    """
 
     ref: ElementRef
-    index: Index = None
+    subscript: Index = None
 
     def __str__(self) -> str:
-        return str(self.ref) if self.index is None else f"{self.ref}[{self.index}]"
+        return str(self.ref) if self.subscript is None else f"{self.ref}[{self.subscript}]"
 
 
-@dataclass(frozen=True)
-class TagPath:
+class TagPath(NamedTuple):
     """A path to an element, possibly nested in sequences, with optional indexes.
 
     ``str(path)`` is the canonical, re-parseable spelling.
@@ -132,7 +134,7 @@ class TagPath:
     @property
     def is_simple(self) -> bool:
         """True for one fixed tag without index or creator (usable as a dict key)."""
-        return len(self.steps) == 1 and self.steps[0].index is None and not self.leaf.creator
+        return len(self.steps) == 1 and self.steps[0].subscript is None and not self.leaf.creator
 
     @property
     def tag(self) -> BaseTag:
@@ -145,8 +147,7 @@ class TagPath:
         return ".".join(str(step) for step in self.steps)
 
 
-@dataclass(frozen=True)
-class TagInfo:
+class TagInfo(NamedTuple):
     """What the data dictionary knows about one tag."""
 
     tag: BaseTag
@@ -223,7 +224,7 @@ def lookup(spec: TagLike, *, creator: str | None = None) -> TagInfo:
     ((0028,1050), 'WindowCenter', 'DS', '1-n')
     """
     path = parse_tag(spec)
-    if len(path.steps) != 1 or path.steps[0].index is not None:
+    if len(path.steps) != 1 or path.steps[0].subscript is not None:
         raise TagSyntaxError(f"{spec!r}: expected one tag, got the path {path}")
     ref = path.leaf
     creator = ref.creator or creator
@@ -307,7 +308,7 @@ def parse_tag(spec: TagLike) -> TagPath:
 
     Examples
     --------
-    >>> parse_tag("WindowCenter[1]").steps[0].index
+    >>> parse_tag("WindowCenter[1]").steps[0].subscript
     1
     >>> str(parse_tag('"SIEMENS CT VA0  COAD":0019,0C'))
     '(0019,xx0C)[SIEMENS CT VA0  COAD]'
@@ -475,6 +476,8 @@ def _unknown_message(text: str) -> str:
 
 
 def _closest_tags(text: str, count: int = _MAX_SUGGESTIONS) -> list[int]:
+    import difflib  # only on the error path: keeps start-up fast
+
     index = _name_index()
     keys = difflib.get_close_matches(_normalize(text), list(index), n=count * 2, cutoff=0.6)
     found: list[int] = []
@@ -506,6 +509,8 @@ def _successor(retired: TagInfo) -> TagInfo | None:
     (``ImagePosition`` -> ``ImagePositionPatient``), then close spellings; among
     those, the same group, VR and VM, then the shortest keyword.
     """
+    import difflib  # only when a retired tag is met: keeps start-up fast
+
     keywords = _keyword_index()
     candidates = [kw for kw in keywords if kw.startswith(retired.keyword) and kw != retired.keyword]
     if not candidates:

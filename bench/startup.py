@@ -1,0 +1,51 @@
+"""CLI start-up: `dicomlens get WindowCenter FILE` against `pydicom show FILE::WindowCenter`
+and against the floor `python -c "import pydicom"`, all in this environment.
+
+Targets (issue 2): <= 1.0x pydicom show, and <= 15 ms above the floor.
+Run: .venv/bin/python bench/startup.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from pydicom.data import get_testdata_file
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import median_seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per command (>= 10)")
+    args = parser.parse_args()
+    bin_dir = Path(sys.executable).parent
+    file = get_testdata_file("MR_small.dcm")
+    pydicom_cli = shutil.which("pydicom", path=str(bin_dir))
+    dicomlens_cli = shutil.which("dicomlens", path=str(bin_dir))
+    if not (pydicom_cli and dicomlens_cli):
+        print("run inside the project's venv (make install)", file=sys.stderr)
+        return 2
+    commands = {
+        "dicomlens get": [dicomlens_cli, "get", "WindowCenter", str(file)],
+        "pydicom show": [pydicom_cli, "show", f"{file}::WindowCenter"],
+        "floor (import pydicom)": [sys.executable, "-c", "import pydicom"],
+    }
+    times = median_seconds(commands, runs=max(args.runs, 10))
+    for name, seconds in times.items():
+        print(f"{name:<24} median {seconds * 1000:7.1f} ms")
+    ours, peer, floor = (
+        times["dicomlens get"],
+        times["pydicom show"],
+        times["floor (import pydicom)"],
+    )
+    print(f"ratio dicomlens/pydicom show: {ours / peer:.2f}x  (target <= 1.00x)")
+    print(f"above the floor: {(ours - floor) * 1000:+.1f} ms  (target <= 15 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
