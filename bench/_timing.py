@@ -1,28 +1,53 @@
-"""Shared helpers for the benchmarks: run commands repeatedly, interleaved, and take medians."""
+"""Shared helpers for the benchmarks: run commands repeatedly, interleaved, and take medians.
+
+Both wall time and CPU time (user + system, from the child's rusage) are kept:
+CPU time is steadier on a shared or virtual machine.
+"""
 
 from __future__ import annotations
 
+import os
+import random
 import statistics
 import subprocess
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 
-def median_seconds(
+class Timing(NamedTuple):
+    wall: float
+    cpu: float
+
+
+def median_times(
     commands: dict[str, Sequence[str]], *, runs: int, warmup: int = 2
-) -> dict[str, float]:
-    """Median wall time of each command; runs are interleaved so that drift hits all alike."""
+) -> dict[str, Timing]:
+    """Median wall and CPU seconds of each command; rounds interleave the commands in a
+    random order so that drift and cache effects hit all alike."""
     for _ in range(warmup):
         for argv in commands.values():
             _run(argv)
-    samples: dict[str, list[float]] = {name: [] for name in commands}
+    samples: dict[str, list[Timing]] = {name: [] for name in commands}
+    order = list(commands)
     for _ in range(runs):
-        for name, argv in commands.items():
-            samples[name].append(_run(argv))
-    return {name: statistics.median(values) for name, values in samples.items()}
+        random.shuffle(order)  # no command always runs right after the same one
+        for name in order:
+            samples[name].append(_run(commands[name]))
+    return {
+        name: Timing(
+            statistics.median(t.wall for t in values), statistics.median(t.cpu for t in values)
+        )
+        for name, values in samples.items()
+    }
 
 
-def _run(argv: Sequence[str]) -> float:
+def _run(argv: Sequence[str]) -> Timing:
     start = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, list(argv))
+    return Timing(wall, usage.ru_utime + usage.ru_stime)

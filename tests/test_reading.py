@@ -217,3 +217,26 @@ def test_all_bundled_and_shared_files_read(shared_data: Path) -> None:
         except FileError:
             failed.append(path.name)
     assert set(failed) == unreadable
+
+
+def _with_bad_vr(ct_small: Path) -> bytes:
+    """CT_small with PatientName's VR bytes replaced by 'ZZ' (RELIABILITY R16)."""
+    data = bytearray(ct_small.read_bytes())
+    position = data.index(b"\x10\x00\x10\x00PN")
+    data[position + 4 : position + 6] = b"ZZ"
+    return bytes(data)
+
+
+def test_invalid_vr_fails_at_read_time_not_on_access(make_file: MakeFile, ct_small: Path) -> None:
+    path = make_file("zz.dcm", _with_bad_vr(ct_small))
+    with pytest.raises(
+        CorruptDicomError, match=r"zz\.dcm: cannot decode \(NotImplementedError: .*'ZZ'"
+    ):
+        read(path)
+
+
+def test_decode_only_some_tags_reports_their_damage(make_file: MakeFile, ct_small: Path) -> None:
+    path = make_file("zz.dcm", _with_bad_vr(ct_small))
+    assert read(path, decode={0x00280010}).Rows == 128
+    with pytest.raises(CorruptDicomError, match=r"zz\.dcm: cannot decode"):
+        read(path, decode={0x00100010})

@@ -6,6 +6,7 @@ This is the only module that prints, reads ``sys.argv`` or decides exit codes.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -46,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
+    # Start-up (importing pydicom and numpy) allocates many long-lived objects;
+    # collecting them over and over is wasted time. _end_startup() turns it back on.
+    frozen_before = gc.get_freeze_count()
+    gc.disable()
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = _show_warning
@@ -59,7 +64,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BrokenPipeError:
             _silence_stdout()
             return _EXIT_BROKEN_PIPE
+        finally:
+            gc.enable()
+            if not frozen_before:  # leave the collector as we found it (in-process callers)
+                gc.unfreeze()
     return status
+
+
+def _end_startup() -> None:
+    """Imports are done: keep their objects out of future collections, collect again."""
+    gc.freeze()
+    gc.enable()
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -317,7 +332,9 @@ def _run_get(args: argparse.Namespace) -> int:
     from dicomlens.values import value_json, value_text
 
     paths = [parse_tag(tag) for tag in [args.tag, *args.more]]
-    batch = _Batch(args.paths, stop_before_pixels=True, force=args.force)
+    private = any(step.ref.creator for path in paths for step in path.steps)
+    wanted = None if private else {path.steps[0].ref.tag for path in paths}
+    batch = _Batch(args.paths, stop_before_pixels=True, force=args.force, decode=wanted)
     columns = [str(path) for path in paths]
     rows: list[tuple[str, list[Any]]] = []
     for file, ds in batch:
@@ -420,6 +437,7 @@ def _run_diff(args: argparse.Namespace) -> int:
     from dicomlens.differences import diff, diff_folders
     from dicomlens.reading import read
 
+    _end_startup()
     try:
         if Path(args.a).is_dir() and Path(args.b).is_dir():
             return _diff_folders(diff_folders(args.a, args.b))
@@ -470,6 +488,7 @@ class _Batch:
     def __init__(self, paths: Sequence[str], **read_options: Any) -> None:
         from dicomlens.reading import iter_files
 
+        _end_startup()
         self.paths = paths
         self.read_options = read_options
         self.files = list(iter_files(paths))

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -42,10 +42,11 @@ def read(
     *,
     stop_before_pixels: bool = False,
     force: bool = False,
+    decode: Collection[int] | None = None,
 ) -> FileDataset:
     """Read one DICOM file into a pydicom dataset, or raise a clear error.
 
-    Every value is decoded here, so problems surface now rather than on first
+    Values are decoded here, so problems surface now rather than on first
     access later.
 
     Parameters
@@ -57,6 +58,9 @@ def read(
     force
         Also read files without the ``DICM`` prefix (raw data sets); the result
         must still look like DICOM.
+    decode
+        Decode only these top-level tags now (with everything inside them), for
+        callers that will touch nothing else; None decodes every value.
 
     Raises
     ------
@@ -93,7 +97,7 @@ def read(
         _check_plausible(ds, file)
     _check_lengths(ds, file, None if _is_deflated(ds) else size)
     _check_meta(ds, file, size)
-    _decode_all(ds, file)
+    _decode(ds, file, decode)
     return ds
 
 
@@ -193,13 +197,22 @@ def _check_plausible(ds: Dataset, file: Path) -> None:
         )
 
 
-def _decode_all(ds: FileDataset, file: Path) -> None:
-    """Decode every value now so that damage surfaces inside :func:`read`."""
+def _decode(ds: FileDataset, file: Path, tags: Collection[int] | None) -> None:
+    """Decode values now (all, or those under ``tags``) so that damage surfaces inside
+    :func:`read` rather than on first access."""
     try:
         for _ in ds.file_meta.iterall():
             pass
-        for _ in ds.iterall():
-            pass
+        if tags is None:
+            for _ in ds.iterall():
+                pass
+            return
+        for tag in tags:
+            element = ds.get(tag)
+            if element is not None and element.VR == "SQ":
+                for item in element.value:
+                    for _ in item.iterall():
+                        pass
     except Exception as exc:  # any decoding failure of pydicom's converters
         raise CorruptDicomError(f"{file}: cannot decode ({type(exc).__name__}: {exc})") from exc
 
