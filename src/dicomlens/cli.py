@@ -222,6 +222,8 @@ def _add_show(commands: Any) -> None:
     sub.add_argument(
         "-t",
         "--tag",
+        "--tags",
+        dest="tag",
         action="append",
         default=[],
         metavar="TAG",
