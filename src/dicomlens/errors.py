@@ -25,6 +25,7 @@ __all__ = [
     "FileError",
     "NotDicomError",
     "RetiredTagWarning",
+    "SeriesError",
     "TagSyntaxError",
     "UnknownTagError",
     "UsageError",
@@ -76,6 +77,10 @@ class NotDicomError(FileError):
 
 class CorruptDicomError(FileError):
     """The file is DICOM but damaged: truncated, inconsistent lengths, bad values."""
+
+
+class SeriesError(DicomlensError):
+    """Slices cannot be assembled into a series or volume as asked."""
 
 
 class DicomlensWarning(UserWarning):

@@ -1,0 +1,147 @@
+"""Scan folders into series: read headers, group, sort, report.
+
+>>> from pydicom.data import get_testdata_file
+>>> [s.modality for s in scan([get_testdata_file("CT_small.dcm")])]
+['CT']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dicomlens.errors import FileError, SeriesError
+from dicomlens.reading import read_many
+from dicomlens.series import GeometryReport, SliceInfo, group_slices, slice_infos, sort_slices
+from dicomlens.volume import Volume, load_volume
+
+__all__ = ["ScanResult", "Series", "scan", "scan_folder"]
+
+
+@dataclass
+class Series:
+    """One series (or one part of a split series), sorted, with its geometry report."""
+
+    slices: list[SliceInfo]
+    report: GeometryReport
+    split_reason: str = ""
+
+    @property
+    def first(self) -> SliceInfo:
+        return self.slices[0]
+
+    @property
+    def uid(self) -> str:
+        return self.first.series_instance_uid
+
+    @property
+    def number(self) -> int | None:
+        return self.first.series_number
+
+    @property
+    def description(self) -> str:
+        return self.first.series_description
+
+    @property
+    def modality(self) -> str:
+        return self.first.modality
+
+    @property
+    def files(self) -> int:
+        return len({s.path for s in self.slices})
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Rows x columns x slices."""
+        return (self.first.rows, self.first.columns, len(self.slices))
+
+    def volume(self, *, rescale: bool = True) -> Volume:
+        """Load the pixels (see :func:`dicomlens.volume.load_volume`)."""
+        return load_volume(self.slices, self.report, rescale=rescale)
+
+    def summary(self) -> dict[str, Any]:
+        """One row for ``dicomlens series``."""
+        spacing = self.first.pixel_spacing
+        return {
+            "number": self.number,
+            "description": self.description,
+            "modality": self.modality,
+            "files": self.files,
+            "shape": list(self.shape),
+            "spacing": [*spacing, self.report.spacing_mm] if spacing else None,
+            "orientation": "mosaic" if self.first.mosaic else self.report.orientation,
+            "verdict": "mosaic (not unpacked)" if self.first.mosaic else self.report.verdict,
+            "split": self.split_reason,
+            "uid": self.uid,
+        }
+
+    def __str__(self) -> str:
+        return f"series {self.number} {self.description!r} ({self.modality}, {self.shape})"
+
+
+@dataclass
+class ScanResult:
+    """Series found under some paths, and what could not be used."""
+
+    series: list[Series]
+    errors: list[FileError] = field(default_factory=list)
+    skipped: int = 0
+    not_images: int = 0
+
+
+def scan_folder(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> ScanResult:
+    """Read the headers of every file under ``paths`` and group them into series.
+
+    Non-DICOM files found in folders are counted in ``skipped``, DICOM files
+    without pixels (reports, plans, DICOMDIR) in ``not_images``; damaged files
+    are listed in ``errors``. ``progress`` is called with the count of files read.
+    """
+    result = ScanResult([])
+    infos: list[SliceInfo] = []
+    for count, item in enumerate(read_many(paths, stop_before_pixels=True), start=1):
+        if progress is not None:
+            progress(count)
+        if item.ignorable:
+            result.skipped += 1
+        elif item.error is not None:
+            result.errors.append(item.error)
+        elif item.dataset is not None and "Rows" in item.dataset:
+            infos.extend(slice_infos(item.dataset, item.path))
+        else:
+            result.not_images += 1
+    for members, reason in group_slices(infos):
+        ordered, report = sort_slices(members)
+        result.series.append(Series(ordered, report, reason))
+    result.series.sort(key=lambda s: (s.number is None, s.number or 0, s.description, s.uid))
+    return result
+
+
+def scan(paths: Iterable[str | os.PathLike[str]]) -> list[Series]:
+    """The series under ``paths``, grouped and sorted; raises if a file is damaged.
+
+    Use :func:`scan_folder` to go on past damaged files.
+    """
+    result = scan_folder(paths)
+    if result.errors:
+        raise result.errors[0]
+    return result.series
+
+
+def select_series(series: list[Series], wanted: str | None) -> Series:
+    """The series named by number or UID, or the only one; otherwise a clear error."""
+    if wanted is None:
+        if len(series) == 1:
+            return series[0]
+        listing = "; ".join(f"{s.number} {s.description!r} ({s.uid})" for s in series)
+        raise SeriesError(f"{len(series)} series found, choose one with --series: {listing}")
+    matches = [s for s in series if wanted in (str(s.number), s.uid)]
+    if len(matches) != 1:
+        listing = ", ".join(str(s.number) for s in series)
+        raise SeriesError(f"no single series {wanted!r} (series here: {listing})")
+    return matches[0]

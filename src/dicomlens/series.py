@@ -1,0 +1,483 @@
+"""Group slices into series, sort them in space and describe their geometry (pure).
+
+Coordinates are DICOM patient coordinates (LPS, millimetres). A slice is one
+2-D image: a single-frame file, or one frame of an enhanced multi-frame file.
+The volume axes are ``(i, j, k)`` = (column, row, slice): ``affine_lps`` maps
+an index ``(i, j, k, 1)`` to a point; see ``docs/coordinates.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+
+from dicomlens.errors import DicomlensWarning, SeriesError
+
+__all__ = [
+    "GeometryReport",
+    "SliceInfo",
+    "affine_lps",
+    "group_slices",
+    "lps_to_ras",
+    "orientation_label",
+    "slice_infos",
+    "slice_step",
+    "sort_slices",
+]
+
+ORIENTATION_ATOL: Final = 1e-4
+"""Largest difference between direction cosines that still counts as the same orientation."""
+SPACING_ATOL: Final = 1e-2
+"""Largest deviation from the regular slice spacing, in mm, still counted as regular."""
+TILT_MIN_DEGREES: Final = 0.01
+_GAP_FACTOR: Final = 1.5
+_OBLIQUE_COSINE: Final = math.cos(math.radians(10))
+_LPS_TO_RAS: Final = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+@dataclass(frozen=True)
+class SliceInfo:
+    """What grouping, sorting and loading need to know about one 2-D image."""
+
+    path: Path
+    frame: int | None
+    sop_instance_uid: str
+    series_instance_uid: str
+    rows: int
+    columns: int
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, ...] | None
+    pixel_spacing: tuple[float, float] | None
+    slice_thickness: float | None = None
+    instance_number: int | None = None
+    acquisition_time: str | None = None
+    echo_number: int | None = None
+    echo_time: float | None = None
+    temporal_position: int | None = None
+    image_type: tuple[str, ...] = ()
+    slope: float = 1.0
+    intercept: float = 0.0
+    series_number: int | None = None
+    series_description: str = ""
+    modality: str = ""
+    study_instance_uid: str = ""
+    mosaic: bool = False
+
+    @property
+    def normal(self) -> NDArray[np.float64] | None:
+        """Unit vector perpendicular to the slice (row cosine x column cosine)."""
+        if self.orientation is None:
+            return None
+        row, col = np.array(self.orientation[:3]), np.array(self.orientation[3:])
+        normal = np.cross(row, col)
+        length = float(np.linalg.norm(normal))
+        return normal / length if length > 0 else None
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Missing slices between two neighbours."""
+
+    after: str
+    before: str
+    expected_mm: float
+    found_mm: float
+    missing: int
+
+
+@dataclass
+class GeometryReport:
+    """The geometry of one sorted series and what was done about each finding.
+
+    ``verdict`` is ``"ok"`` or a short list of problems (``"gap, tilt"``).
+    """
+
+    slices: int
+    orientation: str
+    sorted_by: str
+    spacing_mm: float | None = None
+    spacing_min_mm: float | None = None
+    spacing_max_mm: float | None = None
+    spacing_std_mm: float | None = None
+    max_deviation_mm: float | None = None
+    uniform: bool = True
+    gaps: list[Gap] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
+    tilt_degrees: float = 0.0
+    mixed_rescale: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        problems = []
+        if self.gaps:
+            problems.append("gap")
+        if self.duplicates:
+            problems.append("duplicates")
+        if not self.uniform and not self.gaps:
+            problems.append("irregular spacing")
+        if self.tilt_degrees >= TILT_MIN_DEGREES:
+            problems.append("tilt")
+        if self.mixed_rescale:
+            problems.append("mixed rescale")
+        if self.sorted_by != "position":
+            problems.append(f"sorted by {self.sorted_by}")
+        return ", ".join(problems) or "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["verdict"] = self.verdict
+        return data
+
+
+# ---------------------------------------------------------------------------
+# Reading the geometry out of headers
+# ---------------------------------------------------------------------------
+
+
+def _floats(value: Any, count: int) -> tuple[float, ...] | None:
+    try:
+        numbers = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return numbers if len(numbers) == count else None
+
+
+def _number(value: Any, kind: type = float) -> Any:
+    if value is None or value == "":
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _item(ds: Dataset | None, sequence: str) -> Dataset | None:
+    if ds is None or sequence not in ds or not ds[sequence].value:
+        return None
+    item: Dataset = ds[sequence].value[0]
+    return item
+
+
+def _first(keyword: str, *places: Dataset | None) -> Any:
+    for place in places:
+        if place is not None and keyword in place:
+            return place[keyword].value
+    return None
+
+
+def slice_infos(ds: Dataset, path: Path) -> list[SliceInfo]:
+    """One :class:`SliceInfo` per image in a (header-only) dataset: one for a
+    classic file, one per frame for an enhanced multi-frame file."""
+    frames = _number(ds.get("NumberOfFrames"), int) or 1
+    common: dict[str, Any] = {
+        "path": path,
+        "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
+        "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
+        "study_instance_uid": str(ds.get("StudyInstanceUID", "")),
+        "rows": int(ds.get("Rows", 0) or 0),
+        "columns": int(ds.get("Columns", 0) or 0),
+        "series_number": _number(ds.get("SeriesNumber"), int),
+        "series_description": str(ds.get("SeriesDescription", "")),
+        "modality": str(ds.get("Modality", "")),
+        "instance_number": _number(ds.get("InstanceNumber"), int),
+        "acquisition_time": str(ds.get("AcquisitionTime", "")) or None,
+        "image_type": tuple(str(v) for v in (ds.get("ImageType") or ())),
+    }
+    common["mosaic"] = "MOSAIC" in common["image_type"]
+    shared_groups = _item(ds, "SharedFunctionalGroupsSequence")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is None or (frames == 1 and shared_groups is None):
+        return [SliceInfo(frame=None, **common, **_classic_geometry(ds))]
+    infos = []
+    for index, frame in enumerate(per_frame[:frames]):
+        geometry = _frame_geometry(frame, shared_groups, ds)
+        infos.append(SliceInfo(frame=index, **common, **geometry))
+    return infos
+
+
+def _classic_geometry(ds: Dataset) -> dict[str, Any]:
+    return {
+        "position": _floats(ds.get("ImagePositionPatient"), 3),
+        "orientation": _floats(ds.get("ImageOrientationPatient"), 6),
+        "pixel_spacing": _floats(ds.get("PixelSpacing"), 2),
+        "slice_thickness": _number(ds.get("SliceThickness")),
+        "echo_number": _number(_first("EchoNumbers", ds), int),
+        "echo_time": _number(ds.get("EchoTime")),
+        "temporal_position": _number(ds.get("TemporalPositionIdentifier"), int),
+        "slope": _number(ds.get("RescaleSlope")) or 1.0,
+        "intercept": _number(ds.get("RescaleIntercept")) or 0.0,
+    }
+
+
+def _frame_geometry(frame: Dataset, shared: Dataset | None, ds: Dataset) -> dict[str, Any]:
+    def macro(sequence: str) -> list[Dataset | None]:
+        return [_item(frame, sequence), _item(shared, sequence)]
+
+    measures = macro("PixelMeasuresSequence")
+    transform = macro("PixelValueTransformationSequence")
+    content = macro("FrameContentSequence")
+    echo = macro("MREchoSequence")
+    return {
+        "position": _floats(_first("ImagePositionPatient", *macro("PlanePositionSequence")), 3),
+        "orientation": _floats(
+            _first("ImageOrientationPatient", *macro("PlaneOrientationSequence")), 6
+        ),
+        "pixel_spacing": _floats(_first("PixelSpacing", *measures), 2),
+        "slice_thickness": _number(_first("SliceThickness", *measures)),
+        "echo_time": _number(_first("EffectiveEchoTime", *echo)),
+        "echo_number": None,
+        "temporal_position": _number(_first("TemporalPositionIndex", *content), int),
+        "slope": _number(_first("RescaleSlope", *transform, ds)) or 1.0,
+        "intercept": _number(_first("RescaleIntercept", *transform, ds)) or 0.0,
+    }
+
+
+# ---------------------------------------------------------------------------
+# Grouping
+# ---------------------------------------------------------------------------
+
+_SPLIT_FIELDS: Final = (
+    ("image size", lambda s: (s.rows, s.columns)),
+    ("orientation", lambda s: s.orientation),
+    ("pixel spacing", lambda s: s.pixel_spacing),
+    ("echo", lambda s: (s.echo_number, s.echo_time)),
+    ("temporal position", lambda s: s.temporal_position),
+    ("image type", lambda s: s.image_type[:3]),
+)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
+        return all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= ORIENTATION_ATOL
+    return bool(a == b)
+
+
+def group_slices(slices: Iterable[SliceInfo]) -> list[tuple[list[SliceInfo], str]]:
+    """Group slices by Series Instance UID, then split each group where image size,
+    orientation, pixel spacing, echo, temporal position or image type differ.
+
+    Returns ``(slices, why)`` pairs, ``why`` being empty for an unsplit series and
+    naming the differing field otherwise. Order follows the first slice seen.
+    """
+    by_uid: dict[str, list[SliceInfo]] = {}
+    for info in slices:
+        by_uid.setdefault(info.series_instance_uid, []).append(info)
+    groups: list[tuple[list[SliceInfo], str]] = []
+    for members in by_uid.values():
+        parts: list[list[SliceInfo]] = []
+        for info in members:
+            for part in parts:
+                if all(_same(key(part[0]), key(info)) for _, key in _SPLIT_FIELDS):
+                    part.append(info)
+                    break
+            else:
+                parts.append([info])
+        for part in parts:
+            groups.append((part, _split_reason(parts[0][0], part[0]) if len(parts) > 1 else ""))
+    return groups
+
+
+def _split_reason(first: SliceInfo, this: SliceInfo) -> str:
+    differing = [name for name, key in _SPLIT_FIELDS if not _same(key(first), key(this))]
+    return "split by " + (", ".join(differing) if differing else "the first group")
+
+
+# ---------------------------------------------------------------------------
+# Sorting and geometry
+# ---------------------------------------------------------------------------
+
+
+def sort_slices(slices: Sequence[SliceInfo]) -> tuple[list[SliceInfo], GeometryReport]:
+    """Order slices along their common normal and describe the geometry.
+
+    Falls back to InstanceNumber (with a warning) when positions or
+    orientations are missing or the slices do not share one orientation.
+    Slices with the same SOP Instance UID are kept once.
+    """
+    unique = _drop_repeated_uids(slices)
+    notes = []
+    if len(unique) < len(slices):
+        notes.append(f"{len(slices) - len(unique)} repeated SOP Instance UID(s) kept once")
+    normal = _common_normal(unique)
+    if normal is None:
+        ordered = sorted(unique, key=lambda s: (s.instance_number or 0, str(s.path), s.frame or 0))
+        if len(unique) > 1:
+            warnings.warn(
+                f"{unique[0].path.parent}: slices lack a common position/orientation; "
+                "sorted by InstanceNumber",
+                DicomlensWarning,
+                stacklevel=2,
+            )
+        report = GeometryReport(len(ordered), _label_of(unique), "instance number", notes=notes)
+        return ordered, report
+    distances = {id(s): float(np.dot(s.position, normal)) for s in unique}  # type: ignore[arg-type]
+    ordered = sorted(unique, key=lambda s: (distances[id(s)], s.instance_number or 0))
+    report = _geometry(ordered, [distances[id(s)] for s in ordered], normal, notes)
+    return ordered, report
+
+
+def _drop_repeated_uids(slices: Sequence[SliceInfo]) -> list[SliceInfo]:
+    seen: set[tuple[str, int | None]] = set()
+    unique = []
+    for info in slices:
+        key = (info.sop_instance_uid, info.frame)
+        if info.sop_instance_uid and key in seen:
+            continue
+        seen.add(key)
+        unique.append(info)
+    return unique
+
+
+def _common_normal(slices: Sequence[SliceInfo]) -> NDArray[np.float64] | None:
+    if any(s.position is None or s.orientation is None for s in slices):
+        return None
+    first = slices[0].orientation
+    if not all(_same(s.orientation, first) for s in slices):
+        return None
+    return slices[0].normal
+
+
+def _label_of(slices: Sequence[SliceInfo]) -> str:
+    normal = slices[0].normal if slices else None
+    return orientation_label(normal) if normal is not None else "unknown"
+
+
+def orientation_label(normal: NDArray[np.float64]) -> str:
+    """``sagittal``, ``coronal`` or ``axial`` for the patient axis the slice normal is
+    closest to, ``oblique`` when it is more than 10 degrees from all three."""
+    axis = int(np.argmax(np.abs(normal)))
+    if abs(normal[axis]) < _OBLIQUE_COSINE:
+        return "oblique"
+    return ("sagittal", "coronal", "axial")[axis]
+
+
+def _geometry(
+    ordered: list[SliceInfo], distances: list[float], normal: NDArray[np.float64], notes: list[str]
+) -> GeometryReport:
+    report = GeometryReport(len(ordered), orientation_label(normal), "position", notes=notes)
+    report.mixed_rescale = len({(s.slope, s.intercept) for s in ordered}) > 1
+    if report.mixed_rescale:
+        notes.append("rescale slope/intercept differ between slices: applied per slice")
+    if len(ordered) < 2:
+        return report
+    steps = np.diff(distances)
+    names = [_name(s) for s in ordered]
+    for index in np.flatnonzero(steps <= SPACING_ATOL):
+        report.duplicates.append((names[index], names[index + 1]))
+    regular = steps[steps > SPACING_ATOL]
+    if regular.size == 0:
+        notes.append("all slices at one position")
+        return report
+    expected = float(np.median(regular))
+    for index in np.flatnonzero(steps > expected * _GAP_FACTOR):
+        found = float(steps[index])
+        report.gaps.append(
+            Gap(names[index], names[index + 1], round(expected, 4), round(found, 4),
+                max(round(found / expected) - 1, 1))
+        )  # fmt: skip
+    deviation = float(np.max(np.abs(regular - expected)))
+    report.spacing_mm = round(expected, 6)
+    report.spacing_min_mm = round(float(regular.min()), 6)
+    report.spacing_max_mm = round(float(regular.max()), 6)
+    report.spacing_std_mm = round(float(regular.std()), 6)
+    report.max_deviation_mm = round(deviation, 6)
+    report.uniform = deviation <= SPACING_ATOL and not report.gaps
+    report.tilt_degrees = round(_tilt(ordered, normal), 3)
+    for gap in report.gaps:
+        notes.append(
+            f"gap: expected spacing {gap.expected_mm} mm, found {gap.found_mm} mm between "
+            f"{gap.after} and {gap.before} ({gap.missing} slice(s) missing); not interpolated"
+        )
+    for a, b in report.duplicates:
+        notes.append(f"duplicate position: {a} and {b}")
+    if report.tilt_degrees >= TILT_MIN_DEGREES:
+        notes.append(
+            f"gantry tilt {report.tilt_degrees} degrees: the affine is sheared to follow "
+            "the slice positions (no resampling)"
+        )
+    return report
+
+
+def _name(info: SliceInfo) -> str:
+    return info.path.name if info.frame is None else f"{info.path.name}#{info.frame}"
+
+
+def _tilt(ordered: list[SliceInfo], normal: NDArray[np.float64]) -> float:
+    """Angle between the line through the slice positions and the slice normal."""
+    step = np.subtract(ordered[-1].position, ordered[0].position)  # type: ignore[arg-type]
+    length = float(np.linalg.norm(step))
+    if length == 0:
+        return 0.0
+    cosine = min(1.0, abs(float(np.dot(step / length, normal))))
+    return math.degrees(math.acos(cosine))
+
+
+# ---------------------------------------------------------------------------
+# Affine
+# ---------------------------------------------------------------------------
+
+
+def affine_lps(ordered: Sequence[SliceInfo]) -> NDArray[np.float64]:
+    """4x4 affine from voxel index ``(i, j, k)`` = (column, row, slice) to LPS mm.
+
+    The third column is the typical (median) step between neighbouring slice
+    positions: a gantry tilt gives a sheared affine rather than a wrong one,
+    and a missing slice does not stretch the others (the volume leaves room for it).
+
+    Raises
+    ------
+    SeriesError
+        Position, orientation or pixel spacing is missing.
+    """
+    first = ordered[0]
+    if first.position is None or first.orientation is None or first.pixel_spacing is None:
+        raise SeriesError(
+            f"{first.path}: no ImagePositionPatient, ImageOrientationPatient or PixelSpacing"
+        )
+    row_cosine, column_cosine = np.array(first.orientation[:3]), np.array(first.orientation[3:])
+    row_spacing, column_spacing = first.pixel_spacing
+    affine = np.eye(4)
+    affine[:3, 0] = row_cosine * column_spacing
+    affine[:3, 1] = column_cosine * row_spacing
+    step = slice_step(ordered)
+    if step is not None:
+        affine[:3, 2] = step
+    else:
+        normal = first.normal
+        assert normal is not None
+        affine[:3, 2] = normal * (first.slice_thickness or 1.0)
+    affine[:3, 3] = first.position
+    return affine
+
+
+def slice_step(ordered: Sequence[SliceInfo]) -> NDArray[np.float64] | None:
+    """The median vector from one slice position to the next (None for one slice)."""
+    positions = np.array([s.position for s in ordered if s.position is not None], dtype=float)
+    if len(positions) < 2:
+        return None
+    steps = np.diff(positions, axis=0)
+    lengths = np.linalg.norm(steps, axis=1)
+    moving = steps[lengths > SPACING_ATOL]
+    if not len(moving):
+        return None
+    typical = float(np.median(np.linalg.norm(moving, axis=1)))
+    regular = moving[
+        np.abs(np.linalg.norm(moving, axis=1) - typical) <= max(SPACING_ATOL, typical * 0.1)
+    ]
+    return np.asarray(np.median(regular, axis=0), dtype=float)
+
+
+def lps_to_ras(affine: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The same affine in RAS (NIfTI) coordinates: x and y negated."""
+    return _LPS_TO_RAS @ affine
