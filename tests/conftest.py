@@ -49,3 +49,54 @@ def make_file(tmp_path: Path) -> Callable[[str, bytes], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def make_ct_series(tmp_path: Path, ct_small: Path) -> Callable[..., Path]:
+    """Write a synthetic axial CT series built from CT_small.
+
+    Slice k sits at z = k * spacing (y shifted by tan(tilt) * z for a gantry
+    tilt) and its pixels are CT_small's plus k, so every slice differs.
+    ``missing`` leaves slices out, ``duplicate`` writes a copy of a slice under
+    another file name (same UID), files are named in shuffled order.
+    """
+    import math
+    import random
+
+    import numpy as np
+    from pydicom.uid import generate_uid
+
+    def build(
+        count: int = 20,
+        *,
+        spacing: float = 2.5,
+        tilt: float = 0.0,
+        missing: tuple[int, ...] = (),
+        duplicate: tuple[int, ...] = (),
+        folder: str = "series",
+        seed: int = 7,
+    ) -> Path:
+        out = tmp_path / folder
+        out.mkdir()
+        template = pydicom.dcmread(ct_small)
+        template.SeriesInstanceUID = generate_uid()
+        template.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        base = template.pixel_array.astype(np.int16)
+        names = [f"{n:03d}" for n in range(count)]
+        random.Random(seed).shuffle(names)
+        for k in range(count):
+            if k in missing:
+                continue
+            ds = template.copy()
+            z = k * spacing
+            ds.ImagePositionPatient = [-100.0, -100.0 + z * math.tan(math.radians(tilt)), z]
+            ds.InstanceNumber = k + 1
+            ds.SOPInstanceUID = generate_uid()
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.PixelData = (base + k).astype(base.dtype).tobytes()
+            ds.save_as(out / f"IM{names[k]}.dcm")
+            if k in duplicate:
+                ds.save_as(out / f"copy_of_{names[k]}.dcm")
+        return out
+
+    return build

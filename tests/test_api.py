@@ -22,16 +22,26 @@ def test_all_is_sorted_and_every_name_resolves() -> None:
 
 
 def test_all_covers_every_public_name_of_the_exporting_modules() -> None:
-    from dicomlens import access, differences, errors, reading, tags
+    from dicomlens import access, differences, errors, reading, scanning, tags, volume
 
     exported = set(dicomlens.__all__)
-    for module in (access, differences, errors, reading, tags):
-        wanted = {"read", "get", "find", "diff", "lookup", "parse_tag", "format_tag", "search_tags"}
+    for module in (access, differences, errors, reading, scanning, tags, volume):
+        wanted = {
+            "read",
+            "get",
+            "find",
+            "diff",
+            "lookup",
+            "parse_tag",
+            "format_tag",
+            "search_tags",
+            "scan",
+        }
         classes = {n for n in module.__all__ if isinstance(getattr(module, n), type)}
         assert (set(module.__all__) & wanted) | (classes - _NOT_EXPORTED) <= exported, module
 
 
-_NOT_EXPORTED = {"ElementRef", "PathStep", "ReadResult", "Change", "FolderDiff"}
+_NOT_EXPORTED = {"ElementRef", "PathStep", "ReadResult", "Change", "FolderDiff", "ScanResult"}
 
 
 def test_import_stays_light() -> None:

@@ -333,3 +333,79 @@ def test_broken_pipe_is_quiet(ct_small: Path) -> None:
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
     assert out.stdout == "# File meta information\n"
     assert out.stderr == ""
+
+
+# --- series, volume, render -----------------------------------------------------------
+
+
+def test_series_table(run: Run, make_ct_series: Callable[..., Path]) -> None:
+    folder = make_ct_series(6, missing=(2,))
+    code, out, err = run("series", folder)
+    assert (code, err) == (0, "")
+    header, row = out.splitlines()
+    assert header.split()[:3] == ["#", "DESCRIPTION", "MODALITY"]
+    assert row.split() == ["1", "CT", "5", "128x128x5", "0.6615x0.6615x2.5", "axial", "gap"]
+
+
+def test_series_json(run: Run, make_ct_series: Callable[..., Path]) -> None:
+    code, out, _ = run("series", "--json", make_ct_series(4, tilt=5.0))
+    (series,) = json.loads(out)
+    assert code == 0 and series["geometry"]["tilt_degrees"] == pytest.approx(5.0, abs=0.1)
+    assert series["verdict"] == "tilt"
+
+
+def test_volume_writes_nifti_and_sidecar(
+    run: Run, make_ct_series: Callable[..., Path], tmp_path: Path
+) -> None:
+    out_path = tmp_path / "out" / "ct.nii.gz"
+    code, out, err = run("volume", make_ct_series(4), "-o", out_path)
+    assert code == 0 and err == ""
+    assert (
+        out == f"{out_path}: 128x128x4 int16, geometry ok; sidecar {tmp_path / 'out' / 'ct.json'}\n"
+    )
+    assert json.loads((tmp_path / "out" / "ct.json").read_text())["shape"] == [128, 128, 4]
+
+
+def test_volume_needs_a_choice_between_series(
+    run: Run, make_ct_series: Callable[..., Path], tmp_path: Path
+) -> None:
+    make_ct_series(3, folder="a")
+    make_ct_series(3, folder="b", seed=3)
+    code, _, err = run("volume", tmp_path / "a", tmp_path / "b", "-o", tmp_path / "v.npz")
+    assert code == 1
+    assert err.startswith("dicomlens: error: 2 series found, choose one with --series: 1 '' (")
+    assert not (tmp_path / "v.npz").exists()
+
+
+def test_volume_bad_output_name(
+    run: Run, make_ct_series: Callable[..., Path], tmp_path: Path
+) -> None:
+    code, _, err = run("volume", make_ct_series(2), "-o", tmp_path / "v.txt")
+    assert code == 2 and "the output must end with one of .nii.gz, .nii, .npz, .npy" in err
+
+
+def test_render_and_its_errors(run: Run, ct_small: Path, tmp_path: Path) -> None:
+    code, out, _ = run("render", ct_small, "--window", "40,400", "-o", tmp_path / "ct.png")
+    assert code == 0 and out.startswith(f"{tmp_path / 'ct.png'}: 1 slice of series 1")
+    from PIL import Image
+
+    with Image.open(tmp_path / "ct.png") as picture:
+        assert picture.size == (128, 128)
+    assert run("render", ct_small, "--window", "40", "-o", tmp_path / "x.png")[2] == (
+        "dicomlens: error: --window '40': expected CENTER,WIDTH such as 40,400\n"
+    )
+    code, _, err = run("render", ct_small, "--preset", "nothing", "-o", tmp_path / "x.png")
+    assert code == 2 and err.startswith(
+        "dicomlens: error: unknown preset 'nothing'; choose from abdomen"
+    )
+
+
+def test_render_montage(run: Run, make_ct_series: Callable[..., Path], tmp_path: Path) -> None:
+    code, out, _ = run(
+        "render", make_ct_series(5), "--montage", "--preset", "bone", "-o", tmp_path / "m.png"
+    )
+    assert code == 0 and "5 slices" in out
+    from PIL import Image
+
+    with Image.open(tmp_path / "m.png") as picture:
+        assert picture.size == (3 * 128, 2 * 128)

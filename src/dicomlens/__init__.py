@@ -30,12 +30,16 @@ if TYPE_CHECKING:
         FileError,
         NotDicomError,
         RetiredTagWarning,
+        SeriesError,
         TagSyntaxError,
         UnknownTagError,
         UsageError,
+        WriteError,
     )
     from dicomlens.reading import read
+    from dicomlens.scanning import Series, scan
     from dicomlens.tags import TagInfo, TagPath, format_tag, lookup, parse_tag, search_tags
+    from dicomlens.volume import Volume
 
 __all__ = [
     "CorruptDicomError",
@@ -47,11 +51,15 @@ __all__ = [
     "Match",
     "NotDicomError",
     "RetiredTagWarning",
+    "Series",
+    "SeriesError",
     "TagInfo",
     "TagPath",
     "TagSyntaxError",
     "UnknownTagError",
     "UsageError",
+    "Volume",
+    "WriteError",
     "__version__",
     "diff",
     "find",
@@ -60,6 +68,7 @@ __all__ = [
     "lookup",
     "parse_tag",
     "read",
+    "scan",
     "search_tags",
 ]
 
@@ -70,6 +79,9 @@ _HOMES = {
     "Difference": "differences",
     "diff": "differences",
     "read": "reading",
+    "Series": "scanning",
+    "scan": "scanning",
+    "Volume": "volume",
     "TagInfo": "tags",
     "TagPath": "tags",
     "format_tag": "tags",

@@ -94,6 +94,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "get": _add_get,
         "find": _add_find,
         "diff": _add_diff,
+        "series": _add_series,
+        "volume": _add_volume,
+        "render": _add_render,
     }
     for name, add in adders.items():
         if command not in adders or command == name:
@@ -477,6 +480,213 @@ def _diff_folders(result: Any) -> int:
     if result.errors:
         return _EXIT_DIFF_TROUBLE
     return EXIT_OK if result.identical else _EXIT_DIFFERENT
+
+
+# ---------------------------------------------------------------------------
+# series, volume, render
+# ---------------------------------------------------------------------------
+
+
+def _add_series(commands: Any) -> None:
+    sub = _command(
+        commands,
+        "series",
+        _run_series,
+        "List the series in folders: size, spacing, orientation and a geometry verdict.",
+        "  dicomlens series dicom_data/\n"
+        "  dicomlens series --json dicom_data/ | jq '.[0].geometry'\n",
+    )
+    sub.add_argument("paths", nargs="+", metavar="PATH", help="folders, files or glob patterns")
+    sub.add_argument(
+        "--json", action="store_true", help="print every series with its geometry report"
+    )
+
+
+def _run_series(args: argparse.Namespace) -> int:
+    result = _scan(args.paths)
+    if args.json:
+        _print_json([{**s.summary(), "geometry": s.report.to_dict()} for s in result.series])
+    else:
+        rows = []
+        for s in result.series:
+            row = s.summary()
+            spacing = "x".join(_mm(v) for v in row["spacing"]) if row["spacing"] else ""
+            rows.append(
+                [
+                    "" if row["number"] is None else str(row["number"]),
+                    row["description"],
+                    row["modality"],
+                    str(row["files"]),
+                    "x".join(map(str, row["shape"])),
+                    spacing,
+                    row["orientation"],
+                    row["verdict"] + (f" ({row['split']})" if row["split"] else ""),
+                ]
+            )
+        header = [
+            "#",
+            "DESCRIPTION",
+            "MODALITY",
+            "FILES",
+            "ROWSxCOLSxSLICES",
+            "SPACING",
+            "ORIENT",
+            "GEOMETRY",
+        ]
+        _print_table(header, rows)
+    return _scan_status(result)
+
+
+def _add_volume(commands: Any) -> None:
+    sub = _command(
+        commands,
+        "volume",
+        _run_volume,
+        "Build the 3-D volume of a series and write it as NIfTI or NumPy with a JSON sidecar.",
+        "  dicomlens volume dicom_data/ -o ct.nii.gz          # writes ct.nii.gz and ct.json\n"
+        "  dicomlens volume study/ --series 3 -o t1.npz\n"
+        "  dicomlens volume study/ --series 1.2.840.113619.2.55.3 -o ct.nii --stored\n",
+    )
+    sub.add_argument("paths", nargs="+", metavar="PATH", help="folders, files or glob patterns")
+    sub.add_argument(
+        "-o", "--output", required=True, metavar="OUT", help=".nii.gz, .nii, .npz or .npy"
+    )
+    sub.add_argument(
+        "--series", metavar="N|UID", help="series number or UID (needed when there are several)"
+    )
+    sub.add_argument(
+        "--stored", action="store_true", help="stored values, without RescaleSlope/Intercept"
+    )
+
+
+def _run_volume(args: argparse.Namespace) -> int:
+    from dicomlens.export import save_volume
+    from dicomlens.scanning import select_series
+
+    result = _scan(args.paths)
+    series = select_series(result.series, args.series)
+    volume = series.volume(rescale=not args.stored)
+    sidecar = save_volume(volume, args.output, info={"series": series.summary()})
+    shape = "x".join(map(str, volume.array.shape))
+    verdict = volume.report.verdict
+    print(f"{args.output}: {shape} {volume.array.dtype}, geometry {verdict}; sidecar {sidecar}")
+    for note in volume.report.notes:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
+    return _scan_status(result)
+
+
+def _add_render(commands: Any) -> None:
+    sub = _command(
+        commands,
+        "render",
+        _run_render,
+        "Render a slice (or a montage of all slices) as a PNG with window/level.",
+        "  dicomlens render dicom_data/ -o middle.png\n"
+        "  dicomlens render dicom_data/ --slice 10 --preset lung -o lung.png\n"
+        "  dicomlens render ct.dcm --window 40,400 -o ct.png\n"
+        "  dicomlens render dicom_data/ --montage -o all.png\n",
+    )
+    sub.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or glob pattern")
+    sub.add_argument(
+        "-o", "--output", required=True, metavar="OUT.png", help="the picture to write"
+    )
+    sub.add_argument(
+        "--series", metavar="N|UID", help="series number or UID (needed when there are several)"
+    )
+    where = sub.add_mutually_exclusive_group()
+    where.add_argument(
+        "--slice", type=int, metavar="N", help="slice index in sorted order (default: middle)"
+    )
+    where.add_argument("--montage", action="store_true", help="every slice in one picture")
+    how = sub.add_mutually_exclusive_group()
+    how.add_argument("--window", metavar="C,W", help="window center and width, e.g. 40,400")
+    how.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="brain, subdural, lung, mediastinum, bone, abdomen, liver, or a window of the file "
+        "(its number or explanation); default: the file's first window",
+    )
+
+
+def _run_render(args: argparse.Namespace) -> int:
+    from dicomlens.export import montage, save_png
+    from dicomlens.rendering import render_series
+    from dicomlens.scanning import select_series
+
+    window = _parse_window(args.window) if args.window else None
+    result = _scan(args.paths)
+    series = select_series(result.series, args.series)
+    images = render_series(
+        series, index=args.slice, all_slices=args.montage, window=window, preset=args.preset
+    )
+    save_png(montage(images) if args.montage else images[0], args.output)
+    print(f"{args.output}: {len(images)} slice{'s' if len(images) != 1 else ''} of {series}")
+    return _scan_status(result)
+
+
+def _parse_window(text: str) -> tuple[float, float]:
+    try:
+        center, width = (float(part) for part in text.split(","))
+    except ValueError:
+        raise UsageError(f"--window {text!r}: expected CENTER,WIDTH such as 40,400") from None
+    if width <= 0:
+        raise UsageError(f"--window {text!r}: the width must be positive")
+    return center, width
+
+
+def _scan(paths: Sequence[str]) -> Any:
+    from dicomlens.scanning import scan_folder
+
+    _end_startup()
+    progress = _Progress("scanning") if sys.stderr.isatty() else None
+    result = scan_folder(paths, progress=progress)
+    if progress is not None:
+        progress.done()
+    for error in result.errors:
+        _error(error)
+    if not result.series:
+        raise FileError(f"{', '.join(paths)}: no DICOM images found")
+    return result
+
+
+def _scan_status(result: Any) -> int:
+    if result.errors or result.skipped:
+        parts = [f"{len(result.series)} series"]
+        if result.errors:
+            parts.append(f"{len(result.errors)} files failed")
+        if result.skipped:
+            parts.append(f"{result.skipped} non-DICOM skipped")
+        print(f"{PROG}: {', '.join(parts)}", file=sys.stderr)
+    return EXIT_FAILED if result.errors else EXIT_OK
+
+
+def _mm(value: float | None) -> str:
+    return "?" if value is None else f"{value:.4g}"
+
+
+class _Progress:
+    """A one-line counter with rate on a terminal's stderr."""
+
+    def __init__(self, label: str) -> None:
+        import time
+
+        self.label, self.clock, self.start, self.shown = (
+            label,
+            time.monotonic,
+            time.monotonic(),
+            0.0,
+        )
+
+    def __call__(self, count: int) -> None:
+        now = self.clock()
+        if now - self.shown >= 0.2:
+            rate = count / max(now - self.start, 1e-9)
+            print(f"\r{PROG}: {self.label}: {count} files ({rate:.0f}/s)", end="", file=sys.stderr)
+            self.shown = now
+
+    def done(self) -> None:
+        if self.shown:
+            print("\r\x1b[K", end="", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ __all__ = [
     "TagSyntaxError",
     "UnknownTagError",
     "UsageError",
+    "WriteError",
 ]
 
 EXIT_OK = 0
@@ -81,6 +82,10 @@ class CorruptDicomError(FileError):
 
 class SeriesError(DicomlensError):
     """Slices cannot be assembled into a series or volume as asked."""
+
+
+class WriteError(DicomlensError):
+    """An output file could not be written; the target is left as it was."""
 
 
 class DicomlensWarning(UserWarning):

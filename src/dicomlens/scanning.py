@@ -17,7 +17,7 @@ from dicomlens.reading import read_many
 from dicomlens.series import GeometryReport, SliceInfo, group_slices, slice_infos, sort_slices
 from dicomlens.volume import Volume, load_volume
 
-__all__ = ["ScanResult", "Series", "scan", "scan_folder"]
+__all__ = ["ScanResult", "Series", "scan", "scan_folder", "select_series"]
 
 
 @dataclass
@@ -71,11 +71,15 @@ class Series:
             "files": self.files,
             "shape": list(self.shape),
             "spacing": [*spacing, self.report.spacing_mm] if spacing else None,
-            "orientation": "mosaic" if self.first.mosaic else self.report.orientation,
-            "verdict": "mosaic (not unpacked)" if self.first.mosaic else self.report.verdict,
+            "orientation": self.report.orientation,
+            "verdict": self._mosaic_verdict() if self.first.mosaic else self.report.verdict,
             "split": self.split_reason,
             "uid": self.uid,
         }
+
+    def _mosaic_verdict(self) -> str:
+        volumes = self.files
+        return f"Siemens mosaic: {volumes} volume{'s' if volumes != 1 else ''}, one per file"
 
     def __str__(self) -> str:
         return f"series {self.number} {self.description!r} ({self.modality}, {self.shape})"

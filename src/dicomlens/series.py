@@ -283,14 +283,19 @@ def group_slices(slices: Iterable[SliceInfo]) -> list[tuple[list[SliceInfo], str
                     break
             else:
                 parts.append([info])
-        for part in parts:
-            groups.append((part, _split_reason(parts[0][0], part[0]) if len(parts) > 1 else ""))
+        for number, part in enumerate(parts, start=1):
+            groups.append((part, _split_reason(parts, number) if len(parts) > 1 else ""))
     return groups
 
 
-def _split_reason(first: SliceInfo, this: SliceInfo) -> str:
-    differing = [name for name, key in _SPLIT_FIELDS if not _same(key(first), key(this))]
-    return "split by " + (", ".join(differing) if differing else "the first group")
+def _split_reason(parts: list[list[SliceInfo]], number: int) -> str:
+    firsts = [part[0] for part in parts]
+    differing = [
+        name
+        for name, key in _SPLIT_FIELDS
+        if any(not _same(key(firsts[0]), key(other)) for other in firsts[1:])
+    ]
+    return f"split by {', '.join(differing)}: part {number} of {len(parts)}"
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,81 @@
+"""Render slices of a series as 8-bit pictures with a window (``dicomlens render``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dicomlens.errors import SeriesError, UsageError
+from dicomlens.reading import read
+from dicomlens.scanning import Series
+from dicomlens.volume import PRESETS, Window, file_windows, full_range_window, window_to_uint8
+
+__all__ = ["choose_window", "render_series"]
+
+
+def choose_window(
+    series: Series, values: NDArray[Any], *, window: tuple[float, float] | None, preset: str | None
+) -> Window:
+    """The window to use: explicit, a named preset, a window of the file (by its
+    number or explanation), or the full range of the values."""
+    if window is not None:
+        return Window(window[0], window[1], "explicit")
+    header = read(series.first.path, stop_before_pixels=True)
+    windows = file_windows(header)
+    if preset is None:
+        return windows[0] if windows else full_range_window(values)
+    key = preset.lower()
+    if key in PRESETS:
+        center, width = PRESETS[key]
+        return Window(center, width, key)
+    for number, candidate in enumerate(windows, start=1):
+        if key in (str(number), candidate.name.lower()):
+            return candidate
+    names = sorted(PRESETS) + [w.name for w in windows]
+    raise UsageError(f"unknown preset {preset!r}; choose from {', '.join(names)}")
+
+
+def render_series(
+    series: Series,
+    *,
+    index: int | None = None,
+    all_slices: bool = False,
+    window: tuple[float, float] | None = None,
+    preset: str | None = None,
+) -> list[NDArray[np.uint8]]:
+    """Windowed 8-bit images (rows x columns) of one slice (the middle one by default)
+    or of every slice; colour images are returned as they are (rows x columns x 3)."""
+    header = read(series.first.path, stop_before_pixels=True)
+    if int(header.get("SamplesPerPixel", 1) or 1) > 1:
+        return [_colour(series, index)]
+    volume = series.volume(rescale=True)
+    depth = volume.array.shape[2]
+    if index is not None and not -depth <= index < depth:
+        raise UsageError(
+            f"slice {index} out of range: the series has {depth} slices (0 to {depth - 1})"
+        )
+    chosen = range(depth) if all_slices else [depth // 2 if index is None else index % depth]
+    slices = [volume.array[:, :, k].T for k in chosen]
+    shown = np.stack(slices)
+    voi = choose_window(series, shown, window=window, preset=preset)
+    images = [window_to_uint8(values, voi) for values in slices]
+    if header.get("PhotometricInterpretation") == "MONOCHROME1":
+        images = [255 - image for image in images]
+    return images
+
+
+def _colour(series: Series, index: int | None) -> NDArray[np.uint8]:
+    info = series.slices[len(series.slices) // 2 if index is None else index]
+    ds = read(info.path)
+    try:
+        pixels = np.asarray(ds.pixel_array)
+    except Exception as exc:  # decoders raise many types
+        raise SeriesError(f"{info.path}: cannot decode pixel data ({exc})") from exc
+    if pixels.ndim == 4:
+        pixels = pixels[info.frame or 0]
+    if pixels.dtype != np.uint8:
+        high = float(pixels.max()) or 1.0
+        pixels = np.round(pixels / high * 255)
+    return pixels.astype(np.uint8)

@@ -1,0 +1,161 @@
+"""Grouping, sorting and the geometry report on synthetic and real series."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from dicomlens.errors import DicomlensWarning
+from dicomlens.scanning import scan, scan_folder
+from dicomlens.series import affine_lps, orientation_label, slice_infos, sort_slices
+
+
+def test_shuffled_names_sort_by_position(make_ct_series: Callable[..., Path]) -> None:
+    (series,) = scan([make_ct_series(12)])
+    assert [s.instance_number for s in series.slices] == list(range(1, 13))
+    report = series.report
+    assert (report.sorted_by, report.orientation, report.verdict) == ("position", "axial", "ok")
+    assert report.spacing_mm == pytest.approx(2.5) and report.uniform
+    np.testing.assert_allclose(affine_lps(series.slices)[:3, 2], [0, 0, 2.5])
+    np.testing.assert_allclose(affine_lps(series.slices)[:3, 3], [-100, -100, 0])
+
+
+def test_gap_duplicate_and_tilt_are_reported(make_ct_series: Callable[..., Path]) -> None:
+    folder = make_ct_series(20, missing=(10,), duplicate=(4,), tilt=12.0)
+    (series,) = scan([folder])
+    report = series.report
+    assert [s.instance_number for s in series.slices] == [n for n in range(1, 21) if n != 11]
+    (gap,) = report.gaps
+    assert gap.missing == 1
+    assert gap.found_mm == pytest.approx(2 * gap.expected_mm, rel=1e-6)
+    assert pydicom.dcmread(folder / gap.after).InstanceNumber == 10
+    assert pydicom.dcmread(folder / gap.before).InstanceNumber == 12
+    assert report.notes[0] == "1 repeated SOP Instance UID(s) kept once"
+    assert report.tilt_degrees == pytest.approx(12.0, abs=0.1)
+    assert report.verdict == "gap, tilt"
+    step = affine_lps(series.slices)[:3, 2]
+    assert math.degrees(math.atan2(step[1], step[2])) == pytest.approx(12.0, abs=0.01)
+
+
+def test_volume_leaves_room_for_the_gap(make_ct_series: Callable[..., Path]) -> None:
+    (series,) = scan([make_ct_series(8, missing=(3,))])
+    volume = series.volume(rescale=False)
+    assert volume.array.shape == (128, 128, 8)
+    base = pydicom.dcmread(series.slices[0].path).pixel_array
+    for k in range(8):
+        expected = 0 if k == 3 else base.T.astype(np.int32) + k
+        np.testing.assert_array_equal(volume.array[:, :, k], expected)
+    assert "1 missing slice(s) left as zeros so that the affine holds" in volume.report.notes
+
+
+def test_same_position_different_pixels_is_refused(make_ct_series: Callable[..., Path]) -> None:
+    folder = make_ct_series(5)
+    ds = pydicom.dcmread(next(folder.glob("*.dcm")))
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.PixelData = bytes(len(ds.PixelData))
+    ds.save_as(folder / "other.dcm")
+    (series,) = scan([folder])
+    assert len(series.report.duplicates) == 1
+    with pytest.raises(Exception, match="lie at the same position but hold different pixels"):
+        series.volume()
+
+
+def test_instance_number_fallback_warns(make_ct_series: Callable[..., Path]) -> None:
+    folder = make_ct_series(4)
+    for path in folder.glob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        del ds.ImagePositionPatient
+        ds.save_as(path)
+    with pytest.warns(DicomlensWarning, match="sorted by InstanceNumber"):
+        (series,) = scan([folder])
+    assert [s.instance_number for s in series.slices] == [1, 2, 3, 4]
+    assert series.report.verdict == "sorted by instance number"
+
+
+def test_split_by_image_size_says_why(make_ct_series: Callable[..., Path]) -> None:
+    folder = make_ct_series(4)
+    path = sorted(folder.glob("*.dcm"))[0]
+    ds = pydicom.dcmread(path)
+    ds.Rows, ds.Columns = 64, 64
+    ds.PixelData = bytes(64 * 64 * 2)
+    ds.save_as(path)
+    parts = scan([folder])
+    assert sorted(len(p.slices) for p in parts) == [1, 3]
+    assert {p.split_reason for p in parts} == {
+        "split by image size: part 1 of 2",
+        "split by image size: part 2 of 2",
+    }
+
+
+def test_bad_slice_is_named(make_ct_series: Callable[..., Path]) -> None:
+    folder = make_ct_series(5)
+    victim = sorted(folder.glob("*.dcm"))[2]
+    victim.write_bytes(victim.read_bytes()[:-4000])
+    with pytest.warns(DicomlensWarning, match="Pixel Data shorter than declared"):
+        (series,) = scan([folder])
+        with pytest.raises(Exception, match=rf"{victim.name}: cannot decode pixel data"):
+            series.volume()
+
+
+def test_damaged_header_is_listed_not_dropped(make_ct_series: Callable[..., Path]) -> None:
+    folder = make_ct_series(5)
+    victim = sorted(folder.glob("*.dcm"))[1]
+    victim.write_bytes(victim.read_bytes()[:900])
+    result = scan_folder([folder])
+    assert [str(e).split(":")[0] for e in result.errors] == [str(victim)]
+    assert len(result.series[0].slices) == 4
+
+
+def test_sorting_is_invariant_under_shuffling(
+    make_ct_series: Callable[..., Path], tmp_path: Path
+) -> None:
+    folder = make_ct_series(9)
+    infos = [
+        info for path in folder.glob("*.dcm") for info in slice_infos(pydicom.dcmread(path), path)
+    ]
+    reference, _ = sort_slices(infos)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        shuffled = [infos[i] for i in rng.permutation(len(infos))]
+        ordered, _ = sort_slices(shuffled)
+        assert ordered == reference
+
+
+def test_orientation_labels() -> None:
+    assert orientation_label(np.array([0.0, 0.0, 1.0])) == "axial"
+    assert orientation_label(np.array([1.0, 0.0, 0.0])) == "sagittal"
+    assert orientation_label(np.array([0.0, -1.0, 0.0])) == "coronal"
+    tilted = np.array([0.0, math.sin(math.radians(30)), math.cos(math.radians(30))])
+    assert orientation_label(tilted) == "oblique"
+
+
+def test_real_sagittal_series(shared_data: Path) -> None:
+    folder = shared_data / "dcm_qa_decubitus/In/HFP"
+    result = scan_folder([folder])
+    t1 = [s for s in result.series if s.description == "t1_fl2d_sag"]
+    assert len(t1) == 1 and result.skipped == 1  # HFP.txt
+    report = t1[0].report
+    assert (report.slices, report.orientation, report.verdict) == (35, "sagittal", "ok")
+    assert report.spacing_mm == pytest.approx(4.8, abs=1e-3)
+
+
+def test_enhanced_frames_become_slices(shared_data: Path) -> None:
+    parts = scan([shared_data / "dcm_qa_enh/In/Siemens/XA10/6_1.dcm"])
+    assert [len(p.slices) for p in parts] == [6]
+    assert [s.frame for s in parts[0].slices] == sorted(s.frame for s in parts[0].slices)
+
+
+def test_copy_of_a_folder_is_one_series(
+    make_ct_series: Callable[..., Path], tmp_path: Path
+) -> None:
+    folder = make_ct_series(3)
+    shutil.copytree(folder, tmp_path / "again")
+    (series,) = scan([folder, tmp_path / "again"])
+    assert len(series.slices) == 3
+    assert series.report.notes[0] == "3 repeated SOP Instance UID(s) kept once"
