@@ -154,3 +154,30 @@ def test_atomic_output_keeps_the_mode(tmp_path: Path) -> None:
     with atomic_output(target) as temporary:
         temporary.write_text("y")
     assert target.stat().st_mode & 0o777 == 0o640 and target.read_text() == "y"
+
+
+def test_float32_volume_built_directly_equals_converted(
+    make_ct_series: Callable[..., Path],
+) -> None:
+    (series,) = scan([make_ct_series(5, missing=(2,))])
+    converted = series.volume().array.astype(np.float32)
+    direct = series.volume(dtype=np.float32)
+    assert direct.array.dtype == np.float32
+    np.testing.assert_array_equal(direct.array, converted)
+    stored = series.volume(rescale=False, dtype=np.int32).array
+    np.testing.assert_array_equal(stored, series.volume(rescale=False).array.astype(np.int32))
+
+
+def test_direct_reads_equal_pydicom_with_unused_bits(ct_small: Path, tmp_path: Path) -> None:
+    """12 bits stored in 16, signed, garbage in the top bits: pydicom's rules apply."""
+    ds = pydicom.dcmread(ct_small)
+    raw = np.frombuffer(ds.PixelData, dtype="<i2").copy()
+    noisy = (raw & 0x0FFF) | 0x5000  # garbage in bits 12-15
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 1
+    ds.PixelData = noisy.astype("<i2").tobytes()
+    ds.save_as(tmp_path / "twelve.dcm")
+    (series,) = scan([tmp_path / "twelve.dcm"])
+    assert series.slices[0].native_pixels is not None
+    expected = pydicom.dcmread(tmp_path / "twelve.dcm").pixel_array
+    np.testing.assert_array_equal(series.volume(rescale=False).array[:, :, 0], expected.T)
+    assert expected.min() < 0

@@ -43,6 +43,7 @@ def read(
     stop_before_pixels: bool = False,
     force: bool = False,
     decode: Collection[int] | None = None,
+    defer_size: int | None = None,
 ) -> FileDataset:
     """Read one DICOM file into a pydicom dataset, or raise a clear error.
 
@@ -61,6 +62,9 @@ def read(
     decode
         Decode only these top-level tags now (with everything inside them), for
         callers that will touch nothing else; None decodes every value.
+    defer_size
+        Leave values longer than this many bytes in the file (pydicom reads them
+        on first access); their position is in ``ds.get_item(tag, keep_deferred=True).value_tell``.
 
     Raises
     ------
@@ -84,7 +88,9 @@ def read(
     if size < _PREAMBLE_AND_PREFIX and not force:
         raise NotDicomError(f"{file}: file too short to be DICOM ({size} bytes)")
     try:
-        ds = pydicom.dcmread(file, stop_before_pixels=stop_before_pixels, force=force)
+        ds = pydicom.dcmread(
+            file, stop_before_pixels=stop_before_pixels, force=force, defer_size=defer_size
+        )
     except InvalidDicomError as exc:
         raise NotDicomError(f"{file}: {_not_dicom_reason(file)}") from exc
     except PermissionError as exc:
@@ -159,12 +165,17 @@ def _check_lengths(ds: Dataset, file: Path, size: int | None) -> None:
     """
     end = 0
     for tag in list(ds.keys()):
-        raw = ds.get_item(tag)
+        raw = ds.get_item(tag, keep_deferred=True)
         if not isinstance(raw, RawDataElement) or raw.length == _UNDEFINED_LENGTH:
             continue  # already converted (empty values, sequences of undefined length)
         end = max(end, raw.value_tell + raw.length)
-        got = 0 if raw.value is None else len(raw.value)
-        if raw.value is None or got >= raw.length:
+        if raw.value is not None:
+            got = len(raw.value)
+        elif size is not None:  # deferred: its bytes are still in the file
+            got = max(0, min(raw.length, size - raw.value_tell))
+        else:
+            continue
+        if got >= raw.length:
             continue
         if tag in _PIXEL_TAGS:
             warnings.warn(
@@ -293,18 +304,27 @@ def read_many(
     *,
     stop_before_pixels: bool = True,
     force: bool = False,
+    decode: Collection[int] | None = None,
+    defer_size: int | None = None,
 ) -> Iterator[ReadResult]:
     """Read every file under ``paths``, yielding a result (dataset or error) per file.
 
     The list of files is taken before the first read, so files written into the
-    folders meanwhile are not picked up.
+    folders meanwhile are not picked up. ``decode`` and ``defer_size`` are passed
+    on to :func:`read`.
     """
     for path, error, explicit in list(iter_files(paths)):
         if error is not None:
             yield ReadResult(path, error=error, explicit=explicit)
             continue
         try:
-            ds = read(path, stop_before_pixels=stop_before_pixels, force=force)
+            ds = read(
+                path,
+                stop_before_pixels=stop_before_pixels,
+                force=force,
+                decode=decode,
+                defer_size=defer_size,
+            )
         except FileError as exc:
             yield ReadResult(path, error=exc, explicit=explicit)
         else:

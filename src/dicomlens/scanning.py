@@ -8,14 +8,28 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy.typing as npt
+
 from dicomlens.errors import FileError, SeriesError
-from dicomlens.reading import read_many
-from dicomlens.series import GeometryReport, SliceInfo, group_slices, slice_infos, sort_slices
+from dicomlens.reading import ReadResult, iter_files, read
+from dicomlens.series import (
+    HEADER_TAGS,
+    GeometryReport,
+    SliceInfo,
+    group_slices,
+    slice_infos,
+    sort_slices,
+)
 from dicomlens.volume import Volume, load_volume
+
+_DEFER_BYTES = 16384
+_PARALLEL_FROM = 200  # files: below this a process pool costs more than it saves
 
 __all__ = ["ScanResult", "Series", "scan", "scan_folder", "select_series"]
 
@@ -57,9 +71,9 @@ class Series:
         """Rows x columns x slices."""
         return (self.first.rows, self.first.columns, len(self.slices))
 
-    def volume(self, *, rescale: bool = True) -> Volume:
+    def volume(self, *, rescale: bool = True, dtype: npt.DTypeLike | None = None) -> Volume:
         """Load the pixels (see :func:`dicomlens.volume.load_volume`)."""
-        return load_volume(self.slices, self.report, rescale=rescale)
+        return load_volume(self.slices, self.report, rescale=rescale, dtype=dtype)
 
     def summary(self) -> dict[str, Any]:
         """One row for ``dicomlens series``."""
@@ -98,6 +112,7 @@ class ScanResult:
 def scan_folder(
     paths: Iterable[str | os.PathLike[str]],
     *,
+    workers: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ScanResult:
     """Read the headers of every file under ``paths`` and group them into series.
@@ -105,25 +120,61 @@ def scan_folder(
     Non-DICOM files found in folders are counted in ``skipped``, DICOM files
     without pixels (reports, plans, DICOMDIR) in ``not_images``; damaged files
     are listed in ``errors``. ``progress`` is called with the count of files read.
+
+    Parameters
+    ----------
+    workers
+        Processes that read headers (default: one per core; 1 reads in this
+        process). Small batches are always read here.
     """
+    files = list(iter_files(paths))
+    workers = workers or os.cpu_count() or 1
     result = ScanResult([])
     infos: list[SliceInfo] = []
-    for count, item in enumerate(read_many(paths, stop_before_pixels=True), start=1):
+    for count, (path, found, error, explicit) in enumerate(_read_headers(files, workers), start=1):
         if progress is not None:
             progress(count)
-        if item.ignorable:
+        if ReadResult(path, error=error, explicit=explicit).ignorable:
             result.skipped += 1
-        elif item.error is not None:
-            result.errors.append(item.error)
-        elif item.dataset is not None and "Rows" in item.dataset:
-            infos.extend(slice_infos(item.dataset, item.path))
-        else:
+        elif error is not None:
+            result.errors.append(error)
+        elif found is None:
             result.not_images += 1
+        else:
+            infos.extend(found)
     for members, reason in group_slices(infos):
         ordered, report = sort_slices(members)
         result.series.append(Series(ordered, report, reason))
     result.series.sort(key=lambda s: (s.number is None, s.number or 0, s.description, s.uid))
     return result
+
+
+_Header = tuple[Path, list[SliceInfo] | None, FileError | None, bool]
+
+
+def _read_headers(
+    files: list[tuple[Path, FileError | None, bool]], workers: int
+) -> Iterator[_Header]:
+    """Slice infos per file, in file order, from a process pool for large batches."""
+    if workers < 2 or len(files) < _PARALLEL_FROM:
+        yield from map(_header, files)
+        return
+    chunk = max(16, len(files) // (workers * 8))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(_header, files, chunksize=chunk)
+
+
+def _header(file: tuple[Path, FileError | None, bool]) -> _Header:
+    """Read one file's header; pixel data stays in the file (deferred) so that
+    volumes can later read it straight from its offset."""
+    path, error, explicit = file
+    if error is not None:
+        return path, None, error, explicit
+    try:
+        ds = read(path, decode=HEADER_TAGS, defer_size=_DEFER_BYTES)
+    except FileError as exc:
+        return path, None, exc, explicit
+    return path, slice_infos(ds, path) if "Rows" in ds else None, None, explicit
 
 
 def scan(paths: Iterable[str | os.PathLike[str]]) -> list[Series]:

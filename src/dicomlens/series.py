@@ -13,16 +13,21 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomlens.errors import DicomlensWarning, SeriesError
 
 __all__ = [
+    "HEADER_TAGS",
     "GeometryReport",
+    "NativePixels",
     "SliceInfo",
     "affine_lps",
     "group_slices",
@@ -41,6 +46,27 @@ TILT_MIN_DEGREES: Final = 0.01
 _GAP_FACTOR: Final = 1.5
 _OBLIQUE_COSINE: Final = math.cos(math.radians(10))
 _LPS_TO_RAS: Final = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+_HEADER_KEYWORDS: Final = (
+    "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "Rows", "Columns",
+    "SeriesNumber", "SeriesDescription", "Modality", "InstanceNumber", "AcquisitionTime",
+    "ImageType", "NumberOfFrames", "ImagePositionPatient", "ImageOrientationPatient",
+    "PixelSpacing", "SliceThickness", "EchoNumbers", "EchoTime", "TemporalPositionIdentifier",
+    "RescaleSlope", "RescaleIntercept", "SharedFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence",
+)  # fmt: skip
+_PIXEL_DATA: Final = 0x7FE00010
+_NATIVE_LE: Final = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+HEADER_TAGS: Final = frozenset(tag_for_keyword(keyword) or 0 for keyword in _HEADER_KEYWORDS)
+"""The top-level elements :func:`slice_infos` reads (to decode only those when scanning)."""
+
+
+class NativePixels(NamedTuple):
+    """Where uncompressed little-endian pixels of a one-frame image lie in its file."""
+
+    offset: int
+    dtype: str
+    unused_bits: int
 
 
 @dataclass(frozen=True)
@@ -70,6 +96,7 @@ class SliceInfo:
     modality: str = ""
     study_instance_uid: str = ""
     mosaic: bool = False
+    native_pixels: NativePixels | None = None
 
     @property
     def normal(self) -> NDArray[np.float64] | None:
@@ -193,6 +220,7 @@ def slice_infos(ds: Dataset, path: Path) -> list[SliceInfo]:
         "image_type": tuple(str(v) for v in (ds.get("ImageType") or ())),
     }
     common["mosaic"] = "MOSAIC" in common["image_type"]
+    common["native_pixels"] = _native_pixels(ds) if frames == 1 else None
     shared_groups = _item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if per_frame is None or (frames == 1 and shared_groups is None):
@@ -202,6 +230,26 @@ def slice_infos(ds: Dataset, path: Path) -> list[SliceInfo]:
         geometry = _frame_geometry(frame, shared_groups, ds)
         infos.append(SliceInfo(frame=index, **common, **geometry))
     return infos
+
+
+def _native_pixels(ds: Dataset) -> NativePixels | None:
+    """The file position of plain pixel data left in the file by a deferred read."""
+    if _PIXEL_DATA not in ds:
+        return None
+    raw = ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if not isinstance(raw, RawDataElement) or raw.value is not None or syntax not in _NATIVE_LE:
+        return None
+    bits = _number(ds.get("BitsAllocated"), int)
+    stored = _number(ds.get("BitsStored"), int) or bits
+    samples = _number(ds.get("SamplesPerPixel"), int) or 1
+    rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if bits not in (8, 16) or samples != 1 or not 0 < stored <= bits:
+        return None
+    if raw.length != rows * columns * bits // 8:
+        return None  # odd layouts and damaged data go through pydicom
+    kind = "i" if ds.get("PixelRepresentation") == 1 else "u"
+    return NativePixels(raw.value_tell, f"<{kind}{bits // 8}", bits - stored)
 
 
 def _classic_geometry(ds: Dataset) -> dict[str, Any]:

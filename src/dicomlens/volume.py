@@ -10,19 +10,29 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 from numpy.typing import NDArray
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.pixels.processing import apply_windowing
 
 from dicomlens.errors import FileError, SeriesError
 from dicomlens.reading import read
-from dicomlens.series import GeometryReport, SliceInfo, affine_lps, lps_to_ras, slice_step
+from dicomlens.series import (
+    GeometryReport,
+    NativePixels,
+    SliceInfo,
+    affine_lps,
+    lps_to_ras,
+    slice_step,
+)
 
 __all__ = [
     "PRESETS",
@@ -34,7 +44,13 @@ __all__ = [
     "window_to_uint8",
 ]
 
-_INT16: Final = np.iinfo(np.int16)
+_PIXEL_KEYWORDS: Final = (
+    "SamplesPerPixel", "PhotometricInterpretation", "Rows", "Columns", "BitsAllocated",
+    "BitsStored", "HighBit", "PixelRepresentation", "PlanarConfiguration", "NumberOfFrames",
+    "PixelData", "FloatPixelData", "DoubleFloatPixelData",
+)  # fmt: skip
+_READ_THREADS: Final = 4
+_PIXEL_TAGS: Final = frozenset(tag_for_keyword(keyword) or 0 for keyword in _PIXEL_KEYWORDS)
 
 
 @dataclass
@@ -60,7 +76,11 @@ class Volume:
 
 
 def load_volume(
-    ordered: Sequence[SliceInfo], report: GeometryReport, *, rescale: bool = True
+    ordered: Sequence[SliceInfo],
+    report: GeometryReport,
+    *,
+    rescale: bool = True,
+    dtype: npt.DTypeLike | None = None,
 ) -> Volume:
     """Read the pixels of sorted slices into a :class:`Volume`.
 
@@ -73,6 +93,9 @@ def load_volume(
     rescale
         Apply RescaleSlope/Intercept (modality values such as Hounsfield units);
         integer results stay integer, others become float32.
+    dtype
+        Build the volume in this type directly (e.g. ``numpy.float32``), each
+        slice converted as it is read: faster and leaner than converting after.
 
     Raises
     ------
@@ -89,33 +112,121 @@ def load_volume(
                 "load the files one at a time"
             )
         return _mosaic_volume(ordered[0], report, rescale=rescale)
-    positions = _slice_indexes(ordered, report)
-    depth = max(positions) + 1
-    stored = _read_pixels(ordered)
-    first = stored[0]
-    if first.ndim != 2:
-        raise SeriesError(f"{ordered[0].path}: colour or multi-sample images do not form a volume")
-    slopes = np.array([s.slope for s in ordered])
-    intercepts = np.array([s.intercept for s in ordered])
-    dtype = _output_dtype(stored, slopes, intercepts) if rescale else first.dtype
-    array = np.zeros((first.shape[1], first.shape[0], depth), dtype=dtype)
-    filled: dict[int, int] = {}
-    for number, (index, pixels) in enumerate(zip(positions, stored, strict=True)):
-        if pixels.shape != first.shape:
-            raise SeriesError(
-                f"{ordered[number].path}: image size {pixels.shape} differs from {first.shape}"
-            )
-        values = pixels * slopes[number] + intercepts[number] if rescale else pixels
-        if index in filled:
-            _check_duplicate(array[:, :, index], values.T, ordered[filled[index]], ordered[number])
-            continue
-        array[:, :, index] = values.T
-        filled[index] = number
-    missing = depth - len(filled)
+    indexes = _slice_indexes(ordered, report)
+    into = None if dtype is None else np.dtype(dtype)
+    planes, filled = _stack(ordered, indexes, into=into, rescale=rescale)
+    missing = planes.shape[0] - len(filled)
     if missing:
         report.notes.append(f"{missing} missing slice(s) left as zeros so that the affine holds")
-    table = [_row(s, index) for s, index in zip(ordered, positions, strict=True)]
-    return Volume(array, affine_lps(ordered), report, rescale, table)
+    if rescale and into is None:
+        planes = _rescale(planes, {index: ordered[number] for index, number in filled.items()})
+    table = [_row(s, index) for s, index in zip(ordered, indexes, strict=True)]
+    # The slices are contiguous rows x columns planes; the (i, j, k) view of that
+    # memory is Fortran-ordered, as NIfTI stores it.
+    return Volume(planes.transpose(2, 1, 0), affine_lps(ordered), report, rescale, table)
+
+
+def _stack(
+    ordered: Sequence[SliceInfo],
+    indexes: list[int],
+    *,
+    into: np.dtype[Any] | None,
+    rescale: bool,
+) -> tuple[NDArray[Any], dict[int, int]]:
+    """Pixel values as (slice, row, column) planes, each slice read once.
+
+    Without ``into`` the planes hold stored values in their own type and
+    uncompressed slices are read straight into their plane; with ``into`` each
+    slice is converted (and rescaled, if asked) as it is placed. A few threads
+    read the uncompressed slices (file reads release the GIL); pydicom decodes
+    the others. Returns the planes and, per filled plane, the slice number in it.
+    """
+    decoded: dict[Path, NDArray[Any]] = {}
+    first = _pixels(ordered[0], decoded)
+    if first.ndim != 2:
+        raise SeriesError(f"{ordered[0].path}: colour or multi-sample images do not form a volume")
+    planes = np.zeros((max(indexes) + 1, *first.shape), dtype=into or first.dtype)
+    convert = rescale and into is not None
+    filled: dict[int, int] = {}
+    direct: list[tuple[SliceInfo, NativePixels, int]] = []
+    repeated: list[tuple[SliceInfo, int]] = []
+    for number, (info, index) in enumerate(zip(ordered, indexes, strict=True)):
+        if index in filled:
+            repeated.append((info, index))
+            continue
+        filled[index] = number
+        if number and info.native_pixels is not None:
+            direct.append((info, info.native_pixels, index))
+            continue
+        pixels = first if number == 0 else _pixels(info, decoded)
+        if pixels.shape != first.shape:
+            raise SeriesError(f"{info.path}: image size {pixels.shape} differs from {first.shape}")
+        _place(planes[index], pixels, info, rescale=convert)
+
+    def read_direct(info: SliceInfo, native: NativePixels, index: int) -> None:
+        if not convert and planes.dtype == native.dtype:
+            _read_native(info, native, out=planes[index])
+            return
+        buffer = np.empty(first.shape, dtype=native.dtype)
+        _read_native(info, native, out=buffer)
+        _place(planes[index], buffer, info, rescale=convert)
+
+    with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
+        for job in [pool.submit(read_direct, *task) for task in direct]:
+            job.result()
+    for info, index in repeated:
+        _check_duplicate(planes[index], _pixels(info, decoded), ordered[filled[index]], info)
+    return planes, filled
+
+
+def _place(plane: NDArray[Any], pixels: NDArray[Any], info: SliceInfo, *, rescale: bool) -> None:
+    """Put one slice's stored values into its plane, rescaled on the way if asked."""
+    if not rescale or (info.slope == 1 and info.intercept == 0):
+        plane[...] = pixels
+        return
+    np.multiply(pixels, info.slope, out=plane, casting="unsafe")
+    plane += plane.dtype.type(info.intercept)
+
+
+def _pixels(info: SliceInfo, decoded: dict[Path, NDArray[Any]]) -> NDArray[Any]:
+    """One slice's stored values (multi-frame files are decoded once)."""
+    if info.native_pixels is not None:
+        out = np.empty((info.rows, info.columns), dtype=info.native_pixels.dtype)
+        _read_native(info, info.native_pixels, out=out)
+        return out
+    if info.path not in decoded:
+        decoded[info.path] = _decode(info.path)
+    pixels = decoded[info.path]
+    return pixels[info.frame] if info.frame is not None and pixels.ndim == 3 else pixels
+
+
+def _rescale(planes: NDArray[Any], slices: dict[int, SliceInfo]) -> NDArray[Any]:
+    """Modality values, in place where the stored type can hold them: integer
+    slopes and intercepts keep an integer type, others give float32."""
+    pairs = {index: (info.slope, info.intercept) for index, info in slices.items()}
+    if all(slope == 1 and intercept == 0 for slope, intercept in pairs.values()):
+        return planes
+    integral = all(float(v).is_integer() for pair in pairs.values() for v in pair)
+    if integral and planes.dtype.kind in "iu":
+        low, high = float(planes.min()), float(planes.max())
+        ends = [
+            end * slope + intercept for slope, intercept in pairs.values() for end in (low, high)
+        ]
+        fits = [
+            t
+            for t in (np.int16, np.int32)
+            if np.iinfo(t).min <= min(ends) and max(ends) <= np.iinfo(t).max
+        ]
+        dtype = np.dtype(fits[0]) if fits else np.dtype(np.float64)
+    else:
+        dtype = np.dtype(np.float32)
+    out = planes if planes.dtype == dtype else planes.astype(dtype)
+    for index, (slope, intercept) in pairs.items():
+        if slope != 1:
+            out[index] *= dtype.type(slope)
+        if intercept != 0:
+            out[index] += dtype.type(intercept)
+    return out
 
 
 def _mosaic_volume(info: SliceInfo, report: GeometryReport, *, rescale: bool) -> Volume:
@@ -143,9 +254,9 @@ def _mosaic_volume(info: SliceInfo, report: GeometryReport, *, rescale: bool) ->
     return Volume(data, affine, report, rescale, [_row(info, 0)])
 
 
-def _read_full(path: Path) -> Any:
+def _read_full(path: Path, *, decode: frozenset[int] | None = None) -> Any:
     try:
-        return read(path)
+        return read(path, decode=decode)
     except FileError as exc:
         raise SeriesError(f"volume needs every slice: {exc}") from exc
 
@@ -160,39 +271,34 @@ def _slice_indexes(ordered: Sequence[SliceInfo], report: GeometryReport) -> list
     return [round(float(d)) for d in (positions - positions[0]) @ direction]
 
 
-def _read_pixels(ordered: Sequence[SliceInfo]) -> list[NDArray[Any]]:
-    frames: dict[Path, NDArray[Any]] = {}
-    out = []
-    for info in ordered:
-        if info.path not in frames:
-            frames[info.path] = _decode(info.path)
-        pixels = frames[info.path]
-        out.append(pixels[info.frame] if info.frame is not None and pixels.ndim == 3 else pixels)
-    return out
+def _read_native(info: SliceInfo, where: NativePixels, *, out: NDArray[Any]) -> None:
+    """Uncompressed pixels straight from the file into ``out``, as pydicom would
+    decode them (unused high bits cleared or sign-extended, its ``correct_unused_bits``)."""
+    wanted = out.nbytes
+    try:
+        with info.path.open("rb") as fh:
+            fh.seek(where.offset)
+            got = fh.readinto(out.data.cast("B"))
+    except OSError as exc:
+        raise SeriesError(f"{info.path}: cannot read pixel data ({exc.strerror or exc})") from exc
+    if got < wanted:
+        raise SeriesError(
+            f"{info.path}: cannot decode pixel data (Pixel Data shorter than declared: "
+            f"{got} of {wanted} bytes)"
+        )
+    if where.unused_bits:
+        np.left_shift(out, where.unused_bits, out=out)
+        np.right_shift(out, where.unused_bits, out=out)
 
 
 def _decode(path: Path) -> NDArray[Any]:
-    ds = _read_full(path)
+    ds = _read_full(path, decode=_PIXEL_TAGS)
     if "PixelData" not in ds:
         raise SeriesError(f"{path}: no pixel data")
     try:
         return np.asarray(ds.pixel_array)
     except Exception as exc:  # pydicom's decoders raise many types for damaged data
         raise SeriesError(f"{path}: cannot decode pixel data ({exc})") from exc
-
-
-def _output_dtype(
-    stored: Sequence[NDArray[Any]], slopes: NDArray[np.float64], intercepts: NDArray[np.float64]
-) -> np.dtype[Any]:
-    integral = np.all(slopes == np.round(slopes)) and np.all(intercepts == np.round(intercepts))
-    if not integral or stored[0].dtype.kind == "f":
-        return np.dtype(np.float32)
-    lows = [float(p.min()) * s + i for p, s, i in zip(stored, slopes, intercepts, strict=True)]
-    highs = [float(p.max()) * s + i for p, s, i in zip(stored, slopes, intercepts, strict=True)]
-    extremes = lows + highs
-    if _INT16.min <= min(extremes) and max(extremes) <= _INT16.max:
-        return np.dtype(np.int16)
-    return np.dtype(np.int32)
 
 
 def _check_duplicate(kept: NDArray[Any], other: NDArray[Any], a: SliceInfo, b: SliceInfo) -> None:
