@@ -157,37 +157,37 @@ def _is_deflated(ds: FileDataset) -> bool:
 
 
 def _check_lengths(ds: Dataset, file: Path, size: int | None) -> None:
-    """Compare each top-level element's declared length with the bytes read.
+    """Compare the declared length of the last element read with the bytes there.
 
-    pydicom stops silently when a file ends inside an element's value or
-    header; the declared lengths tell us it did. ``size`` is the file size, or
-    None when positions do not refer to the file (deflated data sets).
+    pydicom reads sequentially and stops silently when a file ends inside an
+    element's value or header, so only the last element read can be short.
+    ``size`` is the file size, or None when positions do not refer to the file
+    (deflated data sets).
     """
-    end = 0
-    for tag in list(ds.keys()):
+    for tag in reversed(list(ds.keys())):  # in the order read
         raw = ds.get_item(tag, keep_deferred=True)
-        if not isinstance(raw, RawDataElement) or raw.length == _UNDEFINED_LENGTH:
-            continue  # already converted (empty values, sequences of undefined length)
-        end = max(end, raw.value_tell + raw.length)
-        if raw.value is not None:
-            got = len(raw.value)
-        elif size is not None:  # deferred: its bytes are still in the file
-            got = max(0, min(raw.length, size - raw.value_tell))
-        else:
-            continue
-        if got >= raw.length:
-            continue
-        if tag in _PIXEL_TAGS:
-            warnings.warn(
-                f"{file}: Pixel Data shorter than declared ({got} of {raw.length} bytes)",
-                DicomlensWarning,
-                stacklevel=3,
-            )
-        else:
-            raise CorruptDicomError(
-                f"{file}: truncated: {format_tag(tag)} declares {raw.length} bytes "
-                f"but only {got} remain"
-            )
+        if isinstance(raw, RawDataElement) and raw.length != _UNDEFINED_LENGTH:
+            break
+    else:
+        return  # nothing but converted values (sequences of undefined length)
+    end = raw.value_tell + raw.length
+    if raw.value is not None:
+        got = len(raw.value)
+    elif size is not None:  # deferred: its bytes are still in the file
+        got = max(0, min(raw.length, size - raw.value_tell))
+    else:
+        got = raw.length
+    if got < raw.length and tag in _PIXEL_TAGS:
+        warnings.warn(
+            f"{file}: Pixel Data shorter than declared ({got} of {raw.length} bytes)",
+            DicomlensWarning,
+            stacklevel=3,
+        )
+    elif got < raw.length:
+        raise CorruptDicomError(
+            f"{file}: truncated: {format_tag(tag)} declares {raw.length} bytes "
+            f"but only {got} remain"
+        )
     if size is not None and 0 < size - end < _SHORTEST_ELEMENT_HEADER:
         raise CorruptDicomError(f"{file}: truncated inside an element header at byte {end}")
 
