@@ -25,8 +25,11 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/folder.py
+	$(BIN)/python bench/volume.py
+	$(BIN)/python bench/codecs.py
 
 clean:
 	rm -rf $(VENV) demo_data bench/_work .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,7 @@ for name in CT_small.dcm MR_small.dcm examples_overlay.dcm rtplan.dcm; do
     cp "$samples/$name" demo_data/study/
 done
 echo "this is not a DICOM file" > demo_data/study/README.txt
+"$BIN/python" scripts/make_sample_series.py demo_data/ct_series >/dev/null
 
 run() {
     printf '\n\033[1m$ dicomlens %s\033[0m\n' "$*"
@@ -24,5 +25,8 @@ run get "(0028, 1050)" demo_data/study/examples_overlay.dcm
 run get Modality demo_data/study -t "Patient's Name" -t Rows -t Columns
 run find PatientID demo_data/study/CT_small.dcm
 run show --mask -t PatientName -t StudyDate demo_data/study/CT_small.dcm
-run diff demo_data/study/CT_small.dcm demo_data/study/MR_small.dcm --no-meta
-printf '\nSample files are in demo_data/study; try: .venv/bin/dicomlens show demo_data/study/MR_small.dcm\n'
+run diff demo_data/study/CT_small.dcm demo_data/study/MR_small.dcm --no-meta | head -8
+run series demo_data/ct_series
+run volume demo_data/ct_series -o demo_data/ct.nii.gz
+run render demo_data/ct_series --montage --preset abdomen -o demo_data/ct_montage.png
+printf '\nSample files are in demo_data/; try: .venv/bin/dicomlens show demo_data/study/MR_small.dcm\n'

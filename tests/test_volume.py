@@ -181,3 +181,14 @@ def test_direct_reads_equal_pydicom_with_unused_bits(ct_small: Path, tmp_path: P
     expected = pydicom.dcmread(tmp_path / "twelve.dcm").pixel_array
     np.testing.assert_array_equal(series.volume(rescale=False).array[:, :, 0], expected.T)
     assert expected.min() < 0
+
+
+def test_worked_example_of_docs_coordinates(ct_small: Path) -> None:
+    (series,) = scan([ct_small])
+    volume = series.volume()
+    np.testing.assert_allclose(
+        volume.affine_lps @ [10, 20, 0, 1], [-151.521123, -165.806437, -75.699997, 1]
+    )
+    np.testing.assert_allclose(
+        volume.affine_ras @ [10, 20, 0, 1], [151.521123, 165.806437, -75.699997, 1]
+    )

@@ -1,0 +1,58 @@
+"""Which decoder plugin pydicom should use for compressed pixel data: per transfer syntax,
+the median time of pydicom.pixels.pixel_array with each installed plugin, in one run.
+
+Uses the one-slice-in-nine-transfer-syntaxes set ../shared/data/dcm_qa_ts (or
+$DICOMLENS_TEST_DATA). Plugins that cannot decode a syntax are shown as "-".
+Run: .venv/bin/python bench/codecs.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pydicom
+from pydicom.pixels import pixel_array
+
+PLUGINS = ("pylibjpeg", "pillow", "gdcm", "pyjpegls")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    root = Path(
+        os.environ.get("DICOMLENS_TEST_DATA", Path(__file__).parents[2] / "shared" / "data")
+    )
+    files = sorted((root / "dcm_qa_ts" / "In").glob("*.dcm"))
+    if not files:
+        print(f"no dcm_qa_ts data under {root}", file=sys.stderr)
+        return 2
+    warnings.simplefilter("ignore")
+    print(f"{'transfer syntax':<48}" + "".join(f"{p:>12}" for p in PLUGINS) + "   (ms per decode)")
+    for path in files:
+        syntax = pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID
+        cells = [_time(path, plugin, args.runs) for plugin in PLUGINS]
+        print(f"{syntax.name[:47]:<48}" + "".join(f"{c:>12}" for c in cells))
+    return 0
+
+
+def _time(path: Path, plugin: str, runs: int) -> str:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        try:
+            pixel_array(path, decoding_plugin=plugin)
+        except Exception:  # the plugin is missing or cannot decode this syntax
+            return "-"
+        samples.append(time.perf_counter() - start)
+    return f"{statistics.median(samples) * 1000:.2f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
