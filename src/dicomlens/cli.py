@@ -547,24 +547,32 @@ def _add_volume(commands: Any) -> None:
         "  dicomlens volume study/ --series 3 -o t1.npz\n"
         "  dicomlens volume study/ --series 1.2.840.113619.2.55.3 -o ct.nii --stored\n",
     )
-    sub.add_argument("paths", nargs="+", metavar="PATH", help="folders, files or glob patterns")
-    sub.add_argument(
-        "-o", "--output", required=True, metavar="OUT", help=".nii.gz, .nii, .npz or .npy"
-    )
-    sub.add_argument(
-        "--series", metavar="N|UID", help="series number or UID (needed when there are several)"
-    )
+    _add_series_choice(sub, output="OUT", output_help=".nii.gz, .nii, .npz or .npy")
     sub.add_argument(
         "--stored", action="store_true", help="stored values, without RescaleSlope/Intercept"
     )
 
 
-def _run_volume(args: argparse.Namespace) -> int:
-    from dicomlens.export import save_volume
+def _add_series_choice(sub: argparse.ArgumentParser, *, output: str, output_help: str) -> None:
+    sub.add_argument("paths", nargs="+", metavar="PATH", help="folders, files or glob patterns")
+    sub.add_argument("-o", "--output", required=True, metavar=output, help=output_help)
+    sub.add_argument(
+        "--series", metavar="N|UID", help="series number or UID (needed when there are several)"
+    )
+
+
+def _chosen_series(args: argparse.Namespace) -> tuple[Any, Any]:
+    """Scan the paths and pick the series --series names (or the only one)."""
     from dicomlens.scanning import select_series
 
     result = _scan(args.paths)
-    series = select_series(result.series, args.series)
+    return result, select_series(result.series, args.series)
+
+
+def _run_volume(args: argparse.Namespace) -> int:
+    from dicomlens.export import save_volume
+
+    result, series = _chosen_series(args)
     volume = series.volume(rescale=not args.stored)
     sidecar = save_volume(volume, args.output, info={"series": series.summary()})
     shape = "x".join(map(str, volume.array.shape))
@@ -586,13 +594,7 @@ def _add_render(commands: Any) -> None:
         "  dicomlens render ct.dcm --window 40,400 -o ct.png\n"
         "  dicomlens render dicom_data/ --montage -o all.png\n",
     )
-    sub.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or glob pattern")
-    sub.add_argument(
-        "-o", "--output", required=True, metavar="OUT.png", help="the picture to write"
-    )
-    sub.add_argument(
-        "--series", metavar="N|UID", help="series number or UID (needed when there are several)"
-    )
+    _add_series_choice(sub, output="OUT.png", output_help="the picture to write")
     where = sub.add_mutually_exclusive_group()
     where.add_argument(
         "--slice", type=int, metavar="N", help="slice index in sorted order (default: middle)"
@@ -611,11 +613,9 @@ def _add_render(commands: Any) -> None:
 def _run_render(args: argparse.Namespace) -> int:
     from dicomlens.export import montage, save_png
     from dicomlens.rendering import render_series
-    from dicomlens.scanning import select_series
 
     window = _parse_window(args.window) if args.window else None
-    result = _scan(args.paths)
-    series = select_series(result.series, args.series)
+    result, series = _chosen_series(args)
     images = render_series(
         series, index=args.slice, all_slices=args.montage, window=window, preset=args.preset
     )
