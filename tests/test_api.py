@@ -22,10 +22,10 @@ def test_all_is_sorted_and_every_name_resolves() -> None:
 
 
 def test_all_covers_every_public_name_of_the_exporting_modules() -> None:
-    from dicomlens import access, differences, errors, reading, scanning, tags, volume
+    from dicomlens import access, differences, editing, errors, reading, scanning, tags, volume
 
     exported = set(dicomlens.__all__)
-    for module in (access, differences, errors, reading, scanning, tags, volume):
+    for module in (access, differences, editing, errors, reading, scanning, tags, volume):
         wanted = {
             "read",
             "get",
@@ -36,6 +36,7 @@ def test_all_covers_every_public_name_of_the_exporting_modules() -> None:
             "format_tag",
             "search_tags",
             "scan",
+            "edit",
         }
         classes = {n for n in module.__all__ if isinstance(getattr(module, n), type)}
         assert (set(module.__all__) & wanted) | (classes - _NOT_EXPORTED) <= exported, module
@@ -46,6 +47,10 @@ _NOT_EXPORTED = {
     "PathStep",
     "ReadResult",
     "Change",
+    "DifferenceKind",
+    "Action",
+    "Edit",
+    "FileEdit",
     "FolderDiff",
     "ScanResult",
     "Window",

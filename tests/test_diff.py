@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pydicom
 
-from dicomlens.differences import Change, diff, diff_folders
+from dicomlens.differences import DifferenceKind, diff, diff_folders
 from dicomlens.reading import read
 
 
@@ -25,12 +25,12 @@ def test_changes_at_every_depth_and_in_meta(ct_small: Path) -> None:
     b.file_meta.ImplementationVersionName = "OTHER"
     found = {(d.path, d.change): (d.a, d.b) for d in diff(a, b)}
     assert found == {
-        ("ImplementationVersionName", Change.CHANGED): ("DCTOOL100", "OTHER"),
-        ("StationName", Change.ONLY_A): ("CT01_OC0", ""),
-        ("PatientName", Change.CHANGED): ("CompressedSamples^CT1", "Other^Name"),
-        ("OtherPatientIDsSequence[0].PatientID", Change.CHANGED): ("ABCD1234", "NEW"),
-        ("OtherPatientIDsSequence[1]", Change.ONLY_A): ("<item of 2 elements>", ""),
-        ("BodyPartExamined", Change.ONLY_B): ("", "HEAD"),
+        ("ImplementationVersionName", DifferenceKind.CHANGED): ("DCTOOL100", "OTHER"),
+        ("StationName", DifferenceKind.ONLY_A): ("CT01_OC0", ""),
+        ("PatientName", DifferenceKind.CHANGED): ("CompressedSamples^CT1", "Other^Name"),
+        ("OtherPatientIDsSequence[0].PatientID", DifferenceKind.CHANGED): ("ABCD1234", "NEW"),
+        ("OtherPatientIDsSequence[1]", DifferenceKind.ONLY_A): ("<item of 2 elements>", ""),
+        ("BodyPartExamined", DifferenceKind.ONLY_B): ("", "HEAD"),
     }
     assert diff(a, b, file_meta=False)[0].path == "StationName"
 
@@ -41,7 +41,7 @@ def test_pixel_data_compared_by_hash(ct_small: Path) -> None:
     pixels[100] ^= 0xFF
     b.PixelData = bytes(pixels)
     (only,) = diff(a, b)
-    assert only.path == "PixelData" and only.change is Change.CHANGED
+    assert only.path == "PixelData" and only.change is DifferenceKind.CHANGED
     assert only.a.startswith("<32768 bytes, sha256 ") and only.a != only.b
 
 

@@ -22,10 +22,12 @@ from dicomlens._version import __version__
 if TYPE_CHECKING:
     from dicomlens.access import Match, find, get
     from dicomlens.differences import Difference, diff
+    from dicomlens.editing import edit
     from dicomlens.errors import (
         CorruptDicomError,
         DicomlensError,
         DicomlensWarning,
+        EditError,
         ElementNotFoundError,
         FileError,
         NotDicomError,
@@ -46,6 +48,7 @@ __all__ = [
     "DicomlensError",
     "DicomlensWarning",
     "Difference",
+    "EditError",
     "ElementNotFoundError",
     "FileError",
     "Match",
@@ -62,6 +65,7 @@ __all__ = [
     "WriteError",
     "__version__",
     "diff",
+    "edit",
     "find",
     "format_tag",
     "get",
@@ -78,6 +82,7 @@ _HOMES = {
     "get": "access",
     "Difference": "differences",
     "diff": "differences",
+    "edit": "editing",
     "read": "reading",
     "Series": "scanning",
     "scan": "scanning",

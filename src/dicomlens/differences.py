@@ -23,13 +23,13 @@ from dicomlens.errors import FileError
 from dicomlens.reading import read_many
 from dicomlens.values import value_text
 
-__all__ = ["Change", "Difference", "FolderDiff", "diff", "diff_folders"]
+__all__ = ["Difference", "DifferenceKind", "FolderDiff", "diff", "diff_folders"]
 
 _HASHED_LENGTH: Final = 64
 _SHOWN_WIDTH: Final = 60
 
 
-class Change(Enum):
+class DifferenceKind(Enum):
     """How an element differs."""
 
     CHANGED = "~"
@@ -42,14 +42,14 @@ class Difference:
     """One difference: the element's path, how it differs, and both sides as text."""
 
     path: str
-    change: Change
+    change: DifferenceKind
     a: str = ""
     b: str = ""
 
     def __str__(self) -> str:
-        if self.change is Change.CHANGED:
+        if self.change is DifferenceKind.CHANGED:
             return f"{self.change.value} {self.path}: {self.a} -> {self.b}"
-        shown = self.a if self.change is Change.ONLY_A else self.b
+        shown = self.a if self.change is DifferenceKind.ONLY_A else self.b
         return f"{self.change.value} {self.path}: {shown}"
 
 
@@ -84,9 +84,9 @@ def _diff_datasets(a: Dataset, b: Dataset, prefix: str) -> list[Difference]:
         element = a[tag] if in_a else b[tag]
         path = prefix + element_path_step(element)
         if not in_b:
-            found.append(Difference(path, Change.ONLY_A, a=_shown(element)))
+            found.append(Difference(path, DifferenceKind.ONLY_A, a=_shown(element)))
         elif not in_a:
-            found.append(Difference(path, Change.ONLY_B, b=_shown(element)))
+            found.append(Difference(path, DifferenceKind.ONLY_B, b=_shown(element)))
         else:
             found += _diff_elements(a[tag], b[tag], path)
     return found
@@ -97,9 +97,9 @@ def _diff_elements(a: DataElement, b: DataElement, path: str) -> list[Difference
         return _diff_sequences(a.value, b.value, path)
     found = []
     if a.VR != b.VR:
-        found.append(Difference(f"{path} VR", Change.CHANGED, str(a.VR), str(b.VR)))
+        found.append(Difference(f"{path} VR", DifferenceKind.CHANGED, str(a.VR), str(b.VR)))
     if _comparable(a) != _comparable(b):
-        found.append(Difference(path, Change.CHANGED, _shown(a), _shown(b)))
+        found.append(Difference(path, DifferenceKind.CHANGED, _shown(a), _shown(b)))
     return found
 
 
@@ -109,11 +109,11 @@ def _diff_sequences(a: list[Dataset], b: list[Dataset], path: str) -> list[Diffe
         here = f"{path}[{position}]"
         if position >= len(b):
             found.append(
-                Difference(here, Change.ONLY_A, a=f"<item of {len(a[position])} elements>")
+                Difference(here, DifferenceKind.ONLY_A, a=f"<item of {len(a[position])} elements>")
             )
         elif position >= len(a):
             found.append(
-                Difference(here, Change.ONLY_B, b=f"<item of {len(b[position])} elements>")
+                Difference(here, DifferenceKind.ONLY_B, b=f"<item of {len(b[position])} elements>")
             )
         else:
             found += _diff_datasets(a[position], b[position], here + ".")

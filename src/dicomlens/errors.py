@@ -21,6 +21,7 @@ __all__ = [
     "CorruptDicomError",
     "DicomlensError",
     "DicomlensWarning",
+    "EditError",
     "ElementNotFoundError",
     "FileError",
     "NotDicomError",
@@ -82,6 +83,10 @@ class CorruptDicomError(FileError):
 
 class SeriesError(DicomlensError):
     """Slices cannot be assembled into a series or volume as asked."""
+
+
+class EditError(DicomlensError, ValueError):
+    """An edit cannot be applied: bad value for its VR, unknown VR, impossible path."""
 
 
 class WriteError(DicomlensError):
