@@ -440,7 +440,11 @@ def edit(
 
     Each file is read whole, edited in memory, validated and written through
     :func:`atomic_output` to ``out`` (mirroring the input tree) or over itself
-    with ``in_place``; a failure leaves the original byte-identical. A file
+    with ``in_place`` (a symbolic link: over the file it points to; other hard
+    links keep the old content); a failure leaves the original byte-identical.
+    Everything not edited is kept (transfer syntax, file meta, private blocks,
+    encapsulated pixel data), except retired group length elements (gggg,0000),
+    which pydicom does not write. A file
     that changes on disk while it is being edited is not overwritten. The input
     list is taken before the first write, so outputs inside an input folder are
     not edited again.
@@ -546,7 +550,10 @@ def _edit_one(
 ) -> None:
     source, target = result.source, result.target
     assert target is not None
-    with _locked(source, exclusive=target == source and not dry_run):
+    in_place = target == source
+    if in_place and source.is_symlink():
+        target = result.target = source.resolve()  # edit the file the link points to
+    with _locked(target if in_place else source, exclusive=in_place and not dry_run):
         before = _fingerprint(source)
         ds = read(source)
         if not all(_matches(ds, path, value) for path, value in conditions):
@@ -561,15 +568,15 @@ def _edit_one(
             return
         if dry_run:
             return
-        if target != source and target.exists() and not overwrite:
+        if not in_place and target.exists() and not overwrite:
             raise WriteError(f"{target}: output exists (use --overwrite)")
         if ds.preamble is not None and ds.preamble[:4].startswith(_EXECUTABLE_PREAMBLES):
             ds.preamble = b"\x00" * 128  # CVE-2019-11687: no executable headers in our output
-        if target == source and _fingerprint(source) != before:
+        if in_place and _fingerprint(source) != before:
             raise WriteError(f"{source}: file changed by another process; not overwritten")
-        if backup and target == source:
-            with atomic_output(source.with_name(source.name + ".bak")) as copy:
-                copy.write_bytes(source.read_bytes())
+        if backup and in_place:
+            with atomic_output(target.with_name(target.name + ".bak")) as copy:
+                copy.write_bytes(target.read_bytes())
         with atomic_output(target) as temporary:
             ds.save_as(temporary, enforce_file_format=False)
 
