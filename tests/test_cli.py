@@ -409,3 +409,42 @@ def test_render_montage(run: Run, make_ct_series: Callable[..., Path], tmp_path:
 
     with Image.open(tmp_path / "m.png") as picture:
         assert picture.size == (3 * 128, 2 * 128)
+
+
+# --- edit ---------------------------------------------------------------------------
+
+
+def test_edit_batch_reports_each_failure(
+    run: Run, make_ct_series: Callable[..., Path], tmp_path: Path
+) -> None:
+    folder = make_ct_series(3)
+    victim = sorted(folder.glob("*.dcm"))[0]
+    victim.write_bytes(victim.read_bytes()[:900])
+    code, out, err = run("edit", folder, "--set", "PatientName=Edited", "-o", tmp_path / "out")
+    assert code == 1
+    assert len(out.splitlines()) == 2 and all(
+        "changed 1 element(s)" in line for line in out.splitlines()
+    )
+    lines = err.splitlines()
+    assert lines[0].startswith(f"dicomlens: error: {victim}: truncated")
+    assert lines[-1] == "dicomlens: 2 edited, 1 failed"
+
+
+def test_edit_dry_run_prints_the_diff(run: Run, ct_small: Path, tmp_path: Path) -> None:
+    code, out, err = run(
+        "edit", ct_small, "--set", "PatientName=Dry", "--delete", "PatientID", "--dry-run"
+    )
+    assert code == 0
+    assert out.splitlines() == [
+        f"{ct_small}: would change 2 element(s)",
+        "  ~ PatientName: CompressedSamples^CT1 -> Dry",
+        "  - PatientID: 1CT1",
+    ]
+    assert err == "dicomlens: 1 edited (dry run: nothing written)\n"
+
+
+def test_edit_usage_errors(run: Run, ct_small: Path) -> None:
+    code, _, err = run("edit", ct_small, "--set", "PatientName=X")
+    assert code == 2 and "choose where the results go" in err
+    code, _, err = run("edit", ct_small, "--set", "PatientNmae=X", "--in-place")
+    assert code == 2 and "did you mean (0010,0010) PatientName" in err

@@ -334,3 +334,25 @@ def test_two_editors_never_lose_an_update(ct_small: Path, tmp_path: Path) -> Non
     assert final.SeriesNumber in range(runs) and final.AcquisitionNumber in range(runs)
     assert sum(refused) < 2 * runs
     assert isinstance(final, Dataset) and final.PixelData == read(ct_small).PixelData
+
+
+def test_transfer_syntax_relabel_is_refused(tmp_path: Path) -> None:  # W12
+    path = bundled("JPEG2000.dcm")
+    (result,) = edit([path], set=["TransferSyntaxUID=1.2.840.10008.1.2.1"], out=tmp_path)
+    assert "changing it needs transcoding" in str(result.error)
+    assert not (tmp_path / path.name).exists()
+
+
+def test_odd_length_values_are_padded(ct_small: Path, tmp_path: Path) -> None:  # R18
+    edit([ct_small], set=["PatientName=ODD"], out=tmp_path)
+    raw = pydicom.dcmread(tmp_path / ct_small.name).get_item(0x00100010)
+    assert raw.length % 2 == 0 and raw.value == b"ODD "
+
+
+def test_hard_links_are_warned_about(ct_small: Path, tmp_path: Path) -> None:  # W6
+    target = tmp_path / "a.dcm"
+    target.write_bytes(ct_small.read_bytes())
+    os.link(target, tmp_path / "b.dcm")
+    with pytest.warns(Warning, match="1 other hard link"):
+        edit([target], set=["PatientName=Linked"], in_place=True)
+    assert read(tmp_path / "b.dcm").PatientName == "CompressedSamples^CT1"

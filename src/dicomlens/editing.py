@@ -13,6 +13,7 @@ import fcntl
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -30,6 +31,7 @@ from pydicom.valuerep import validate_value
 from dicomlens.access import get
 from dicomlens.errors import (
     DicomlensError,
+    DicomlensWarning,
     EditError,
     FileError,
     NotDicomError,
@@ -149,6 +151,7 @@ class Edit:
         return f"{self.action.value} {self.path}{vr}={self.value}"
 
 
+_TRANSFER_SYNTAX: Final = ElementRef(0x0002, 0x0010)
 _TRAILING_VR: Final = re.compile(r"\[(?P<vr>[A-Z]{2})\]\s*$")
 _KNOWN_VRS: Final = frozenset(vr.value for vr in VR_)
 
@@ -199,6 +202,11 @@ def apply_edits(ds: Dataset, edits: Sequence[Edit], *, allow_invalid: bool = Fal
     """
     changes: list[Change] = []
     for edit in edits:
+        if edit.path.steps[0].ref == _TRANSFER_SYNTAX:
+            raise EditError(
+                f"{edit.path}: the transfer syntax describes how the file is encoded; "
+                "changing it needs transcoding, which edit does not do"
+            )
         if edit.action is Action.DELETE:
             changes += _delete(ds, edit.path)
         else:
@@ -438,37 +446,38 @@ def edit(
 ) -> list[FileEdit]:
     """Edit files, folders or patterns: set, delete or add elements, safely.
 
-    Each file is read whole, edited in memory, validated and written through
-    :func:`atomic_output` to ``out`` (mirroring the input tree) or over itself
-    with ``in_place`` (a symbolic link: over the file it points to; other hard
-    links keep the old content); a failure leaves the original byte-identical.
-    Everything not edited is kept (transfer syntax, file meta, private blocks,
-    encapsulated pixel data), except retired group length elements (gggg,0000),
-    which pydicom does not write. A file
-    that changes on disk while it is being edited is not overwritten. The input
-    list is taken before the first write, so outputs inside an input folder are
-    not edited again.
+        Each file is read whole, edited in memory, validated and written through
+        :func:`atomic_output` to ``out`` (mirroring the input tree) or over itself
+        with ``in_place`` (a symbolic link: over the file it points to; other hard
+        links keep the old content); a failure leaves the original byte-identical.
+        Everything not edited is kept (transfer syntax, file meta, private blocks,
+        encapsulated pixel data), except retired group length elements (gggg,0000),
+        which pydicom does not write. A file
+        that changes on disk while it is being edited is not overwritten. The input
+        list is taken before the first write, so outputs inside an input folder are
+        not edited again.
 
-    Parameters
-    ----------
-    set, delete, add
-        ``TAG=VALUE`` / ``TAG`` / ``TAG[VR]=VALUE`` in any tag notation
-        (``add`` also creates missing sequence items).
-    where
-        ``TAG=VALUE`` conditions, all of which a file must meet to be edited.
-    dry_run
-        Report the changes without writing anything.
-    fail_fast
-        Stop at the first failure (it is re-raised).
+        Parameters
+        ----------
+        set, delete, add
+            ``TAG=VALUE`` / ``TAG`` / ``TAG[VR]=VALUE`` in any tag notation
+            (``add`` also creates missing sequence items).
+        where
+            ``TAG=VALUE`` conditions, all of which a file must meet to be edited.
+        dry_run
+            Report the changes without writing anything.
+        fail_fast
+            Stop at the first failure (it is re-raised).
 
-    Examples
-    --------
-    >>> import tempfile
-    >>> from pydicom.data import get_testdata_file
-    >>> ct = get_testdata_file("CT_small.dcm")
-    >>> (result,) = edit([ct], set=["PatientName=Doe^Jane"], out=tempfile.mkdtemp())
-    >>> [str(change) for change in result.changes]
-    ['~ PatientName: CompressedSamples^CT1 -> Doe^Jane']
+        Examples
+        --------
+        >>> import tempfile
+    import warnings
+        >>> from pydicom.data import get_testdata_file
+        >>> ct = get_testdata_file("CT_small.dcm")
+        >>> (result,) = edit([ct], set=["PatientName=Doe^Jane"], out=tempfile.mkdtemp())
+        >>> [str(change) for change in result.changes]
+        ['~ PatientName: CompressedSamples^CT1 -> Doe^Jane']
     """
     if (out is None) == (not in_place) and not dry_run:
         raise UsageError("choose where the results go: an output folder (-o) or --in-place")
@@ -574,6 +583,13 @@ def _edit_one(
             ds.preamble = b"\x00" * 128  # CVE-2019-11687: no executable headers in our output
         if in_place and _fingerprint(source) != before:
             raise WriteError(f"{source}: file changed by another process; not overwritten")
+        if in_place and target.stat().st_nlink > 1:
+            warnings.warn(
+                f"{target}: has {target.stat().st_nlink - 1} other hard link(s); they keep "
+                "the old content",
+                DicomlensWarning,
+                stacklevel=2,
+            )
         if backup and in_place:
             with atomic_output(target.with_name(target.name + ".bak")) as copy:
                 copy.write_bytes(target.read_bytes())
