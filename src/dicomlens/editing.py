@@ -15,6 +15,7 @@ import re
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any, Final
 
 from pydicom import config
 from pydicom.datadict import dictionary_VR, get_private_entry
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 from pydicom.valuerep import VR as VR_
@@ -416,6 +417,8 @@ def _text(element: DataElement) -> str:
 # ---------------------------------------------------------------------------
 
 _EXECUTABLE_PREAMBLES: Final = (b"MZ", b"\x7fELF")
+_PARALLEL_FROM: Final = 64  # files: below this a process pool costs more than it saves
+_ALWAYS_DECODED: Final = frozenset({0x00080005, 0x00080016, 0x00080018})  # charset, SOP UIDs
 
 
 @dataclass
@@ -446,38 +449,37 @@ def edit(
 ) -> list[FileEdit]:
     """Edit files, folders or patterns: set, delete or add elements, safely.
 
-        Each file is read whole, edited in memory, validated and written through
-        :func:`atomic_output` to ``out`` (mirroring the input tree) or over itself
-        with ``in_place`` (a symbolic link: over the file it points to; other hard
-        links keep the old content); a failure leaves the original byte-identical.
-        Everything not edited is kept (transfer syntax, file meta, private blocks,
-        encapsulated pixel data), except retired group length elements (gggg,0000),
-        which pydicom does not write. A file
-        that changes on disk while it is being edited is not overwritten. The input
-        list is taken before the first write, so outputs inside an input folder are
-        not edited again.
+    Each file is read whole, edited in memory, validated and written through
+    :func:`atomic_output` to ``out`` (mirroring the input tree) or over itself
+    with ``in_place`` (a symbolic link: over the file it points to; other hard
+    links keep the old content); a failure leaves the original byte-identical.
+    Everything not edited is kept (transfer syntax, file meta, private blocks,
+    encapsulated pixel data), except retired group length elements (gggg,0000),
+    which pydicom does not write. A file
+    that changes on disk while it is being edited is not overwritten. The input
+    list is taken before the first write, so outputs inside an input folder are
+    not edited again.
 
-        Parameters
-        ----------
-        set, delete, add
-            ``TAG=VALUE`` / ``TAG`` / ``TAG[VR]=VALUE`` in any tag notation
-            (``add`` also creates missing sequence items).
-        where
-            ``TAG=VALUE`` conditions, all of which a file must meet to be edited.
-        dry_run
-            Report the changes without writing anything.
-        fail_fast
-            Stop at the first failure (it is re-raised).
+    Parameters
+    ----------
+    set, delete, add
+        ``TAG=VALUE`` / ``TAG`` / ``TAG[VR]=VALUE`` in any tag notation
+        (``add`` also creates missing sequence items).
+    where
+        ``TAG=VALUE`` conditions, all of which a file must meet to be edited.
+    dry_run
+        Report the changes without writing anything.
+    fail_fast
+        Stop at the first failure (it is re-raised).
 
-        Examples
-        --------
-        >>> import tempfile
-    import warnings
-        >>> from pydicom.data import get_testdata_file
-        >>> ct = get_testdata_file("CT_small.dcm")
-        >>> (result,) = edit([ct], set=["PatientName=Doe^Jane"], out=tempfile.mkdtemp())
-        >>> [str(change) for change in result.changes]
-        ['~ PatientName: CompressedSamples^CT1 -> Doe^Jane']
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pydicom.data import get_testdata_file
+    >>> ct = get_testdata_file("CT_small.dcm")
+    >>> (result,) = edit([ct], set=["PatientName=Doe^Jane"], out=tempfile.mkdtemp())
+    >>> [str(change) for change in result.changes]
+    ['~ PatientName: CompressedSamples^CT1 -> Doe^Jane']
     """
     if (out is None) == (not in_place) and not dry_run:
         raise UsageError("choose where the results go: an output folder (-o) or --in-place")
@@ -490,27 +492,56 @@ def edit(
     if not edits:
         raise UsageError("nothing to do: give --set, --delete or --add")
     conditions = [_condition(text) for text in where]
-    out_folder = Path(out) if out is not None else None
-    results = []
-    for source, target, error, explicit in _plan(paths, out_folder, in_place=in_place):
+    job = _Job(tuple(edits), tuple(conditions), allow_invalid, dry_run, backup, overwrite)
+    tasks = _plan(paths, Path(out) if out is not None else None, in_place=in_place)
+    workers = 1 if fail_fast else (os.cpu_count() or 1)
+    if workers < 2 or len(tasks) < _PARALLEL_FROM:
+        results = []
+        for task in tasks:
+            results.append(job(task))
+            if fail_fast and results[-1].error is not None:
+                raise results[-1].error
+        return results
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(job, tasks, chunksize=max(8, len(tasks) // (workers * 8))))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Edit one planned file; a picklable callable for the process pool."""
+
+    edits: tuple[Edit, ...]
+    conditions: tuple[tuple[TagPath, str], ...]
+    allow_invalid: bool
+    dry_run: bool
+    backup: bool
+    overwrite: bool
+
+    def __call__(self, task: tuple[Path, Path, FileError | None, bool]) -> FileEdit:
+        source, target, error, explicit = task
         result = FileEdit(source, target)
         try:
             if error is not None:
                 raise error
-            _edit_one(result, edits, conditions, allow_invalid, dry_run, backup, overwrite)
+            _edit_one(result, self)
         except NotDicomError as exc:
-            if explicit and fail_fast:
-                raise
             if explicit:
                 result.error = exc
             else:
                 result.skipped = "not a DICOM file"
         except DicomlensError as exc:
-            if fail_fast:
-                raise
             result.error = exc
-        results.append(result)
-    return results
+        return result
+
+    @property
+    def decode(self) -> frozenset[int] | None:
+        """The top-level elements the job reads or changes (None: all of them)."""
+        firsts = [e.path.steps[0].ref for e in self.edits] + [
+            c[0].steps[0].ref for c in self.conditions
+        ]
+        if any(ref.creator is not None for ref in firsts):
+            return None
+        return frozenset(ref.tag for ref in firsts) | _ALWAYS_DECODED
 
 
 def _condition(text: str) -> tuple[TagPath, str]:
@@ -548,36 +579,33 @@ def _inside(path: Path, folder: Path) -> bool:
     return True
 
 
-def _edit_one(
-    result: FileEdit,
-    edits: Sequence[Edit],
-    conditions: Sequence[tuple[TagPath, str]],
-    allow_invalid: bool,
-    dry_run: bool,
-    backup: bool,
-    overwrite: bool,
-) -> None:
+def _edit_one(result: FileEdit, job: _Job) -> None:
+    """Read, check, edit and write one file (see :func:`edit`).
+
+    Only the elements the job touches are decoded: the others are written back
+    exactly as read, except odd-length values, which are re-encoded to be padded.
+    """
     source, target = result.source, result.target
     assert target is not None
     in_place = target == source
     if in_place and source.is_symlink():
         target = result.target = source.resolve()  # edit the file the link points to
-    with _locked(target if in_place else source, exclusive=in_place and not dry_run):
+    with _locked(target if in_place else source, exclusive=in_place and not job.dry_run):
         before = _fingerprint(source)
-        ds = read(source)
-        if not all(_matches(ds, path, value) for path, value in conditions):
+        ds = read(source, decode=job.decode)
+        if not all(_matches(ds, path, value) for path, value in job.conditions):
             result.skipped = "does not match --where"
             return
         try:
-            result.changes = apply_edits(ds, edits, allow_invalid=allow_invalid)
+            result.changes = apply_edits(ds, job.edits, allow_invalid=job.allow_invalid)
         except EditError as exc:
             raise EditError(f"{source}: {exc}") from exc
         if not result.changes:
             result.skipped = "nothing to change"
             return
-        if dry_run:
+        if job.dry_run:
             return
-        if not in_place and target.exists() and not overwrite:
+        if not in_place and target.exists() and not job.overwrite:
             raise WriteError(f"{target}: output exists (use --overwrite)")
         if ds.preamble is not None and ds.preamble[:4].startswith(_EXECUTABLE_PREAMBLES):
             ds.preamble = b"\x00" * 128  # CVE-2019-11687: no executable headers in our output
@@ -590,11 +618,33 @@ def _edit_one(
                 DicomlensWarning,
                 stacklevel=2,
             )
-        if backup and in_place:
+        if job.backup and in_place:
             with atomic_output(target.with_name(target.name + ".bak")) as copy:
                 copy.write_bytes(target.read_bytes())
+        _prepare_for_writing(ds)
         with atomic_output(target) as temporary:
             ds.save_as(temporary, enforce_file_format=False)
+
+
+def _prepare_for_writing(ds: Dataset) -> None:
+    """Decode what cannot be written back raw: every value when raw values lack
+    the VR an explicit-VR file needs (files read as implicit VR despite their
+    transfer syntax), and top-level values of odd length (so that pydicom pads them)."""
+    syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
+    explicit = syntax is not None and syntax.is_transfer_syntax and not syntax.is_implicit_VR
+    odd: list[BaseTag] = []
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag, keep_deferred=True)
+        if not isinstance(raw, RawDataElement):
+            continue
+        if explicit and raw.VR is None:
+            for _ in ds.iterall():
+                pass
+            return
+        if raw.length % 2 and raw.length != 0xFFFFFFFF:
+            odd.append(tag)
+    for tag in odd:
+        ds[tag]
 
 
 def _matches(ds: Dataset, path: TagPath, value: str) -> bool:

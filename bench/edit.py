@@ -1,0 +1,68 @@
+"""Editing one tag in 2,000 files: `dicomlens edit --in-place` (atomic, fsynced) against a
+plain pydicom loop (dcmread + set + save_as over the original, no fsync) and DCMTK's
+`dcmodify -nb -m` with all files in one call, each on its own copy, in the same run.
+
+Target (issue 4): no slower than the plain pydicom loop, despite the fsyncs.
+Run: .venv/bin/python bench/edit.py [--files N] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import median_times
+from folder import make_folder
+
+PYDICOM_LOOP = """
+import sys, pathlib, pydicom
+for path in sorted(pathlib.Path(sys.argv[1]).iterdir()):
+    ds = pydicom.dcmread(path)
+    ds.PatientName = "Edited^Bench"
+    ds.save_as(path)
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--files", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=10, help="timed runs per command (>= 10)")
+    args = parser.parse_args()
+    source = make_folder(args.files)
+    bin_dir = Path(sys.executable).parent
+    copies = {}
+    for name in ("dicomlens", "pydicom", "dcmodify"):
+        copies[name] = source.parent / f"edit_{name}"
+        shutil.rmtree(copies[name], ignore_errors=True)
+        shutil.copytree(source, copies[name])
+    commands = {
+        "dicomlens edit": [
+            str(bin_dir / "dicomlens"), "edit", str(copies["dicomlens"]),
+            "--set", "PatientName=Edited^Bench", "--in-place",
+        ],
+        "pydicom loop": [sys.executable, "-c", PYDICOM_LOOP, str(copies["pydicom"])],
+    }  # fmt: skip
+    dcmodify = shutil.which("dcmodify")
+    if dcmodify:
+        files = sorted(str(p) for p in copies["dcmodify"].iterdir())
+        commands["dcmodify -nb -m"] = [dcmodify, "-nb", "-m", "PatientName=Edited^Bench", *files]
+    else:
+        print("dcmodify not found: apt-get install dcmtk (a peer of this benchmark)", file=sys.stderr)
+    runs = max(args.runs, 10)
+    times = median_times(commands, runs=runs, warmup=1)
+    print(f"{args.files} files, one tag each, median of {runs} runs")
+    for name, timing in times.items():
+        print(f"{name:<16} wall {timing.wall * 1000:8.1f} ms   cpu {timing.cpu * 1000:8.1f} ms")
+    ours = times["dicomlens edit"]
+    for name, timing in times.items():
+        if name != "dicomlens edit":
+            print(f"ratio dicomlens/{name}: wall {ours.wall / timing.wall:.2f}x")
+    print("target: <= 1.00x the pydicom loop")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
