@@ -47,11 +47,14 @@ __all__ = ["Action", "Change", "Edit", "FileEdit", "apply_edits", "atomic_output
 
 
 @contextlib.contextmanager
-def atomic_output(target: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
+def atomic_output(
+    target: str | os.PathLike[str], *, overwrite: bool = True, sync_folder: bool = True
+) -> Iterator[Path]:
     """Yield a temporary path in ``target``'s folder; on success, move it over ``target``.
 
-    The temporary file is synced before the rename and the folder after it.
-    On any failure it is removed and ``target`` is left as it was.
+    The temporary file is synced before the rename and the folder after it
+    (batch writers may pass ``sync_folder=False`` and sync each folder once at
+    the end). On any failure it is removed and ``target`` is left as it was.
 
     >>> import tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -80,7 +83,8 @@ def atomic_output(target: str | os.PathLike[str], *, overwrite: bool = True) -> 
         else:
             os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, target)
-        _fsync_folder(folder)
+        if sync_folder:
+            _fsync_folder(folder)
     except OSError as exc:
         temporary.unlink(missing_ok=True)
         raise WriteError(f"{target}: cannot write ({exc.strerror or exc})") from exc
@@ -430,6 +434,7 @@ class FileEdit:
     changes: list[Change] = field(default_factory=list)
     skipped: str = ""
     error: DicomlensError | None = None
+    written: bool = False
 
 
 def edit(
@@ -497,13 +502,25 @@ def edit(
     workers = 1 if fail_fast else (os.cpu_count() or 1)
     if workers < 2 or len(tasks) < _PARALLEL_FROM:
         results = []
-        for task in tasks:
-            results.append(job(task))
-            if fail_fast and results[-1].error is not None:
-                raise results[-1].error
+        try:
+            for task in tasks:
+                results.append(job(task))
+                if fail_fast and results[-1].error is not None:
+                    raise results[-1].error
+        finally:
+            _sync_folders(results)
         return results
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(job, tasks, chunksize=max(8, len(tasks) // (workers * 8))))
+        results = list(pool.map(job, tasks, chunksize=max(8, len(tasks) // (workers * 8))))
+    _sync_folders(results)
+    return results
+
+
+def _sync_folders(results: Sequence[FileEdit]) -> None:
+    """Make the renames of a batch durable: each written folder synced once."""
+    written = {r.target.parent for r in results if r.target and r.written}
+    for folder in sorted(written):
+        _fsync_folder(folder)
 
 
 @dataclass(frozen=True)
@@ -622,8 +639,9 @@ def _edit_one(result: FileEdit, job: _Job) -> None:
             with atomic_output(target.with_name(target.name + ".bak")) as copy:
                 copy.write_bytes(target.read_bytes())
         _prepare_for_writing(ds)
-        with atomic_output(target) as temporary:
+        with atomic_output(target, sync_folder=False) as temporary:  # folders: once per batch
             ds.save_as(temporary, enforce_file_format=False)
+        result.written = True
 
 
 def _prepare_for_writing(ds: Dataset) -> None:
