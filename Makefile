@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/folder.py
 	$(BIN)/python bench/volume.py
+	$(BIN)/python bench/edit.py
 	$(BIN)/python bench/codecs.py
 
 clean:

@@ -356,3 +356,13 @@ def test_hard_links_are_warned_about(ct_small: Path, tmp_path: Path) -> None:  #
     with pytest.warns(Warning, match="1 other hard link"):
         edit([target], set=["PatientName=Linked"], in_place=True)
     assert read(tmp_path / "b.dcm").PatientName == "CompressedSamples^CT1"
+
+
+def test_unwritable_output_fails_per_file_and_keeps_going(
+    ct_small: Path, tmp_path: Path
+) -> None:  # W5
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the output folder should be")
+    results = edit([ct_small, bundled("MR_small.dcm")], set=["PatientName=X"], out=blocker / "out")
+    assert [type(r.error).__name__ for r in results] == ["WriteError", "WriteError"]
+    assert all("cannot write" in str(r.error) for r in results)
