@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import TEST_FILES, bundled
+from conftest import TEST_FILES, bundled, shared_data_root
 from pydicom.dataset import Dataset
 
 from dicomlens.editing import Edit, apply_edits, edit
@@ -44,10 +44,12 @@ def _readable(paths: list[Path]) -> list[Path]:
     return found
 
 
-ROUND_TRIP_FILES = _readable(sorted(TEST_FILES.glob("*.dcm")))
+ROUND_TRIP_FILES = _readable(
+    sorted(TEST_FILES.glob("*.dcm")) + sorted(shared_data_root().glob("*/In/**/*.dcm"))
+)
 
 
-@pytest.mark.parametrize("path", ROUND_TRIP_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", ROUND_TRIP_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_round_trip_keeps_everything_else(path: Path, tmp_path: Path) -> None:  # W18
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # some test files hold odd values on purpose
@@ -366,3 +368,75 @@ def test_unwritable_output_fails_per_file_and_keeps_going(
     results = edit([ct_small, bundled("MR_small.dcm")], set=["PatientName=X"], out=blocker / "out")
     assert [type(r.error).__name__ for r in results] == ["WriteError", "WriteError"]
     assert all("cannot write" in str(r.error) for r in results)
+
+
+def _big_slice(ct_small: Path, folder: Path) -> Path:
+    """CT_small upsampled to 512x512 (about 0.5 MiB), for filling small disks."""
+    import numpy as np
+
+    ds = pydicom.dcmread(ct_small)
+    pixels = np.kron(ds.pixel_array, np.ones((4, 4), dtype=ds.pixel_array.dtype))
+    ds.Rows, ds.Columns = pixels.shape
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(folder / "big.dcm")
+    return folder / "big.dcm"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_full_tmpfs_leaves_the_original(ct_small: Path, tmp_path: Path) -> None:  # W1
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        original = _big_slice(ct_small, tmp_path)
+        target = disk / "big.dcm"
+        target.write_bytes(original.read_bytes())
+        (result,) = edit([target], set=["PatientName=No^Space"], in_place=True)
+        assert "No space left on device" in str(result.error)
+        assert target.read_bytes() == original.read_bytes()
+        assert os.listdir(disk) == ["big.dcm"]
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+_AS_NOBODY = """
+import sys
+from dicomlens.cli import main
+sys.exit(main(["edit", sys.argv[1], "--set", "PatientName=Nobody", "--in-place"]))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged user")
+def test_read_only_folder_as_an_unprivileged_user(ct_small: Path) -> None:  # W5
+    import shutil
+    import tempfile
+
+    setpriv = shutil.which("setpriv")
+    folder = Path(tempfile.mkdtemp(prefix="dicomlens-ro-"))
+    try:
+        folder.chmod(0o755)  # others may read and enter, not write
+        target = folder / "ct.dcm"
+        target.write_bytes(ct_small.read_bytes())
+        target.chmod(0o644)
+        nobody = [setpriv or "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        probe = subprocess.run(
+            [*nobody, sys.executable, "-c", "import dicomlens"], capture_output=True
+        )
+        if setpriv is None or probe.returncode != 0:
+            pytest.skip("cannot run this interpreter as an unprivileged user here")
+        out = subprocess.run(
+            [*nobody, sys.executable, "-c", _AS_NOBODY, str(target)], capture_output=True, text=True
+        )
+        assert out.returncode == 1
+        assert (
+            out.stderr.splitlines()[0]
+            == f"dicomlens: error: {target}: cannot write (Permission denied)"
+        )
+        assert "Traceback" not in out.stderr
+        assert target.read_bytes() == ct_small.read_bytes() and os.listdir(folder) == ["ct.dcm"]
+    finally:
+        shutil.rmtree(folder)
