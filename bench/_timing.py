@@ -51,3 +51,15 @@ def _run(argv: Sequence[str]) -> Timing:
     if process.returncode != 0:
         raise subprocess.CalledProcessError(process.returncode, list(argv))
     return Timing(wall, usage.ru_utime + usage.ru_stime)
+
+
+def print_times(times: dict[str, Timing], *, ours: str) -> None:
+    """One line per command, then the ratio of ``ours`` to each of the others."""
+    width = max(len(name) for name in times) + 2
+    for name, timing in times.items():
+        print(
+            f"{name:<{width}} wall {timing.wall * 1000:8.1f} ms   cpu {timing.cpu * 1000:8.1f} ms"
+        )
+    for name, timing in times.items():
+        if name != ours:
+            print(f"ratio {ours}/{name}: wall {times[ours].wall / timing.wall:.2f}x")

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import median_times
+from _timing import median_times, print_times
 from folder import make_folder
 
 PYDICOM_LOOP = """
@@ -66,13 +66,8 @@ def main() -> int:
     runs = max(args.runs, 10)
     times = median_times(commands, runs=runs, warmup=1)
     print(f"{args.files} files, one tag each, median of {runs} runs")
-    for name, timing in times.items():
-        print(f"{name:<16} wall {timing.wall * 1000:8.1f} ms   cpu {timing.cpu * 1000:8.1f} ms")
-    ours = times["dicomlens edit"]
-    for name, timing in times.items():
-        if name != "dicomlens edit":
-            print(f"ratio dicomlens/{name}: wall {ours.wall / timing.wall:.2f}x")
-    cost = ours.wall - times["dicomlens, no fsync"].wall
+    print_times(times, ours="dicomlens edit")
+    cost = times["dicomlens edit"].wall - times["dicomlens, no fsync"].wall
     print(f"cost of durability (fsync of each file and folder): {cost * 1000:+.0f} ms")
     print("target: <= 1.00x the pydicom loop")
     return 0

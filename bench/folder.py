@@ -18,7 +18,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import median_times
+from _timing import median_times, print_times
 
 WORK = Path(__file__).parent / "_work"
 
@@ -62,11 +62,7 @@ def main() -> int:
     runs = max(args.runs, 10)
     times = median_times(commands, runs=runs, warmup=1)
     print(f"{args.files} files, median of {runs} runs each")
-    for name, timing in times.items():
-        print(f"{name:<20} wall {timing.wall * 1000:8.1f} ms   cpu {timing.cpu * 1000:8.1f} ms")
-    ours, peer = times["dicomlens get DIR"], times["dcmdump +P"]
-    wall, cpu = ours.wall / peer.wall, ours.cpu / peer.cpu
-    print(f"ratio dicomlens/dcmdump: wall {wall:.2f}x, cpu {cpu:.2f}x")
+    print_times(times, ours="dicomlens get DIR")
     return 0
 
 

@@ -23,7 +23,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import median_times
+from _timing import median_times, print_times
 
 WORK = Path(__file__).parent / "_work"
 
@@ -92,12 +92,7 @@ def main() -> int:
     runs = max(args.runs, 10)
     times = median_times(commands, runs=runs, warmup=1)
     print(f"{args.slices} slices of 512x512, median of {runs} runs each (fresh process each)")
-    for name, timing in times.items():
-        print(f"{name:<14} wall {timing.wall * 1000:8.1f} ms   cpu {timing.cpu * 1000:8.1f} ms")
-    ours = times["dicomlens"]
-    for name, timing in times.items():
-        if name != "dicomlens":
-            print(f"ratio dicomlens/{name}: wall {ours.wall / timing.wall:.2f}x")
+    print_times(times, ours="dicomlens")
     print("target: <= 0.40x SimpleITK")
     return 0
 

@@ -20,6 +20,27 @@ def bundled(name: str) -> Path:
     return path
 
 
+def readable(paths: list[Path], *, skip: frozenset[str] = frozenset()) -> list[Path]:
+    """The files among ``paths`` that dicomlens reads (for parametrising tests)."""
+    import warnings
+
+    from dicomlens.errors import FileError
+    from dicomlens.reading import read
+
+    found = []
+    for path in paths:
+        if path.name in skip:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # odd values on purpose in some test files
+                read(path)
+        except FileError:
+            continue
+        found.append(path)
+    return found
+
+
 def shared_data_root() -> Path:
     return Path(os.environ.get("DICOMLENS_TEST_DATA", REPO.parent / "shared" / "data"))
 

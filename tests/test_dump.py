@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import TEST_FILES, bundled
+from conftest import TEST_FILES, bundled, readable
 from pydicom.dataset import Dataset
 
 from dicomlens.dump import DumpOptions, dump, is_phi, to_json_model
-from dicomlens.errors import FileError
 from dicomlens.reading import read
 from dicomlens.tags import parse_tag
 
@@ -89,22 +88,12 @@ def test_color_only_when_asked(ct_small: Path) -> None:
     assert "\x1b[36mPatientName" in dump(read(ct_small), DumpOptions(color=True))
 
 
-def _readable_bundled_files() -> list[Path]:
-    found = []
-    for path in sorted(TEST_FILES.glob("*.dcm")):
-        if path.name == "badVR.dcm":  # holds IS '1A' on purpose: pydicom's from_json refuses it
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                read(path)
-        except FileError:
-            continue
-        found.append(path)
-    return found
-
-
-@pytest.mark.parametrize("path", _readable_bundled_files(), ids=lambda p: p.name)
+# badVR.dcm holds IS '1A' on purpose: pydicom's from_json refuses it.
+@pytest.mark.parametrize(
+    "path",
+    readable(sorted(TEST_FILES.glob("*.dcm")), skip=frozenset({"badVR.dcm"})),
+    ids=lambda p: p.name,
+)
 def test_json_model_loads_back_to_an_equal_dataset(path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # some test files carry invalid values on purpose

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import TEST_FILES, bundled, shared_data_root
+from conftest import TEST_FILES, bundled, readable, shared_data_root
 from pydicom.dataset import Dataset
 
 from dicomlens.editing import Edit, apply_edits, edit
@@ -31,20 +31,7 @@ def _hashes(folder: Path) -> dict[str, str]:
     }
 
 
-def _readable(paths: list[Path]) -> list[Path]:
-    found = []
-    for path in paths:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                read(path)
-        except FileError:
-            continue
-        found.append(path)
-    return found
-
-
-ROUND_TRIP_FILES = _readable(
+ROUND_TRIP_FILES = readable(
     sorted(TEST_FILES.glob("*.dcm")) + sorted(shared_data_root().glob("*/In/**/*.dcm"))
 )
 
