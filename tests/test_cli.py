@@ -448,3 +448,17 @@ def test_edit_usage_errors(run: Run, ct_small: Path) -> None:
     assert code == 2 and "choose where the results go" in err
     code, _, err = run("edit", ct_small, "--set", "PatientNmae=X", "--in-place")
     assert code == 2 and "did you mean (0010,0010) PatientName" in err
+
+
+def test_volume_stops_at_an_unreadable_file_unless_skip_bad(
+    run: Run, make_ct_series: Callable[..., Path], tmp_path: Path
+) -> None:  # V4
+    folder = make_ct_series(5)
+    victim = sorted(folder.glob("*.dcm"))[1]
+    victim.write_bytes(victim.read_bytes()[:900])
+    code, _, err = run("volume", folder, "-o", tmp_path / "v.npz")
+    assert code == 1 and not (tmp_path / "v.npz").exists()
+    assert err.splitlines()[0].startswith(f"dicomlens: error: {victim}: truncated")
+    assert "pass --skip-bad to go on without them" in err.splitlines()[1]
+    code, out, _ = run("volume", folder, "-o", tmp_path / "v.npz", "--skip-bad")
+    assert code == 1 and out.startswith(f"{tmp_path / 'v.npz'}: 128x128x")

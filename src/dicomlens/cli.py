@@ -22,6 +22,7 @@ from dicomlens.errors import (
     EXIT_OK,
     DicomlensError,
     FileError,
+    SeriesError,
     UsageError,
 )
 
@@ -560,13 +561,25 @@ def _add_series_choice(sub: argparse.ArgumentParser, *, output: str, output_help
     sub.add_argument(
         "--series", metavar="N|UID", help="series number or UID (needed when there are several)"
     )
+    sub.add_argument(
+        "--skip-bad", action="store_true", help="go on without files that cannot be read (exit 1)"
+    )
 
 
 def _chosen_series(args: argparse.Namespace) -> tuple[Any, Any]:
-    """Scan the paths and pick the series --series names (or the only one)."""
+    """Scan the paths and pick the series --series names (or the only one).
+
+    A file that could not be read may have been a slice of it: that stops the
+    command unless --skip-bad says to go on without such files.
+    """
     from dicomlens.scanning import select_series
 
     result = _scan(args.paths)
+    if result.errors and not args.skip_bad:
+        raise SeriesError(
+            f"{len(result.errors)} file(s) could not be read (above) and may be slices of this "
+            "series; repair or remove them, or pass --skip-bad to go on without them"
+        )
     return result, select_series(result.series, args.series)
 
 
@@ -645,6 +658,8 @@ def _scan(paths: Sequence[str]) -> Any:
         progress.done()
     for error in result.errors:
         _error(error)
+    if not result.series and result.errors:
+        raise SeriesError(f"no readable DICOM images ({len(result.errors)} file(s) failed)")
     if not result.series:
         raise FileError(f"{', '.join(paths)}: no DICOM images found")
     return result
