@@ -2,6 +2,6 @@
 
 import sys
 
-from dicomlens.cli import main
+from dicomlens.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

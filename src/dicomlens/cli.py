@@ -78,6 +78,19 @@ def _end_startup() -> None:
     gc.enable()
 
 
+def entry() -> int:
+    """The ``dicomlens`` program: :func:`main`, then a quick exit.
+
+    At exit Python collects every object once more; after importing pydicom
+    and numpy that alone takes tens of milliseconds, so the objects still alive
+    are frozen (left out of that collection) first. :func:`main` itself leaves
+    the collector as it found it, for in-process callers.
+    """
+    status = main()
+    gc.freeze()
+    return status
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; with a known ``command``, only that subcommand is built
     (the others cost start-up time and are not needed to run it)."""
