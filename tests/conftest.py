@@ -121,3 +121,10 @@ def make_ct_series(tmp_path: Path, ct_small: Path) -> Callable[..., Path]:
         return out
 
     return build
+
+
+def truncate_inside(path: Path, tag: int = 0x00080018) -> None:
+    """Cut a file three bytes into the value of ``tag`` (SOP Instance UID by default),
+    so that it is damaged wherever its variable-length values put that element."""
+    value_start = pydicom.dcmread(path).get_item(tag).value_tell
+    path.write_bytes(path.read_bytes()[: value_start + 3])

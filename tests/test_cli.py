@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import bundled
+from conftest import bundled, truncate_inside
 from pydicom.dataset import Dataset
 
 from dicomlens.cli import main
@@ -419,7 +419,7 @@ def test_edit_batch_reports_each_failure(
 ) -> None:
     folder = make_ct_series(3)
     victim = sorted(folder.glob("*.dcm"))[0]
-    victim.write_bytes(victim.read_bytes()[:900])
+    truncate_inside(victim)
     code, out, err = run("edit", folder, "--set", "PatientName=Edited", "-o", tmp_path / "out")
     assert code == 1
     assert len(out.splitlines()) == 2 and all(
@@ -455,7 +455,7 @@ def test_volume_stops_at_an_unreadable_file_unless_skip_bad(
 ) -> None:  # V4
     folder = make_ct_series(5)
     victim = sorted(folder.glob("*.dcm"))[1]
-    victim.write_bytes(victim.read_bytes()[:900])
+    truncate_inside(victim)
     code, _, err = run("volume", folder, "-o", tmp_path / "v.npz")
     assert code == 1 and not (tmp_path / "v.npz").exists()
     assert err.splitlines()[0].startswith(f"dicomlens: error: {victim}: truncated")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from conftest import truncate_inside
 
 from dicomlens.errors import DicomlensWarning
 from dicomlens.scanning import scan, scan_folder
@@ -106,7 +107,7 @@ def test_bad_slice_is_named(make_ct_series: Callable[..., Path]) -> None:
 def test_damaged_header_is_listed_not_dropped(make_ct_series: Callable[..., Path]) -> None:
     folder = make_ct_series(5)
     victim = sorted(folder.glob("*.dcm"))[1]
-    victim.write_bytes(victim.read_bytes()[:900])
+    truncate_inside(victim)
     result = scan_folder([folder])
     assert [str(e).split(":")[0] for e in result.errors] == [str(victim)]
     assert len(result.series[0].slices) == 4

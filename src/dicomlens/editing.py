@@ -31,11 +31,13 @@ from pydicom.valuerep import validate_value
 
 from dicomlens.access import get
 from dicomlens.errors import (
+    CorruptDicomError,
     DicomlensError,
     DicomlensWarning,
     EditError,
     FileError,
     NotDicomError,
+    TruncatedPixelDataWarning,
     UsageError,
     WriteError,
 )
@@ -609,7 +611,7 @@ def _edit_one(result: FileEdit, job: _Job) -> None:
         target = result.target = source.resolve()  # edit the file the link points to
     with _locked(target if in_place else source, exclusive=in_place and not job.dry_run):
         before = _fingerprint(source)
-        ds = read(source, decode=job.decode)
+        ds = _read_whole(source, decode=job.decode)
         if not all(_matches(ds, path, value) for path, value in job.conditions):
             result.skipped = "does not match --where"
             return
@@ -663,6 +665,17 @@ def _prepare_for_writing(ds: Dataset) -> None:
             odd.append(tag)
     for tag in odd:
         ds[tag]
+
+
+def _read_whole(source: Path, *, decode: frozenset[int] | None) -> Any:
+    """Read a file to edit; short pixel data is an error here, not a warning:
+    writing it back would turn a damaged file into a consistent-looking one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncatedPixelDataWarning)
+        try:
+            return read(source, decode=decode)
+        except TruncatedPixelDataWarning as exc:
+            raise CorruptDicomError(str(exc)) from None
 
 
 def _matches(ds: Dataset, path: TagPath, value: str) -> bool:

@@ -28,6 +28,7 @@ __all__ = [
     "RetiredTagWarning",
     "SeriesError",
     "TagSyntaxError",
+    "TruncatedPixelDataWarning",
     "UnknownTagError",
     "UsageError",
     "WriteError",
@@ -95,6 +96,10 @@ class WriteError(DicomlensError):
 
 class DicomlensWarning(UserWarning):
     """Odd but usable data or input."""
+
+
+class TruncatedPixelDataWarning(DicomlensWarning):
+    """Pixel Data is shorter than its declared length (the header is still usable)."""
 
 
 class RetiredTagWarning(DicomlensWarning):

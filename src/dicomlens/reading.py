@@ -22,7 +22,13 @@ from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from dicomlens.errors import CorruptDicomError, DicomlensWarning, FileError, NotDicomError
+from dicomlens.errors import (
+    CorruptDicomError,
+    DicomlensWarning,
+    FileError,
+    NotDicomError,
+    TruncatedPixelDataWarning,
+)
 from dicomlens.tags import format_tag
 
 __all__ = ["ReadResult", "iter_files", "read", "read_many"]
@@ -180,7 +186,7 @@ def _check_lengths(ds: Dataset, file: Path, size: int | None) -> None:
     if got < raw.length and tag in _PIXEL_TAGS:
         warnings.warn(
             f"{file}: Pixel Data shorter than declared ({got} of {raw.length} bytes)",
-            DicomlensWarning,
+            TruncatedPixelDataWarning,
             stacklevel=3,
         )
     elif got < raw.length:
