@@ -501,7 +501,7 @@ def edit(
     conditions = [_condition(text) for text in where]
     job = _Job(tuple(edits), tuple(conditions), allow_invalid, dry_run, backup, overwrite)
     tasks = _plan(paths, Path(out) if out is not None else None, in_place=in_place)
-    workers = 1 if fail_fast else (os.cpu_count() or 1)
+    workers = 1 if fail_fast else 2 * (os.cpu_count() or 1)  # fsync waits overlap work
     if workers < 2 or len(tasks) < _PARALLEL_FROM:
         results = []
         try:
