@@ -462,3 +462,19 @@ def test_volume_stops_at_an_unreadable_file_unless_skip_bad(
     assert "pass --skip-bad to go on without them" in err.splitlines()[1]
     code, out, _ = run("volume", folder, "-o", tmp_path / "v.npz", "--skip-bad")
     assert code == 1 and out.startswith(f"{tmp_path / 'v.npz'}: 128x128x")
+
+
+def test_get_over_a_large_folder_uses_workers_and_keeps_order(
+    run: Run, make_ct_series: Callable[..., Path]
+) -> None:
+    folder = make_ct_series(70)  # above the size where reads go to a process pool
+    truncate_inside(sorted(folder.glob("*.dcm"))[5])
+    code, out, err = run("get", "InstanceNumber", folder, "--format", "json")
+    rows = json.loads(out)
+    assert code == 1 and len(rows) == 69 and err.endswith("dicomlens: 69 files read, 1 failed\n")
+    files = [Path(row["file"]) for row in rows]
+    assert files == sorted(files)
+    assert all(
+        row["InstanceNumber"] == pydicom.dcmread(f).InstanceNumber
+        for row, f in zip(rows, files, strict=True)
+    )

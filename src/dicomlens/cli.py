@@ -6,6 +6,7 @@ This is the only module that prints, reads ``sys.argv`` or decides exit codes.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -347,18 +348,18 @@ def _add_get(commands: Any) -> None:
 
 
 def _run_get(args: argparse.Namespace) -> int:
-    from dicomlens.access import get
     from dicomlens.tags import parse_tag
     from dicomlens.values import value_json, value_text
 
     paths = [parse_tag(tag) for tag in [args.tag, *args.more]]
     private = any(step.ref.creator for path in paths for step in path.steps)
     wanted = None if private else {path.steps[0].ref.tag for path in paths}
-    batch = _Batch(args.paths, stop_before_pixels=True, force=args.force, decode=wanted)
+    extract = functools.partial(_values_at, paths=tuple(paths))
+    batch = _Batch(
+        args.paths, extract=extract, stop_before_pixels=True, force=args.force, decode=wanted
+    )
     columns = [str(path) for path in paths]
-    rows: list[tuple[str, list[Any]]] = []
-    for file, ds in batch:
-        rows.append((str(file), [get(ds, path, default=None) for path in paths]))
+    rows = [(str(file), values) for file, values in batch]
     if args.format == "json":
         _print_json(
             [
@@ -409,16 +410,12 @@ def _add_find(commands: Any) -> None:
 
 
 def _run_find(args: argparse.Namespace) -> int:
-    from dicomlens.access import find
     from dicomlens.tags import parse_tag
     from dicomlens.values import value_json, value_text
 
-    path = parse_tag(args.tag)
-    batch = _Batch(args.paths, stop_before_pixels=True, force=args.force)
-    found = []
-    for file, ds in batch:
-        for match in find(ds, path):
-            found.append((str(file), match.path, str(match.element.VR), match.value))
+    extract = functools.partial(_occurrences, path=parse_tag(args.tag))
+    batch = _Batch(args.paths, extract=extract, stop_before_pixels=True, force=args.force)
+    found = [(str(file), *match) for file, matches in batch for match in matches]
     if args.json:
         _print_json(
             [{"file": f, "path": p, "vr": vr, "value": value_json(v)} for f, p, vr, v in found]
@@ -842,32 +839,40 @@ def _run_edit(args: argparse.Namespace) -> int:
 class _Batch:
     """Iterate the readable files under some paths; report the others and summarise."""
 
-    def __init__(self, paths: Sequence[str], **read_options: Any) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str],
+        *,
+        extract: Callable[[Any], Any] | None = None,
+        **read_options: Any,
+    ) -> None:
+        """``extract`` turns each dataset into what the command needs, in worker
+        processes for large batches; without it the datasets themselves are yielded."""
         from dicomlens.reading import iter_files
 
         _end_startup()
         self.paths = paths
+        self.extract = extract
         self.read_options = read_options
         self.files = list(iter_files(paths))
         self.many = len(self.files) > 1 or any(Path(p).is_dir() for p in paths)
         self.done = self.failed = self.skipped = 0
 
     def __iter__(self) -> Iterator[tuple[Path, Any]]:
-        from dicomlens.reading import ReadResult, read
+        from dicomlens.reading import read_files
 
-        for path, error, explicit in self.files:
-            if error is None:
-                try:
-                    yield path, read(path, **self.read_options)
-                    self.done += 1
-                    continue
-                except FileError as exc:
-                    error = exc
-            if ReadResult(path, error=error, explicit=explicit).ignorable:
+        workers = os.cpu_count() or 1
+        for result in read_files(
+            self.files, extract=self.extract, workers=workers, **self.read_options
+        ):
+            if result.error is None:
+                self.done += 1
+                yield result.path, result.dataset if self.extract is None else result.value
+            elif result.ignorable:
                 self.skipped += 1
             else:
                 self.failed += 1
-                _error(error)
+                _error(result.error)
 
     def finish(self) -> int:
         """Print the summary line when useful; the exit status."""
@@ -881,6 +886,20 @@ class _Batch:
                 parts.append(f"{self.skipped} non-DICOM skipped")
             print(f"{PROG}: {', '.join(parts)}", file=sys.stderr)
         return EXIT_FAILED if self.failed else EXIT_OK
+
+
+def _values_at(ds: Any, *, paths: tuple[Any, ...]) -> list[Any]:
+    """The values ``get`` prints for one file (run in worker processes)."""
+    from dicomlens.access import get
+
+    return [get(ds, path, default=None) for path in paths]
+
+
+def _occurrences(ds: Any, *, path: Any) -> list[tuple[str, str, Any]]:
+    """What ``find`` prints for one file (run in worker processes)."""
+    from dicomlens.access import find
+
+    return [(match.path, str(match.element.VR), match.value) for match in find(ds, path)]
 
 
 def _print_table(header: list[str], rows: list[list[str]], out: TextIO | None = None) -> None:

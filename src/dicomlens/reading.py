@@ -8,13 +8,15 @@ the file. :func:`iter_files` and :func:`read_many` walk folders for batch work.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import warnings
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pydicom
 from pydicom.dataelem import RawDataElement
@@ -31,7 +33,7 @@ from dicomlens.errors import (
 )
 from dicomlens.tags import format_tag
 
-__all__ = ["ReadResult", "iter_files", "read", "read_many"]
+__all__ = ["ReadResult", "iter_files", "read", "read_files", "read_many"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ _SHORTEST_ELEMENT_HEADER = 8
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _MIN_FORCED_ELEMENTS = 5
 _GLOB_CHARS = re.compile(r"[*?\[]")
+_PARALLEL_FROM = 64  # files: below this a process pool costs more than it saves
 
 
 def read(
@@ -240,7 +243,8 @@ def _decode(ds: FileDataset, file: Path, tags: Collection[int] | None) -> None:
 
 
 class ReadResult(NamedTuple):
-    """One file of a batch: its dataset, or the error that prevented reading it.
+    """One file of a batch: its dataset (or what was extracted from it), or the
+    error that prevented reading it.
 
     ``explicit`` is true when the user named the file (rather than it being
     found inside a folder): batch commands skip non-DICOM files found in folders
@@ -251,6 +255,7 @@ class ReadResult(NamedTuple):
     dataset: FileDataset | None = None
     error: FileError | None = None
     explicit: bool = True
+    value: Any = None
 
     @property
     def ignorable(self) -> bool:
@@ -312,26 +317,86 @@ def read_many(
     force: bool = False,
     decode: Collection[int] | None = None,
     defer_size: int | None = None,
+    extract: Callable[[FileDataset], Any] | None = None,
+    workers: int = 1,
 ) -> Iterator[ReadResult]:
     """Read every file under ``paths``, yielding a result (dataset or error) per file.
 
     The list of files is taken before the first read, so files written into the
-    folders meanwhile are not picked up. ``decode`` and ``defer_size`` are passed
-    on to :func:`read`.
+    folders meanwhile are not picked up. See :func:`read_files` for the options.
     """
-    for path, error, explicit in list(iter_files(paths)):
-        if error is not None:
-            yield ReadResult(path, error=error, explicit=explicit)
-            continue
-        try:
-            ds = read(
-                path,
-                stop_before_pixels=stop_before_pixels,
-                force=force,
-                decode=decode,
-                defer_size=defer_size,
-            )
-        except FileError as exc:
-            yield ReadResult(path, error=exc, explicit=explicit)
-        else:
-            yield ReadResult(path, dataset=ds, explicit=explicit)
+    yield from read_files(
+        list(iter_files(paths)),
+        stop_before_pixels=stop_before_pixels,
+        force=force,
+        decode=decode,
+        defer_size=defer_size,
+        extract=extract,
+        workers=workers,
+    )
+
+
+def read_files(
+    files: Sequence[tuple[Path, FileError | None, bool]],
+    *,
+    stop_before_pixels: bool = True,
+    force: bool = False,
+    decode: Collection[int] | None = None,
+    defer_size: int | None = None,
+    extract: Callable[[FileDataset], Any] | None = None,
+    workers: int = 1,
+) -> Iterator[ReadResult]:
+    """Read listed files (as :func:`iter_files` gives them), in their order.
+
+    Parameters
+    ----------
+    decode, defer_size, stop_before_pixels, force
+        Passed on to :func:`read`.
+    extract
+        Called on each dataset; its result is the ``value`` of the read result
+        and the dataset itself is dropped. It must be picklable (a module-level
+        function or a ``functools.partial`` of one) to run in worker processes.
+    workers
+        Processes to read in, used with ``extract`` for batches of 64 files or more.
+    """
+    job = functools.partial(
+        _read_one,
+        stop_before_pixels=stop_before_pixels,
+        force=force,
+        decode=decode,
+        defer_size=defer_size,
+        extract=extract,
+    )
+    if workers < 2 or extract is None or len(files) < _PARALLEL_FROM:
+        yield from map(job, files)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(job, files, chunksize=max(16, len(files) // (workers * 8)))
+
+
+def _read_one(
+    file: tuple[Path, FileError | None, bool],
+    *,
+    stop_before_pixels: bool,
+    force: bool,
+    decode: Collection[int] | None,
+    defer_size: int | None,
+    extract: Callable[[FileDataset], Any] | None,
+) -> ReadResult:
+    """Read (and extract from) one listed file; module-level so workers can run it."""
+    path, error, explicit = file
+    if error is not None:
+        return ReadResult(path, error=error, explicit=explicit)
+    try:
+        ds = read(
+            path,
+            stop_before_pixels=stop_before_pixels,
+            force=force,
+            decode=decode,
+            defer_size=defer_size,
+        )
+    except FileError as exc:
+        return ReadResult(path, error=exc, explicit=explicit)
+    if extract is None:
+        return ReadResult(path, dataset=ds, explicit=explicit)
+    return ReadResult(path, explicit=explicit, value=extract(ds))

@@ -8,16 +8,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy.typing as npt
+from pydicom.dataset import FileDataset
 
 from dicomlens.errors import FileError, SeriesError
-from dicomlens.reading import ReadResult, iter_files, read
+from dicomlens.reading import read_many
 from dicomlens.series import (
     HEADER_TAGS,
     GeometryReport,
@@ -29,7 +29,6 @@ from dicomlens.series import (
 from dicomlens.volume import Volume, load_volume
 
 _DEFER_BYTES = 16384
-_PARALLEL_FROM = 200  # files: below this a process pool costs more than it saves
 
 __all__ = ["ScanResult", "Series", "scan", "scan_folder", "select_series"]
 
@@ -127,21 +126,27 @@ def scan_folder(
         Processes that read headers (default: one per core; 1 reads in this
         process). Small batches are always read here.
     """
-    files = list(iter_files(paths))
-    workers = workers or os.cpu_count() or 1
     result = ScanResult([])
     infos: list[SliceInfo] = []
-    for count, (path, found, error, explicit) in enumerate(_read_headers(files, workers), start=1):
+    reads = read_many(
+        paths,
+        stop_before_pixels=False,  # pixel data stays in the file (deferred): volumes read it
+        decode=HEADER_TAGS,  # from its offset later
+        defer_size=_DEFER_BYTES,
+        extract=_image_slices,
+        workers=workers or os.cpu_count() or 1,
+    )
+    for count, item in enumerate(reads, start=1):
         if progress is not None:
             progress(count)
-        if ReadResult(path, error=error, explicit=explicit).ignorable:
+        if item.ignorable:
             result.skipped += 1
-        elif error is not None:
-            result.errors.append(error)
-        elif found is None:
+        elif item.error is not None:
+            result.errors.append(item.error)
+        elif item.value is None:
             result.not_images += 1
         else:
-            infos.extend(found)
+            infos.extend(item.value)
     for members, reason in group_slices(infos):
         ordered, report = sort_slices(members)
         result.series.append(Series(ordered, report, reason))
@@ -149,32 +154,9 @@ def scan_folder(
     return result
 
 
-_Header = tuple[Path, list[SliceInfo] | None, FileError | None, bool]
-
-
-def _read_headers(
-    files: list[tuple[Path, FileError | None, bool]], workers: int
-) -> Iterator[_Header]:
-    """Slice infos per file, in file order, from a process pool for large batches."""
-    if workers < 2 or len(files) < _PARALLEL_FROM:
-        yield from map(_header, files)
-        return
-    chunk = max(16, len(files) // (workers * 8))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(_header, files, chunksize=chunk)
-
-
-def _header(file: tuple[Path, FileError | None, bool]) -> _Header:
-    """Read one file's header; pixel data stays in the file (deferred) so that
-    volumes can later read it straight from its offset."""
-    path, error, explicit = file
-    if error is not None:
-        return path, None, error, explicit
-    try:
-        ds = read(path, decode=HEADER_TAGS, defer_size=_DEFER_BYTES)
-    except FileError as exc:
-        return path, None, exc, explicit
-    return path, slice_infos(ds, path) if "Rows" in ds else None, None, explicit
+def _image_slices(ds: FileDataset) -> list[SliceInfo] | None:
+    """The slices of an image file; None for files without pixels (reports, plans)."""
+    return slice_infos(ds, Path(str(ds.filename))) if "Rows" in ds else None
 
 
 def scan(paths: Iterable[str | os.PathLike[str]]) -> list[Series]:
