@@ -1,0 +1,220 @@
+"""``series``, ``volume`` and ``render``: series, volumes and pictures."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from dicomlens.cli._common import (
+    PROG,
+    Progress,
+    command,
+    end_startup,
+    print_json,
+    print_table,
+    report_error,
+)
+from dicomlens.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    FileError,
+    SeriesError,
+    UsageError,
+)
+
+# ---------------------------------------------------------------------------
+# series, volume, render
+# ---------------------------------------------------------------------------
+
+
+def add_series(commands: Any) -> None:
+    sub = command(
+        commands,
+        "series",
+        _run_series,
+        "List the series in folders: size, spacing, orientation and a geometry verdict.",
+        "  dicomlens series dicom_data/\n"
+        "  dicomlens series --json dicom_data/ | jq '.[0].geometry'\n",
+    )
+    sub.add_argument("paths", nargs="+", metavar="PATH", help="folders, files or glob patterns")
+    sub.add_argument(
+        "--json", action="store_true", help="print every series with its geometry report"
+    )
+
+
+def _run_series(args: argparse.Namespace) -> int:
+    result = _scan(args.paths)
+    if args.json:
+        print_json([{**s.summary(), "geometry": s.report.to_dict()} for s in result.series])
+    else:
+        rows = []
+        for s in result.series:
+            row = s.summary()
+            spacing = "x".join(_mm(v) for v in row["spacing"]) if row["spacing"] else ""
+            rows.append(
+                [
+                    "" if row["number"] is None else str(row["number"]),
+                    row["description"],
+                    row["modality"],
+                    str(row["files"]),
+                    "x".join(map(str, row["shape"])),
+                    spacing,
+                    row["orientation"],
+                    row["verdict"] + (f" ({row['split']})" if row["split"] else ""),
+                ]
+            )
+        header = [
+            "#",
+            "DESCRIPTION",
+            "MODALITY",
+            "FILES",
+            "ROWSxCOLSxSLICES",
+            "SPACING",
+            "ORIENT",
+            "GEOMETRY",
+        ]
+        print_table(header, rows)
+    return _scan_status(result)
+
+
+def add_volume(commands: Any) -> None:
+    sub = command(
+        commands,
+        "volume",
+        _run_volume,
+        "Build the 3-D volume of a series and write it as NIfTI or NumPy with a JSON sidecar.",
+        "  dicomlens volume dicom_data/ -o ct.nii.gz          # writes ct.nii.gz and ct.json\n"
+        "  dicomlens volume study/ --series 3 -o t1.npz\n"
+        "  dicomlens volume study/ --series 1.2.840.113619.2.55.3 -o ct.nii --stored\n",
+    )
+    _add_series_choice(sub, output="OUT", output_help=".nii.gz, .nii, .npz or .npy")
+    sub.add_argument(
+        "--stored", action="store_true", help="stored values, without RescaleSlope/Intercept"
+    )
+
+
+def _add_series_choice(sub: argparse.ArgumentParser, *, output: str, output_help: str) -> None:
+    sub.add_argument("paths", nargs="+", metavar="PATH", help="folders, files or glob patterns")
+    sub.add_argument("-o", "--output", required=True, metavar=output, help=output_help)
+    sub.add_argument(
+        "--series", metavar="N|UID", help="series number or UID (needed when there are several)"
+    )
+    sub.add_argument(
+        "--skip-bad", action="store_true", help="go on without files that cannot be read (exit 1)"
+    )
+
+
+def _chosen_series(args: argparse.Namespace) -> tuple[Any, Any]:
+    """Scan the paths and pick the series --series names (or the only one).
+
+    A file that could not be read may have been a slice of it: that stops the
+    command unless --skip-bad says to go on without such files.
+    """
+    from dicomlens.scanning import select_series
+
+    result = _scan(args.paths)
+    if result.errors and not args.skip_bad:
+        raise SeriesError(
+            f"{len(result.errors)} file(s) could not be read (above) and may be slices of this "
+            "series; repair or remove them, or pass --skip-bad to go on without them"
+        )
+    return result, select_series(result.series, args.series)
+
+
+def _run_volume(args: argparse.Namespace) -> int:
+    from dicomlens.export import save_volume
+
+    result, series = _chosen_series(args)
+    volume = series.volume(rescale=not args.stored)
+    sidecar = save_volume(volume, args.output, info={"series": series.summary()})
+    shape = "x".join(map(str, volume.array.shape))
+    verdict = volume.report.verdict
+    print(f"{args.output}: {shape} {volume.array.dtype}, geometry {verdict}; sidecar {sidecar}")
+    for note in volume.report.notes:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
+    return _scan_status(result)
+
+
+def add_render(commands: Any) -> None:
+    sub = command(
+        commands,
+        "render",
+        _run_render,
+        "Render a slice (or a montage of all slices) as a PNG with window/level.",
+        "  dicomlens render dicom_data/ -o middle.png\n"
+        "  dicomlens render dicom_data/ --slice 10 --preset lung -o lung.png\n"
+        "  dicomlens render ct.dcm --window 40,400 -o ct.png\n"
+        "  dicomlens render dicom_data/ --montage -o all.png\n",
+    )
+    _add_series_choice(sub, output="OUT.png", output_help="the picture to write")
+    where = sub.add_mutually_exclusive_group()
+    where.add_argument(
+        "--slice", type=int, metavar="N", help="slice index in sorted order (default: middle)"
+    )
+    where.add_argument("--montage", action="store_true", help="every slice in one picture")
+    how = sub.add_mutually_exclusive_group()
+    how.add_argument("--window", metavar="C,W", help="window center and width, e.g. 40,400")
+    how.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="brain, subdural, lung, mediastinum, bone, abdomen, liver, or a window of the file "
+        "(its number or explanation); default: the file's first window",
+    )
+
+
+def _run_render(args: argparse.Namespace) -> int:
+    from dicomlens.export import montage, save_png
+    from dicomlens.rendering import render_series
+
+    window = _parse_window(args.window) if args.window else None
+    result, series = _chosen_series(args)
+    images = render_series(
+        series, index=args.slice, all_slices=args.montage, window=window, preset=args.preset
+    )
+    save_png(montage(images) if args.montage else images[0], args.output)
+    print(f"{args.output}: {len(images)} slice{'s' if len(images) != 1 else ''} of {series}")
+    return _scan_status(result)
+
+
+def _parse_window(text: str) -> tuple[float, float]:
+    try:
+        center, width = (float(part) for part in text.split(","))
+    except ValueError:
+        raise UsageError(f"--window {text!r}: expected CENTER,WIDTH such as 40,400") from None
+    if width <= 0:
+        raise UsageError(f"--window {text!r}: the width must be positive")
+    return center, width
+
+
+def _scan(paths: Sequence[str]) -> Any:
+    from dicomlens.scanning import scan_folder
+
+    end_startup()
+    progress = Progress("scanning") if sys.stderr.isatty() else None
+    result = scan_folder(paths, progress=progress)
+    if progress is not None:
+        progress.done()
+    for error in result.errors:
+        report_error(error)
+    if not result.series and result.errors:
+        raise SeriesError(f"no readable DICOM images ({len(result.errors)} file(s) failed)")
+    if not result.series:
+        raise FileError(f"{', '.join(paths)}: no DICOM images found")
+    return result
+
+
+def _scan_status(result: Any) -> int:
+    if result.errors or result.skipped:
+        parts = [f"{len(result.series)} series"]
+        if result.errors:
+            parts.append(f"{len(result.errors)} files failed")
+        if result.skipped:
+            parts.append(f"{result.skipped} non-DICOM skipped")
+        print(f"{PROG}: {', '.join(parts)}", file=sys.stderr)
+    return EXIT_FAILED if result.errors else EXIT_OK
+
+
+def _mm(value: float | None) -> str:
+    return "?" if value is None else f"{value:.4g}"
