@@ -160,3 +160,12 @@ def test_copy_of_a_folder_is_one_series(
     (series,) = scan([folder, tmp_path / "again"])
     assert len(series.slices) == 3
     assert series.report.notes[0] == "3 repeated SOP Instance UID(s) kept once"
+
+
+def test_strict_refuses_a_gap(make_ct_series: Callable[..., Path]) -> None:  # V1
+    (series,) = scan([make_ct_series(6, missing=(3,))])
+    with pytest.raises(
+        Exception, match=r"gap: expected spacing 2.5 mm, found 5.0 mm between .* \(strict\)"
+    ):
+        series.volume(strict=True)
+    assert series.volume().array.shape[2] == 6

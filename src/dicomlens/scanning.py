@@ -70,9 +70,11 @@ class Series:
         """Rows x columns x slices."""
         return (self.first.rows, self.first.columns, len(self.slices))
 
-    def volume(self, *, rescale: bool = True, dtype: npt.DTypeLike | None = None) -> Volume:
+    def volume(
+        self, *, rescale: bool = True, dtype: npt.DTypeLike | None = None, strict: bool = False
+    ) -> Volume:
         """Load the pixels (see :func:`dicomlens.volume.load_volume`)."""
-        return load_volume(self.slices, self.report, rescale=rescale, dtype=dtype)
+        return load_volume(self.slices, self.report, rescale=rescale, dtype=dtype, strict=strict)
 
     def summary(self) -> dict[str, Any]:
         """One row for ``dicomlens series``."""

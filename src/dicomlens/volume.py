@@ -81,6 +81,7 @@ def load_volume(
     *,
     rescale: bool = True,
     dtype: npt.DTypeLike | None = None,
+    strict: bool = False,
 ) -> Volume:
     """Read the pixels of sorted slices into a :class:`Volume`.
 
@@ -96,6 +97,9 @@ def load_volume(
     dtype
         Build the volume in this type directly (e.g. ``numpy.float32``), each
         slice converted as it is read: faster and leaner than converting after.
+    strict
+        Refuse series with missing slices, duplicate positions or irregular
+        spacing instead of noting them in the report.
 
     Raises
     ------
@@ -105,6 +109,12 @@ def load_volume(
     """
     if not ordered:
         raise SeriesError("no slices to load")
+    if strict and (report.gaps or report.duplicates or not report.uniform):
+        found = [n for n in report.notes if n.startswith(("gap", "duplicate"))]
+        problem = (
+            found[0] if found else f"irregular spacing (up to {report.max_deviation_mm} mm off)"
+        )
+        raise SeriesError(f"{ordered[0].path.parent}: {problem} (strict)")
     if ordered[0].mosaic:
         if len({s.path for s in ordered}) != 1:
             raise SeriesError(

@@ -93,6 +93,11 @@ def add_volume(commands: Any) -> None:
     sub.add_argument(
         "--stored", action="store_true", help="stored values, without RescaleSlope/Intercept"
     )
+    sub.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail on missing slices, duplicate positions or irregular spacing",
+    )
 
 
 def _add_series_choice(sub: argparse.ArgumentParser, *, output: str, output_help: str) -> None:
@@ -127,7 +132,7 @@ def _run_volume(args: argparse.Namespace) -> int:
     from dicomlens.export import save_volume
 
     result, series = _chosen_series(args)
-    volume = series.volume(rescale=not args.stored)
+    volume = series.volume(rescale=not args.stored, strict=args.strict)
     sidecar = save_volume(volume, args.output, info={"series": series.summary()})
     shape = "x".join(map(str, volume.array.shape))
     verdict = volume.report.verdict
