@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -240,3 +241,39 @@ def test_decode_only_some_tags_reports_their_damage(make_file: MakeFile, ct_smal
     assert read(path, decode={0x00280010}).Rows == 128
     with pytest.raises(CorruptDicomError, match=r"zz\.dcm: cannot decode"):
         read(path, decode={0x00100010})
+
+
+def _with_lying_element(length: int, vr: bytes = b"OB") -> bytes:
+    """Meta, then (0009,1010) declaring ``length`` bytes followed by only 100 (R8, R9)."""
+    from io import BytesIO
+
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filewriter import write_file_meta_info
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    out = BytesIO()
+    out.write(bytes(128) + b"DICM")
+    write_file_meta_info(out, meta)
+    out.write(b"\x08\x00\x16\x00UI\x1a\x00" + b"1.2.840.10008.5.1.4.1.1.7\x00")
+    out.write(b"\x09\x00\x10\x10" + vr + b"\x00\x00" + length.to_bytes(4, "little") + bytes(100))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("length", "vr"), [(0xFFFFFFF0, b"OB"), (0x7FFFFFF0, b"UN")])
+def test_lying_length_is_refused_before_allocation(
+    make_file: MakeFile, length: int, vr: bytes
+) -> None:
+    path = make_file("liar.dcm", _with_lying_element(length, vr))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(
+        CorruptDicomError,
+        match=rf"liar\.dcm: an element declares {length} bytes at byte \d+ but only 100 remain",
+    ):
+        read(path)
+    assert (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024
+    )  # kB: no 2-4 GB attempt

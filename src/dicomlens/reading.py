@@ -9,6 +9,7 @@ the file. :func:`iter_files` and :func:`read_many` walk folders for batch work.
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import os
 import re
@@ -43,6 +44,7 @@ _SHORTEST_ELEMENT_HEADER = 8
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _MIN_FORCED_ELEMENTS = 5
 _GLOB_CHARS = re.compile(r"[*?\[]")
+_GUARDED_READ = 1 << 20  # bytes: smaller over-long values just come back short
 _PARALLEL_FROM = 64  # files: below this a process pool costs more than it saves
 
 
@@ -97,9 +99,19 @@ def read(
     if size < _PREAMBLE_AND_PREFIX and not force:
         raise NotDicomError(f"{file}: file too short to be DICOM ({size} bytes)")
     try:
-        ds = pydicom.dcmread(
-            file, stop_before_pixels=stop_before_pixels, force=force, defer_size=defer_size
-        )
+        with _LengthGuard(file, size) as fh:
+            ds = pydicom.dcmread(
+                fh, stop_before_pixels=stop_before_pixels, force=force, defer_size=defer_size
+            )
+    except _LengthLie as lie:
+        if force:  # junk read as if it were DICOM: its "lengths" are noise
+            raise NotDicomError(
+                f"{file}: forced read produced no plausible DICOM content"
+            ) from None
+        raise CorruptDicomError(
+            f"{file}: an element declares {lie.wanted} bytes at byte {lie.position} "
+            f"but only {lie.left} remain"
+        ) from None
     except InvalidDicomError as exc:
         raise NotDicomError(f"{file}: {_not_dicom_reason(file)}") from exc
     except PermissionError as exc:
@@ -114,6 +126,32 @@ def read(
     _check_meta(ds, file, size)
     _decode(ds, file, decode)
     return ds
+
+
+class _LengthLie(Exception):
+    def __init__(self, wanted: int, left: int, position: int) -> None:
+        super().__init__(wanted, left, position)
+        self.wanted, self.left, self.position = wanted, left, position
+
+
+class _LengthGuard(io.BufferedReader):
+    """A file that refuses large reads past its end.
+
+    A damaged or hostile file can declare a 4 GB element in a few bytes;
+    pydicom would try to allocate that much before finding out. Reads of
+    at least ``_GUARDED_READ`` bytes are checked against what is left.
+    """
+
+    def __init__(self, path: Path, size: int) -> None:
+        super().__init__(io.FileIO(path, "rb"))
+        self._size = size
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        if size is not None and size >= _GUARDED_READ:
+            left = self._size - self.tell()
+            if size > left:
+                raise _LengthLie(size, max(left, 0), self.tell())
+        return super().read(size)
 
 
 def _file_size(file: Path) -> int:
