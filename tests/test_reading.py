@@ -277,3 +277,41 @@ def test_lying_length_is_refused_before_allocation(
     assert (
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024
     )  # kB: no 2-4 GB attempt
+
+
+def _nested(depth: int) -> bytes:
+    """Meta, then a PatientName inside ``depth`` undefined-length sequences (R12)."""
+    from io import BytesIO
+
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filewriter import write_file_meta_info
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    out = BytesIO()
+    out.write(bytes(128) + b"DICM")
+    write_file_meta_info(out, meta)
+    out.write(
+        (b"\x40\x00\x30\xa7SQ\x00\x00\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0\xff\xff\xff\xff")
+        * depth
+    )
+    out.write(b"\x10\x00\x10\x00PN\x04\x00ABCD")
+    out.write((b"\xfe\xff\x0d\xe0\x00\x00\x00\x00" + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00") * depth)
+    return out.getvalue()
+
+
+def test_deep_nesting_is_one_clear_error(make_file: MakeFile) -> None:  # R12
+    from dicomlens.access import find
+
+    shallow = read(make_file("depth50.dcm", _nested(50)))
+    (match,) = find(shallow, "PatientName")
+    assert match.value == "ABCD" and match.path.count("ContentSequence[0]") == 50
+    for depth in (300, 10_000):
+        path = make_file(f"depth{depth}.dcm", _nested(depth))
+        with pytest.raises(
+            CorruptDicomError, match=rf"depth{depth}\.dcm: sequences nested too deeply to read$"
+        ):
+            read(path)

@@ -118,6 +118,8 @@ def read(
         raise FileError(f"{file}: permission denied") from exc
     except (OSError, EOFError) as exc:
         raise CorruptDicomError(f"{file}: truncated or corrupt ({exc})") from exc
+    except RecursionError:
+        raise CorruptDicomError(f"{file}: sequences nested too deeply to read") from None
     except Exception as exc:  # pydicom raises a dozen types for damaged input
         raise CorruptDicomError(f"{file}: cannot parse ({type(exc).__name__}: {exc})") from exc
     if force:
@@ -143,7 +145,7 @@ class _LengthGuard(io.BufferedReader):
     """
 
     def __init__(self, path: Path, size: int) -> None:
-        super().__init__(io.FileIO(path, "rb"))
+        super().__init__(io.FileIO(os.fspath(path), "rb"))
         self._size = size
 
     def read(self, size: int | None = -1, /) -> bytes:
