@@ -478,3 +478,15 @@ def test_get_over_a_large_folder_uses_workers_and_keeps_order(
         row["InstanceNumber"] == pydicom.dcmread(f).InstanceNumber
         for row, f in zip(rows, files, strict=True)
     )
+
+
+def test_executable_preamble_is_flagged(run: Run, ct_small: Path, tmp_path: Path) -> None:  # R20
+    data = bytearray(ct_small.read_bytes())
+    data[:4] = b"\x7fELF"
+    (tmp_path / "elf.dcm").write_bytes(bytes(data))
+    code, out, err = run("get", "Modality", tmp_path / "elf.dcm")
+    assert (code, out) == (0, "CT\n")
+    assert err == (
+        f"dicomlens: warning: {tmp_path / 'elf.dcm'}: the preamble holds an executable signature "
+        "(CVE-2019-11687)\n"
+    )

@@ -41,7 +41,7 @@ from dicomlens.errors import (
     UsageError,
     WriteError,
 )
-from dicomlens.reading import iter_files, read
+from dicomlens.reading import has_executable_preamble, iter_files, read
 from dicomlens.tags import ElementRef, PathStep, TagPath, parse_tag
 from dicomlens.values import value_text
 
@@ -422,7 +422,6 @@ def _text(element: DataElement) -> str:
 # Editing files
 # ---------------------------------------------------------------------------
 
-_EXECUTABLE_PREAMBLES: Final = (b"MZ", b"\x7fELF")
 _PARALLEL_FROM: Final = 64  # files: below this a process pool costs more than it saves
 _ALWAYS_DECODED: Final = frozenset({0x00080005, 0x00080016, 0x00080018})  # charset, SOP UIDs
 
@@ -626,7 +625,7 @@ def _edit_one(result: FileEdit, job: _Job) -> None:
             return
         if not in_place and target.exists() and not job.overwrite:
             raise WriteError(f"{target}: output exists (use --overwrite)")
-        if ds.preamble is not None and ds.preamble[:4].startswith(_EXECUTABLE_PREAMBLES):
+        if has_executable_preamble(ds):
             ds.preamble = b"\x00" * 128  # CVE-2019-11687: no executable headers in our output
         if in_place and _fingerprint(source) != before:
             raise WriteError(f"{source}: file changed by another process; not overwritten")

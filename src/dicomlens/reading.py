@@ -34,7 +34,14 @@ from dicomlens.errors import (
 )
 from dicomlens.tags import format_tag
 
-__all__ = ["ReadResult", "iter_files", "read", "read_files", "read_many"]
+__all__ = [
+    "ReadResult",
+    "has_executable_preamble",
+    "iter_files",
+    "read",
+    "read_files",
+    "read_many",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +133,20 @@ def read(
         _check_plausible(ds, file)
     _check_lengths(ds, file, None if _is_deflated(ds) else size)
     _check_meta(ds, file, size)
+    if has_executable_preamble(ds):
+        warnings.warn(
+            f"{file}: the preamble holds an executable signature (CVE-2019-11687)",
+            DicomlensWarning,
+            stacklevel=2,
+        )
     _decode(ds, file, decode)
     return ds
+
+
+def has_executable_preamble(ds: FileDataset) -> bool:
+    """Whether the 128-byte preamble starts like a Windows or Linux executable."""
+    preamble = ds.preamble or b""
+    return preamble[:4].startswith((b"MZ", b"\x7fELF"))
 
 
 class _LengthLie(Exception):
