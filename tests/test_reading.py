@@ -315,3 +315,45 @@ def test_deep_nesting_is_one_clear_error(make_file: MakeFile) -> None:  # R12
             CorruptDicomError, match=rf"depth{depth}\.dcm: sequences nested too deeply to read$"
         ):
             read(path)
+
+
+def _deflated(payload: bytes) -> bytes:
+    """A Deflated Explicit VR Little Endian file whose data set is ``payload`` (R10, R11)."""
+    from io import BytesIO
+
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filewriter import write_file_meta_info
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    out = BytesIO()
+    out.write(bytes(128) + b"DICM")
+    write_file_meta_info(out, meta)
+    out.write(payload)
+    return out.getvalue()
+
+
+def test_deflate_bomb_is_refused_with_bounded_memory(make_file: MakeFile) -> None:  # R10
+    import zlib
+
+    size = 200 << 20
+    element = b"\x09\x00\x10\x10OB\x00\x00" + size.to_bytes(4, "little")
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    body = packer.compress(element) + b"".join(packer.compress(bytes(1 << 20)) for _ in range(200))
+    path = make_file("bomb.dcm", _deflated(body + packer.flush()))
+    assert path.stat().st_size < 1 << 20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(
+        CorruptDicomError, match=r"bomb\.dcm: deflated data set expands beyond the limit"
+    ):
+        read(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # kB
+
+
+def test_corrupt_deflate_stream_is_one_error(make_file: MakeFile) -> None:  # R11
+    path = make_file("noise.dcm", _deflated(bytes(range(256)) * 2))
+    with pytest.raises(CorruptDicomError, match=r"noise\.dcm: "):
+        read(path)

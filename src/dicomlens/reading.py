@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import warnings
+import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -52,6 +53,10 @@ _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _MIN_FORCED_ELEMENTS = 5
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _GUARDED_READ = 1 << 20  # bytes: smaller over-long values just come back short
+_INFLATE_STEP = 1 << 20
+_INFLATE_RATIO_FROM = 16 << 20  # bytes inflated before the ratio is judged
+_MAX_INFLATE_RATIO = 100  # deflated DICOM rarely exceeds 20:1; zeros reach 1000:1
+_MAX_INFLATED = 2 << 30
 _PARALLEL_FROM = 64  # files: below this a process pool costs more than it saves
 
 
@@ -110,6 +115,11 @@ def read(
             ds = pydicom.dcmread(
                 fh, stop_before_pixels=stop_before_pixels, force=force, defer_size=defer_size
             )
+    except _InflateBomb as bomb:
+        raise CorruptDicomError(
+            f"{file}: deflated data set expands beyond the limit ({bomb.deflated} bytes "
+            f"inflate to more than {bomb.inflated})"
+        ) from None
     except _LengthLie as lie:
         if force:  # junk read as if it were DICOM: its "lengths" are noise
             raise NotDicomError(
@@ -172,7 +182,34 @@ class _LengthGuard(io.BufferedReader):
             left = self._size - self.tell()
             if size > left:
                 raise _LengthLie(size, max(left, 0), self.tell())
-        return super().read(size)
+        data = super().read(size)
+        if size is None or size < 0:  # pydicom reads "the rest" only to inflate it
+            _check_inflation(data)
+        return data
+
+
+class _InflateBomb(Exception):
+    def __init__(self, inflated: int, deflated: int) -> None:
+        super().__init__(inflated, deflated)
+        self.inflated, self.deflated = inflated, deflated
+
+
+def _check_inflation(data: bytes) -> None:
+    """Inflate ``data`` (raw deflate) in bounded steps, keeping nothing, and stop
+    as soon as it grows implausibly large; data that is not deflate passes."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total, pending = 0, data
+    try:
+        while pending:
+            total += len(inflater.decompress(pending, _INFLATE_STEP))
+            pending = inflater.unconsumed_tail
+            too_big = total > _MAX_INFLATED or (
+                total > _INFLATE_RATIO_FROM and total > _MAX_INFLATE_RATIO * len(data)
+            )
+            if too_big:
+                raise _InflateBomb(total, len(data))
+    except zlib.error:
+        return  # not ours to judge here: pydicom reports a corrupt stream
 
 
 def _file_size(file: Path) -> int:
