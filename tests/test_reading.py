@@ -6,14 +6,21 @@ import os
 import resource
 import warnings
 from collections.abc import Callable
+from io import BytesIO
 from pathlib import Path
 
 import pydicom
 import pytest
 from conftest import bundled
+from pydicom.dataset import FileMetaDataset
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+)
 
 from dicomlens.errors import CorruptDicomError, DicomlensWarning, FileError, NotDicomError
-from dicomlens.reading import iter_files, read, read_many
+from dicomlens.reading import iter_files, read, read_files
 
 MakeFile = Callable[[str, bytes], Path]
 
@@ -183,14 +190,14 @@ def test_iter_files_does_not_follow_symlink_loops(make_file: MakeFile, tmp_path:
     assert [p.name for p, _, _ in iter_files([tmp_path / "tree"])] == ["a.dcm"]
 
 
-def test_read_many_keeps_going_past_bad_files(
+def test_read_files_keeps_going_past_bad_files(
     make_file: MakeFile, ct_small: Path, tmp_path: Path
 ) -> None:
     make_file("1.dcm", ct_small.read_bytes())
     make_file("2.dcm", ct_small.read_bytes()[:1000])
     make_file("3.txt", b"not dicom" * 30)
     make_file("4.dcm", ct_small.read_bytes())
-    results = list(read_many([tmp_path]))
+    results = list(read_files(list(iter_files([tmp_path]))))
     assert [r.path.name for r in results] == ["1.dcm", "2.dcm", "3.txt", "4.dcm"]
     assert [r.dataset is not None for r in results] == [True, False, False, True]
     assert isinstance(results[1].error, CorruptDicomError) and not results[1].ignorable
@@ -243,21 +250,21 @@ def test_decode_only_some_tags_reports_their_damage(make_file: MakeFile, ct_smal
         read(path, decode={0x00100010})
 
 
-def _with_lying_element(length: int, vr: bytes = b"OB") -> bytes:
-    """Meta, then (0009,1010) declaring ``length`` bytes followed by only 100 (R8, R9)."""
-    from io import BytesIO
-
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.filewriter import write_file_meta_info
-    from pydicom.uid import ExplicitVRLittleEndian
-
+def _file_start(transfer_syntax: str) -> BytesIO:
+    """Preamble, DICM and file meta for hand-written hostile files."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
     meta.MediaStorageSOPInstanceUID = "1.2.3.4"
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.TransferSyntaxUID = transfer_syntax
     out = BytesIO()
     out.write(bytes(128) + b"DICM")
     write_file_meta_info(out, meta)
+    return out
+
+
+def _with_lying_element(length: int, vr: bytes = b"OB") -> bytes:
+    """Meta, then (0009,1010) declaring ``length`` bytes followed by only 100 (R8, R9)."""
+    out = _file_start(ExplicitVRLittleEndian)
     out.write(b"\x08\x00\x16\x00UI\x1a\x00" + b"1.2.840.10008.5.1.4.1.1.7\x00")
     out.write(b"\x09\x00\x10\x10" + vr + b"\x00\x00" + length.to_bytes(4, "little") + bytes(100))
     return out.getvalue()
@@ -281,19 +288,7 @@ def test_lying_length_is_refused_before_allocation(
 
 def _nested(depth: int) -> bytes:
     """Meta, then a PatientName inside ``depth`` undefined-length sequences (R12)."""
-    from io import BytesIO
-
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.filewriter import write_file_meta_info
-    from pydicom.uid import ExplicitVRLittleEndian
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    meta.MediaStorageSOPInstanceUID = "1.2.3.4"
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    out = BytesIO()
-    out.write(bytes(128) + b"DICM")
-    write_file_meta_info(out, meta)
+    out = _file_start(ExplicitVRLittleEndian)
     out.write(
         (b"\x40\x00\x30\xa7SQ\x00\x00\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0\xff\xff\xff\xff")
         * depth
@@ -319,19 +314,7 @@ def test_deep_nesting_is_one_clear_error(make_file: MakeFile) -> None:  # R12
 
 def _deflated(payload: bytes) -> bytes:
     """A Deflated Explicit VR Little Endian file whose data set is ``payload`` (R10, R11)."""
-    from io import BytesIO
-
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.filewriter import write_file_meta_info
-    from pydicom.uid import DeflatedExplicitVRLittleEndian
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    meta.MediaStorageSOPInstanceUID = "1.2.3.4"
-    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
-    out = BytesIO()
-    out.write(bytes(128) + b"DICM")
-    write_file_meta_info(out, meta)
+    out = _file_start(DeflatedExplicitVRLittleEndian)
     out.write(payload)
     return out.getvalue()
 

@@ -20,7 +20,7 @@ from pydicom.sequence import Sequence
 
 from dicomlens.access import element_path_step
 from dicomlens.errors import FileError
-from dicomlens.reading import read_many
+from dicomlens.reading import iter_files, read_files
 from dicomlens.values import value_text
 
 __all__ = ["Difference", "DifferenceKind", "FolderDiff", "diff", "diff_folders"]
@@ -182,7 +182,7 @@ def _by_uid(
 ) -> tuple[dict[str, tuple[Path, Dataset]], list[FileError]]:
     found: dict[str, tuple[Path, Dataset]] = {}
     errors: list[FileError] = []
-    for result in read_many([folder], stop_before_pixels=False):
+    for result in read_files(list(iter_files([folder])), stop_before_pixels=False):
         if result.ignorable:
             continue
         if result.error is not None:

@@ -3,7 +3,7 @@
 :func:`read` wraps :func:`pydicom.dcmread` with the checks pydicom leaves out
 (files too short, truncated meta or data set, forced reads of junk) and turns
 every failure into a one-line :class:`~dicomlens.errors.FileError` that names
-the file. :func:`iter_files` and :func:`read_many` walk folders for batch work.
+the file. :func:`iter_files` lists folders and :func:`read_files` reads batches.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ __all__ = [
     "iter_files",
     "read",
     "read_files",
-    "read_many",
 ]
 
 logger = logging.getLogger(__name__)
@@ -406,32 +405,6 @@ def _walk(folder: Path) -> Iterator[tuple[Path, FileError | None, bool]]:
         yield Path(where), FileError(f"{where}: cannot list folder ({problem.strerror})"), True
 
 
-def read_many(
-    paths: Iterable[str | os.PathLike[str]],
-    *,
-    stop_before_pixels: bool = True,
-    force: bool = False,
-    decode: Collection[int] | None = None,
-    defer_size: int | None = None,
-    extract: Callable[[FileDataset], Any] | None = None,
-    workers: int = 1,
-) -> Iterator[ReadResult]:
-    """Read every file under ``paths``, yielding a result (dataset or error) per file.
-
-    The list of files is taken before the first read, so files written into the
-    folders meanwhile are not picked up. See :func:`read_files` for the options.
-    """
-    yield from read_files(
-        list(iter_files(paths)),
-        stop_before_pixels=stop_before_pixels,
-        force=force,
-        decode=decode,
-        defer_size=defer_size,
-        extract=extract,
-        workers=workers,
-    )
-
-
 def read_files(
     files: Sequence[tuple[Path, FileError | None, bool]],
     *,
@@ -443,6 +416,9 @@ def read_files(
     workers: int = 1,
 ) -> Iterator[ReadResult]:
     """Read listed files (as :func:`iter_files` gives them), in their order.
+
+    List the files first (``read_files(list(iter_files(paths)))``): files written
+    into the folders meanwhile are then not picked up.
 
     Parameters
     ----------

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from pydicom.dataset import FileDataset
 
 from dicomlens.errors import FileError, SeriesError
-from dicomlens.reading import read_many
+from dicomlens.reading import iter_files, read_files
 from dicomlens.series import (
     HEADER_TAGS,
     GeometryReport,
@@ -130,8 +130,8 @@ def scan_folder(
     """
     result = ScanResult([])
     infos: list[SliceInfo] = []
-    reads = read_many(
-        paths,
+    reads = read_files(
+        list(iter_files(paths)),
         stop_before_pixels=False,  # pixel data stays in the file (deferred): volumes read it
         decode=HEADER_TAGS,  # from its offset later
         defer_size=_DEFER_BYTES,

@@ -120,13 +120,20 @@ class Batch:
         if self.done + self.failed == 0:
             raise FileError(f"{', '.join(self.paths)}: no DICOM files found")
         if self.many or self.failed or self.skipped:
-            parts = [f"{self.done} file{'s' if self.done != 1 else ''} read"]
-            if self.failed:
-                parts.append(f"{self.failed} failed")
-            if self.skipped:
-                parts.append(f"{self.skipped} non-DICOM skipped")
-            print(f"{PROG}: {', '.join(parts)}", file=sys.stderr)
+            summarise(
+                f"{self.done} file{'s' if self.done != 1 else ''} read", self.failed, self.skipped
+            )
         return EXIT_FAILED if self.failed else EXIT_OK
+
+
+def summarise(done: str, failed: int, skipped: int, *, failed_label: str = "failed") -> None:
+    """The closing line of a batch on stderr: what was done, what failed, what was skipped."""
+    parts = [done]
+    if failed:
+        parts.append(f"{failed} {failed_label}")
+    if skipped:
+        parts.append(f"{skipped} non-DICOM skipped")
+    print(f"{PROG}: {', '.join(parts)}", file=sys.stderr)
 
 
 def print_table(header: list[str], rows: list[list[str]], out: TextIO | None = None) -> None:

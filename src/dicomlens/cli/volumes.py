@@ -15,6 +15,7 @@ from dicomlens.cli._common import (
     print_json,
     print_table,
     report_error,
+    summarise,
 )
 from dicomlens.errors import (
     EXIT_FAILED,
@@ -212,12 +213,12 @@ def _scan(paths: Sequence[str]) -> Any:
 
 def _scan_status(result: Any) -> int:
     if result.errors or result.skipped:
-        parts = [f"{len(result.series)} series"]
-        if result.errors:
-            parts.append(f"{len(result.errors)} files failed")
-        if result.skipped:
-            parts.append(f"{result.skipped} non-DICOM skipped")
-        print(f"{PROG}: {', '.join(parts)}", file=sys.stderr)
+        summarise(
+            f"{len(result.series)} series",
+            len(result.errors),
+            result.skipped,
+            failed_label="files failed",
+        )
     return EXIT_FAILED if result.errors else EXIT_OK
 
 
