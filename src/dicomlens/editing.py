@@ -45,18 +45,33 @@ from dicomlens.reading import has_executable_preamble, iter_files, read
 from dicomlens.tags import ElementRef, PathStep, TagPath, parse_tag
 from dicomlens.values import value_text
 
-__all__ = ["Action", "Change", "Edit", "FileEdit", "apply_edits", "atomic_output", "edit"]
+__all__ = [
+    "Action",
+    "Change",
+    "Edit",
+    "FileEdit",
+    "apply_edits",
+    "atomic_output",
+    "edit",
+    "sync_folders",
+]
 
 
 @contextlib.contextmanager
 def atomic_output(
-    target: str | os.PathLike[str], *, overwrite: bool = True, sync_folder: bool = True
+    target: str | os.PathLike[str],
+    *,
+    overwrite: bool = True,
+    sync_folder: bool = True,
+    mode: int | None = None,
 ) -> Iterator[Path]:
     """Yield a temporary path in ``target``'s folder; on success, move it over ``target``.
 
     The temporary file is synced before the rename and the folder after it
     (batch writers may pass ``sync_folder=False`` and sync each folder once at
-    the end). On any failure it is removed and ``target`` is left as it was.
+    the end). The file gets ``mode`` if given, else the mode of the file it
+    replaces, else the default for new files. On any failure it is removed and
+    ``target`` is left as it was.
 
     >>> import tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -80,7 +95,9 @@ def atomic_output(
         yield temporary
         with temporary.open("rb+") as fh:
             os.fsync(fh.fileno())
-        if target.exists():
+        if mode is not None:
+            os.chmod(temporary, mode)
+        elif target.exists():
             os.chmod(temporary, target.stat().st_mode & 0o7777)
         else:
             os.chmod(temporary, 0o666 & ~_umask())
@@ -509,18 +526,17 @@ def edit(
                 if fail_fast and results[-1].error is not None:
                     raise results[-1].error
         finally:
-            _sync_folders(results)
+            sync_folders(r.target for r in results if r.written)
         return results
     with ProcessPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(job, tasks, chunksize=max(8, len(tasks) // (workers * 8))))
-    _sync_folders(results)
+    sync_folders(r.target for r in results if r.written)
     return results
 
 
-def _sync_folders(results: Sequence[FileEdit]) -> None:
-    """Make the renames of a batch durable: each written folder synced once."""
-    written = {r.target.parent for r in results if r.target and r.written}
-    for folder in sorted(written):
+def sync_folders(written: Iterable[Path | None]) -> None:
+    """Make the renames of a batch durable: the folder of each written file synced once."""
+    for folder in sorted({path.parent for path in written if path is not None}):
         _fsync_folder(folder)
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "AnonymizationError",
     "CorruptDicomError",
     "DicomlensError",
     "DicomlensWarning",
@@ -92,6 +93,11 @@ class EditError(DicomlensError, ValueError):
 
 class WriteError(DicomlensError):
     """An output file could not be written; the target is left as it was."""
+
+
+class AnonymizationError(DicomlensError):
+    """A file cannot be de-identified safely (burned-in text under ``strict``,
+    or an original identifier found in the output); nothing was written."""
 
 
 class DicomlensWarning(UserWarning):

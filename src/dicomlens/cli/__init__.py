@@ -2,7 +2,7 @@
 
 This package is the only place that prints, reads ``sys.argv`` or decides exit
 codes: ``inspecting`` (tag, show, get, find, diff), ``volumes`` (series, volume,
-render) and ``edits`` (edit) hold the commands, ``_common`` what they share.
+render), ``edits`` (edit) and ``anonymizing`` (anonymize) hold the commands, ``_common`` what they share.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ _COMMANDS = {
     "volume": "volumes",
     "render": "volumes",
     "edit": "edits",
+    "anonymize": "anonymizing",
 }
 
 _EXIT_BROKEN_PIPE = 141  # as a shell reports a process killed by SIGPIPE
