@@ -11,8 +11,9 @@ option columns. It is needed only to run this script, never at run time::
     /tmp/gen/bin/python scripts/generate_confidentiality_profile.py
 
 The output is a plain Python module: ``ROWS`` maps a tag pattern (eight hex
-digits, ``x`` for any digit in repeating groups, or ``private``) to its name and
-one action code per column of ``COLUMNS`` ('' where the option says nothing).
+digits, ``x`` for any digit in repeating groups, or ``private``) to one action
+code per column of ``COLUMNS`` ('' where the option says nothing). Names are
+left to pydicom's dictionary (``dicomlens tag 00081030``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from pathlib import Path
 
 from idiscore import _public_dicom as table  # type: ignore[import-not-found]
 from idiscore.identifiers import PrivateTags, RepeatingGroup, SingleTag  # type: ignore[import-not-found]
-from pydicom.datadict import keyword_for_tag
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "src" / "dicomlens" / "_confidentiality_profile.py"
@@ -57,19 +57,6 @@ def pattern(identifier: object) -> str:
     raise SystemExit(f"unexpected table row identifier: {identifier!r}")
 
 
-def name(key: str) -> str:
-    if key == "private":
-        return "Private Attributes"
-    if "x" in key:
-        repeating = {
-            "50xxxxxx": "Curve Data",
-            "60xx3000": "Overlay Data",
-            "60xx4000": "Overlay Comments",
-        }
-        return repeating[key]
-    return keyword_for_tag(int(key, 16)) or "(retired or unnamed)"
-
-
 def collect() -> dict[str, list[str]]:
     rows: dict[str, list[str]] = {}
     for index, attribute in enumerate(COLUMNS.values()):
@@ -99,7 +86,7 @@ def render(rows: dict[str, list[str]]) -> str:
         "ROWS: dict[str, tuple[str, ...]] = {",
     ]
     for key in sorted(rows):
-        lines.append(f"    {key!r}: ({name(key)!r}, {', '.join(repr(c) for c in rows[key])}),")
+        lines.append(f"    {key!r}: ({', '.join(repr(c) for c in rows[key])}),")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -22,10 +22,22 @@ def test_all_is_sorted_and_every_name_resolves() -> None:
 
 
 def test_all_covers_every_public_name_of_the_exporting_modules() -> None:
-    from dicomlens import access, differences, editing, errors, reading, scanning, tags, volume
+    from dicomlens import (
+        access,
+        anonymization,
+        differences,
+        editing,
+        errors,
+        profile,
+        reading,
+        scanning,
+        tags,
+        volume,
+    )
 
     exported = set(dicomlens.__all__)
-    for module in (access, differences, editing, errors, reading, scanning, tags, volume):
+    modules = (access, anonymization, differences, editing, errors, profile, reading, scanning)
+    for module in (*modules, tags, volume):
         wanted = {
             "read",
             "get",
@@ -37,6 +49,8 @@ def test_all_covers_every_public_name_of_the_exporting_modules() -> None:
             "search_tags",
             "scan",
             "edit",
+            "anonymize",
+            "deidentify",
         }
         classes = {n for n in module.__all__ if isinstance(getattr(module, n), type)}
         assert (set(module.__all__) & wanted) | (classes - _NOT_EXPORTED) <= exported, module
@@ -54,6 +68,11 @@ _NOT_EXPORTED = {
     "FolderDiff",
     "ScanResult",
     "Window",
+    "Deidentified",
+    "FileAnonymization",
+    "Needle",
+    "Option",
+    "Treatment",
 }
 
 

@@ -21,9 +21,11 @@ from dicomlens._version import __version__
 
 if TYPE_CHECKING:
     from dicomlens.access import Match, find, get
+    from dicomlens.anonymization import IdentityMap, Keys, anonymize, deidentify
     from dicomlens.differences import Difference, diff
     from dicomlens.editing import edit
     from dicomlens.errors import (
+        AnonymizationError,
         CorruptDicomError,
         DicomlensError,
         DicomlensWarning,
@@ -39,12 +41,14 @@ if TYPE_CHECKING:
         UsageError,
         WriteError,
     )
+    from dicomlens.profile import Profile
     from dicomlens.reading import read
     from dicomlens.scanning import Series, scan
     from dicomlens.tags import TagInfo, TagPath, format_tag, lookup, parse_tag, search_tags
     from dicomlens.volume import Volume
 
 __all__ = [
+    "AnonymizationError",
     "CorruptDicomError",
     "DicomlensError",
     "DicomlensWarning",
@@ -52,8 +56,11 @@ __all__ = [
     "EditError",
     "ElementNotFoundError",
     "FileError",
+    "IdentityMap",
+    "Keys",
     "Match",
     "NotDicomError",
+    "Profile",
     "RetiredTagWarning",
     "Series",
     "SeriesError",
@@ -66,6 +73,8 @@ __all__ = [
     "Volume",
     "WriteError",
     "__version__",
+    "anonymize",
+    "deidentify",
     "diff",
     "edit",
     "find",
@@ -79,6 +88,11 @@ __all__ = [
 ]
 
 _HOMES = {
+    "IdentityMap": "anonymization",
+    "Keys": "anonymization",
+    "anonymize": "anonymization",
+    "deidentify": "anonymization",
+    "Profile": "profile",
     "Match": "access",
     "find": "access",
     "get": "access",

@@ -53,6 +53,7 @@ __all__ = [
     "apply_edits",
     "atomic_output",
     "edit",
+    "read_for_writing",
     "sync_folders",
 ]
 
@@ -626,7 +627,7 @@ def _edit_one(result: FileEdit, job: _Job) -> None:
         target = result.target = source.resolve()  # edit the file the link points to
     with _locked(target if in_place else source, exclusive=in_place and not job.dry_run):
         before = _fingerprint(source)
-        ds = _read_whole(source, decode=job.decode)
+        ds = read_for_writing(source, decode=job.decode)
         if not all(_matches(ds, path, value) for path, value in job.conditions):
             result.skipped = "does not match --where"
             return
@@ -682,8 +683,8 @@ def _prepare_for_writing(ds: Dataset) -> None:
         ds[tag]
 
 
-def _read_whole(source: Path, *, decode: frozenset[int] | None) -> Any:
-    """Read a file to edit; short pixel data is an error here, not a warning:
+def read_for_writing(source: Path, *, decode: frozenset[int] | None = None) -> Any:
+    """Read a file to rewrite; short pixel data is an error here, not a warning:
     writing it back would turn a damaged file into a consistent-looking one."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", TruncatedPixelDataWarning)

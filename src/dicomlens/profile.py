@@ -64,8 +64,8 @@ class Option(Enum):
 
     @property
     def column(self) -> int:
-        """Its column in :data:`ROWS` (after the attribute name)."""
-        return 1 + COLUMNS.index(_COLUMN_NAMES[self])
+        """Its column in :data:`ROWS`."""
+        return COLUMNS.index(_COLUMN_NAMES[self])
 
 
 _CODES = {
@@ -138,7 +138,7 @@ class Profile:
         for code in ("K", "C"):
             if code in chosen:
                 return Treatment(code)
-        return _resolve(chosen[0] if chosen else row[1])
+        return _resolve(chosen[0] if chosen else row[0])
 
     @cached_property
     def _private(self) -> Treatment:

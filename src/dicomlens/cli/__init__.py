@@ -2,7 +2,8 @@
 
 This package is the only place that prints, reads ``sys.argv`` or decides exit
 codes: ``inspecting`` (tag, show, get, find, diff), ``volumes`` (series, volume,
-render), ``edits`` (edit) and ``anonymizing`` (anonymize) hold the commands, ``_common`` what they share.
+render), ``edits`` (edit) and ``anonymizing`` (anonymize) hold the commands,
+``_common`` what they share.
 """
 
 from __future__ import annotations

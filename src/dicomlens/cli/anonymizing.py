@@ -36,8 +36,8 @@ def add_anonymize(commands: Any) -> None:
         "  dicomlens anonymize dicom_data/ -o shared/\n"
         "  dicomlens anonymize study/ -o shared/ --key \"$SECRET\" --keep dates,patient\n"
         "  dicomlens anonymize study/ -o shared/ --map identities.json   # keep it private\n"
-        '  dicomlens anonymize us/ -o shared/ --keep private --safe-private "GEMS_ACQU_01:'
-        '(0019,xx1E)"\n'
+        '  dicomlens anonymize us/ -o shared/ --keep private --safe-private '
+        '"(0019,xx1E)[GEMS_ACQU_01]"\n'
         "  dicomlens anonymize study/ -o shared/ --strict --dry-run\n\n" + _OPTIONS_HELP,
     )
     sub.add_argument("paths", nargs="+", metavar="PATH", help="files, folders or glob patterns")
@@ -87,7 +87,7 @@ def add_anonymize(commands: Any) -> None:
 
 
 def _run_anonymize(args: argparse.Namespace) -> int:
-    from dicomlens.anonymize import anonymize
+    from dicomlens.anonymization import anonymize
 
     end_startup()
     keep = [name for option in args.keep for name in option.split(",") if name.strip()]
@@ -130,9 +130,12 @@ def _run_anonymize(args: argparse.Namespace) -> int:
     if not results:
         raise FileError(f"{', '.join(args.paths)}: no files found")
     verb = "would write" if args.dry_run else "anonymized"
+    counts = ", ".join(
+        _count(n, noun) for n, noun in ((len(patients), "patient"), (len(studies), "study"),
+                                         (len(series), "series"))
+    )  # fmt: skip
     parts = [
-        f"{verb} {written} file{'s' if written != 1 else ''} ({len(patients)} patients, "
-        f"{len(studies)} studies, {len(series)} series) into {args.output}; "
+        f"{verb} {_count(written, 'file')} ({counts}) into {args.output}; "
         "no removed value found in any output"
     ]
     if failed:
@@ -143,3 +146,8 @@ def _run_anonymize(args: argparse.Namespace) -> int:
         parts.append(f"identity map in {args.map}")
     print(f"{PROG}: {', '.join(parts)}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _count(number: int, noun: str) -> str:
+    plural = {"study": "studies", "series": "series"}.get(noun, noun + "s")
+    return f"{number} {noun if number == 1 else plural}"

@@ -45,7 +45,7 @@ from pydicom.uid import (
 )
 
 from dicomlens._version import __version__
-from dicomlens.editing import atomic_output, sync_folders
+from dicomlens.editing import atomic_output, read_for_writing, sync_folders
 from dicomlens.errors import (
     AnonymizationError,
     DicomlensError,
@@ -56,7 +56,7 @@ from dicomlens.errors import (
     WriteError,
 )
 from dicomlens.profile import Option, Profile, Treatment
-from dicomlens.reading import iter_files, read
+from dicomlens.reading import iter_files
 from dicomlens.tags import ElementRef, TagLike, parse_tag
 
 __all__ = [
@@ -199,7 +199,7 @@ def deidentify(
         so that UIDs, pseudonyms and date shifts agree (default: random keys).
     safe_private
         Private elements to keep with the Retain Safe Private option, in tag
-        notation with their creator (``"GEMS_ACQU_01:(0019,xx1E)"``).
+        notation with their creator (``"(0019,xx1E)[GEMS_ACQU_01]"``).
 
     Examples
     --------
@@ -416,7 +416,7 @@ def _needles(element: DataElement) -> Iterator[Needle]:
             yield Needle(value[:8], name, strong=True)
         elif element.VR == "UI" and not _registered(value):
             yield Needle(value, name, strong=True)
-        elif element.VR in _TEXT_VRS:
+        elif element.VR in _TEXT_VRS and element.VR != "CS":  # codes identify nobody
             strong = bool(_IDENTIFIER_WORDS.search(name))
             if len(value) >= (_STRONG_SHORTEST if strong else _WEAK_SHORTEST):
                 yield Needle(value, name, strong)
@@ -508,7 +508,7 @@ def burned_in_reason(ds: Dataset) -> str | None:
     if flag == "NO":
         return None
     kind = _BURNED_IN_MODALITIES.get(str(ds.get("Modality", "")).upper())
-    if kind is None and str(ds.get("SOPClassUID", "")).startswith(_SECONDARY_CAPTURE_CLASSES):
+    if str(ds.get("SOPClassUID", "")).startswith(_SECONDARY_CAPTURE_CLASSES):
         kind = "secondary capture"
     if kind is None:
         return None
@@ -739,7 +739,7 @@ class _Job:
 
     def _run(self, result: FileAnonymization) -> None:
         source = result.source
-        ds = read(source)
+        ds = read_for_writing(source)
         reason = burned_in_reason(ds)
         if reason is not None:
             if self.strict:
