@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
 from dicomlens.access import iter_elements
+from dicomlens.profile import is_identifying
 from dicomlens.tags import TagPath, format_tag
 from dicomlens.values import value_text
 
@@ -24,25 +24,6 @@ __all__ = ["DumpOptions", "dump", "is_phi", "to_json_model"]
 
 MASK: Final = "***"
 
-# Identifying attributes beyond person names and dates (PS3.15 Annex E, abridged).
-PHI_KEYWORDS: Final = frozenset(
-    {
-        "AccessionNumber", "AdmissionID", "BranchOfService", "CountryOfResidence",
-        "CurrentPatientLocation", "DeviceSerialNumber", "EthnicGroup",
-        "FillerOrderNumberImagingServiceRequest",
-        "InstitutionAddress", "InstitutionName", "InstitutionalDepartmentName", "IssuerOfPatientID",
-        "MedicalRecordLocator", "MilitaryRank", "OtherPatientIDs", "OtherPatientNames",
-        "PatientAddress", "PatientAge", "PatientBirthName", "PatientBirthTime", "PatientComments",
-        "PatientID", "PatientInsurancePlanCodeSequence", "PatientMotherBirthName",
-        "PatientReligiousPreference",
-        "PatientSize", "PatientTelephoneNumbers", "PatientTelecomInformation", "PatientWeight",
-        "PerformedProcedureStepID", "PlacerOrderNumberImagingServiceRequest", "RegionOfResidence",
-        "RequestedProcedureID", "ScheduledProcedureStepID", "StationName", "StudyID",
-        "AdditionalPatientHistory", "Occupation", "ResponsiblePerson", "ResponsibleOrganization",
-        "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers", "PersonAddress",
-        "PersonTelephoneNumbers", "ContentCreatorName", "OperatorsName",
-    }
-)  # fmt: skip
 _DATE_VRS: Final = frozenset({"DA", "DT"})
 _TEXT_VRS: Final = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "PN", "CS", "AE", "UN", "OB"})
 
@@ -50,14 +31,15 @@ _STYLE: Final = {"tag": "2", "label": "36", "private": "35", "vr": "33", "mask":
 
 
 def is_phi(tag: int, VR: str) -> bool:
-    """Whether ``--mask`` hides this element's value: names, dates, identifiers,
-    and free text in private elements."""
+    """Whether ``--mask`` hides this element's value: names, dates, AE titles, free
+    text in private elements, and whatever the PS3.15 Basic Profile removes or
+    replaces (sequences stay: their items are masked element by element)."""
     tag = Tag(tag)
-    if VR == "PN" or VR in _DATE_VRS:
+    if VR in ("PN", "AE") or VR in _DATE_VRS:
         return True
     if tag.is_private:
         return not tag.is_private_creator and VR in _TEXT_VRS
-    return keyword_for_tag(tag) in PHI_KEYWORDS
+    return VR != "SQ" and is_identifying(tag)
 
 
 @dataclass(frozen=True)
