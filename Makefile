@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/folder.py
 	$(BIN)/python bench/volume.py
 	$(BIN)/python bench/edit.py
+	$(BIN)/python bench/anonymize.py
 	$(BIN)/python bench/codecs.py
 
 clean:
