@@ -24,7 +24,12 @@ from dicomlens import scan
 from dicomlens._confidentiality_profile import ROWS
 from dicomlens.anonymization import IdentityMap, Keys, anonymize, deidentify, find_leaks
 from dicomlens.cli import main
-from dicomlens.errors import AnonymizationError, DicomlensWarning, UsageError
+from dicomlens.errors import (
+    AnonymizationError,
+    CorruptDicomError,
+    DicomlensWarning,
+    UsageError,
+)
 from dicomlens.profile import Profile
 
 STUDY_DATES = ("20190314", "20200105", "20210722")
@@ -441,3 +446,40 @@ def test_map_json_is_plain_data(planted: tuple[Path, list[str]], tmp_path: Path)
     (patient,) = data["patients"].values()
     assert patient["date_shift_days"] == Keys.from_key("k").date_shift(PLANTED["PatientID"])
     assert len(data["uids"]) >= sum(SLICES) + 3 * len(SLICES)
+
+
+@pytest.mark.shared_data
+def test_mosaic_volumes_survive_with_the_csa_header_allow_listed(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    mosaics = sorted((shared_data / "dcm_qa_decubitus/In/HFDL/3_ep2d_diff_mddw_20_p2").iterdir())
+    mosaics = [p for p in mosaics if p.suffix == ".dcm"][:3]
+    csa = "(0029,xx10)[SIEMENS CSA HEADER]"
+    results = anonymize(mosaics, out=tmp_path, key="k", keep=["private"], safe_private=[csa])
+    assert all(r.written for r in results)
+    for result in results:
+        assert result.target is not None
+        (before,), (after,) = scan([result.source]), scan([result.target])
+        np.testing.assert_array_equal(after.volume().array, before.volume().array)
+        np.testing.assert_allclose(after.volume().affine_lps, before.volume().affine_lps)
+
+
+def test_dicomdir_is_omitted_not_copied(tmp_path: Path) -> None:
+    folder = bundled("dicomdirtests/DICOMDIR").parent
+    results = anonymize([folder], out=tmp_path / "out", key="k")
+    dicomdirs = [r for r in results if r.source.name.startswith("DICOMDIR")]
+    assert dicomdirs and all("DICOMDIR omitted" in r.skipped for r in dicomdirs)
+    assert sum(r.written for r in results) == 81
+    assert not [p for p in (tmp_path / "out").rglob("*") if "DICOMDIR" in p.name]
+
+
+def test_fail_fast_stops_at_the_first_failure(
+    planted: tuple[Path, list[str]], tmp_path: Path, make_file: Callable[[str, bytes], Path]
+) -> None:
+    folder, _ = planted
+    good = (folder / "IMG001.dcm").read_bytes()
+    make_file("batch/a_bad.dcm", good[:2000])
+    make_file("batch/b_good.dcm", good)
+    with pytest.raises(CorruptDicomError, match=r"a_bad\.dcm"):
+        anonymize([tmp_path / "batch"], out=tmp_path / "out", key="k", fail_fast=True)
+    assert not (tmp_path / "out").exists()

@@ -79,7 +79,7 @@ def test_mask_hides_identifiers_not_structure(ct_small: Path) -> None:
         "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322",  # SOP Instance UID
     ]:
         assert secret not in text
-    assert "(0008,0016) SOPClassUID                             UI  1.2.840.10008.5.1.4.1.1.2" in text
+    assert "SOPClassUID                             UI  1.2.840.10008.5.1.4.1.1.2 (CT" in text
     assert "(0008,0020) StudyDate                               DA  ***" in text
     assert "(0010,0010) PatientName                             PN  ***" in text
     assert "(0028,0010) Rows                                    US  128" in text

@@ -42,6 +42,7 @@ from pydicom.uid import (
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    MediaStorageDirectoryStorage,
 )
 
 from dicomlens._version import __version__
@@ -309,7 +310,7 @@ class _Walker:
             for item in element.value:
                 self.dataset(item)
         elif treatment is Treatment.KEEP:
-            self.report.kept_text.extend(_values(element))
+            self.report.kept_text.extend(_values(element) or _printable_runs(element))
             self.report.output_dates.update(_dates(element))
         elif treatment is Treatment.CLEAN:
             self._clean(element)
@@ -398,10 +399,7 @@ def _needles(element: DataElement) -> Iterator[Needle]:
                 yield from _needles(inner)
         return
     if element.tag.is_private and isinstance(element.value, bytes | bytearray):
-        for run in _PRINTABLE_RUN.findall(element.value):  # text of unknown VR (implicit)
-            text = run.decode("ascii").strip()
-            if len(text) >= _WEAK_SHORTEST:
-                yield Needle(text, name, strong=False)
+        yield from (Needle(text, name, strong=False) for text in _printable_runs(element))
         return
     if element.tag.is_private and element.VR in _TEXT_VRS:
         for value in _values(element):
@@ -429,6 +427,14 @@ def _values(element: DataElement) -> list[str]:
         return []
     items = value if isinstance(value, MultiValue | list) else [value]
     return [text for text in (str(v).strip() for v in items) if text]
+
+
+def _printable_runs(element: DataElement) -> list[str]:
+    """Text inside a binary value (private data of unknown VR, vendor headers)."""
+    if not isinstance(element.value, bytes | bytearray):
+        return []
+    runs = (run.decode("ascii").strip() for run in _PRINTABLE_RUN.findall(element.value))
+    return [text for text in runs if len(text) >= _WEAK_SHORTEST]
 
 
 def _map_values(element: DataElement, change: Any) -> Any:
@@ -626,9 +632,10 @@ def anonymize(
     """De-identify files, folders or patterns into ``out``.
 
     Outputs are named ``out/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``
-    by their new UIDs. Each is encoded in memory, checked by :func:`find_leaks`
-    and only then written atomically; a file that cannot be de-identified safely
-    fails alone (or stops the run with ``fail_fast``) and leaves nothing behind.
+    by their new UIDs; DICOMDIR files are left out (they list the original names).
+    Each output is encoded in memory, checked by :func:`find_leaks` and only then
+    written atomically; a file that cannot be de-identified safely fails alone (or
+    stops the run with ``fail_fast``) and leaves nothing behind.
 
     Parameters
     ----------
@@ -740,6 +747,9 @@ class _Job:
     def _run(self, result: FileAnonymization) -> None:
         source = result.source
         ds = read_for_writing(source)
+        if ds.file_meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
+            result.skipped = "DICOMDIR omitted (it lists the original file names)"
+            return
         reason = burned_in_reason(ds)
         if reason is not None:
             if self.strict:

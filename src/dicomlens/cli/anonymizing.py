@@ -109,7 +109,8 @@ def _run_anonymize(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.done()
-    written = failed = skipped = 0
+    written = failed = 0
+    skipped: dict[str, int] = {}
     studies, series, patients = set(), set(), set()
     for result in results:
         for warning in result.warnings:
@@ -118,7 +119,8 @@ def _run_anonymize(args: argparse.Namespace) -> int:
             failed += 1
             report_error(result.error)
         elif result.skipped:
-            skipped += 1
+            reason = "DICOMDIR omitted" if "DICOMDIR" in result.skipped else "non-DICOM skipped"
+            skipped[reason] = skipped.get(reason, 0) + 1
         else:
             written += 1
             assert result.target is not None
@@ -134,14 +136,12 @@ def _run_anonymize(args: argparse.Namespace) -> int:
         _count(n, noun) for n, noun in ((len(patients), "patient"), (len(studies), "study"),
                                          (len(series), "series"))
     )  # fmt: skip
-    parts = [
-        f"{verb} {_count(written, 'file')} ({counts}) into {args.output}; "
-        "no removed value found in any output"
-    ]
+    parts = [f"{verb} {_count(written, 'file')} ({counts}) into {args.output}"]
+    if written:
+        parts[0] += "; no removed value found in any output"
     if failed:
         parts.append(f"{failed} failed")
-    if skipped:
-        parts.append(f"{skipped} non-DICOM skipped")
+    parts += [f"{count} {reason}" for reason, count in sorted(skipped.items())]
     if args.map and not args.dry_run:
         parts.append(f"identity map in {args.map}")
     print(f"{PROG}: {', '.join(parts)}", file=sys.stderr)
