@@ -19,6 +19,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "AnonymizationError",
+    "CatalogError",
     "CorruptDicomError",
     "DicomlensError",
     "DicomlensWarning",
@@ -98,6 +99,10 @@ class WriteError(DicomlensError):
 class AnonymizationError(DicomlensError):
     """A file cannot be de-identified safely (burned-in text under ``strict``,
     or an original identifier found in the output); nothing was written."""
+
+
+class CatalogError(DicomlensError):
+    """The catalog cannot be opened, written or queried as asked."""
 
 
 class DicomlensWarning(UserWarning):

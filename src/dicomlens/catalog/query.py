@@ -1,0 +1,261 @@
+"""Ask the catalog: ``TAG OP VALUE`` filters at any level, or raw SQL.
+
+Filters use any tag notation (``Modality=CT``, ``"Slice Thickness<=1.5"``,
+``StudyDate>=2020-01-01``, ``SeriesDescription~lung``, ``(0018,0050)>1``,
+``ReferencedImageSequence[0].ReferencedSOPInstanceUID=1.2.3``, private
+``"(0019,xx0C)[SIEMENS CT VA0  COAD]=1"``); all must hold. Numbers compare as
+numbers, dates as dates; ``~`` is a case-insensitive regular expression (a plain
+word is a substring). Key attributes are typed columns; every other element
+is found in the instance's JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Final
+
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+
+from dicomlens.catalog.rows import LEVEL_COLUMNS, element_key
+from dicomlens.catalog.store import Catalog
+from dicomlens.errors import UsageError
+from dicomlens.tags import TagPath, parse_tag
+
+__all__ = ["Condition", "Level", "QueryResult", "query", "run_sql"]
+
+_CONDITION: Final = re.compile(
+    r"^\s*(?P<tag>[^<>=!~]+?)\s*(?P<op><=|>=|!=|=|<|>|~)\s*(?P<value>.*)$"
+)
+_ALIAS: Final = {"patient": "p", "study": "st", "series": "se", "instance": "i"}
+_TABLES: Final = {"patient": "patients", "study": "studies", "series": "series"}
+_ORDER: Final = ("patient", "study", "series", "instance")
+_DATE_VRS: Final = frozenset({"DA", "DT", "TM"})
+_NUMBER_VRS: Final = frozenset({"DS", "IS", "US", "UL", "SS", "SL", "FL", "FD", "SV", "UV"})
+_COLUMN_OF: Final = {
+    keyword: (level, column)
+    for level, columns in LEVEL_COLUMNS.items()
+    for column, keyword in columns.items()
+}
+_DEFAULT_COLUMNS: Final = {
+    "patient": ["patient_id", "patient_name", "patient_birth_date", "patient_sex"],
+    "study": ["patient_id", "study_date", "study_description", "accession_number",
+              "study_instance_uid"],
+    "series": ["patient_id", "study_date", "series_number", "modality", "series_description",
+               "series_instance_uid"],
+    "instance": ["series_number", "modality", "instance_number", "sop_instance_uid"],
+}  # fmt: skip
+_COUNTED: Final = {"studies": "st", "series": "se", "instances": "i"}
+_COUNTS: Final = {
+    "patient": ["studies", "series", "instances"],
+    "study": ["series", "instances"],
+    "series": ["instances"],
+    "instance": [],
+}
+
+
+class Level(Enum):
+    """What one result row stands for."""
+
+    PATIENT = "patient"
+    STUDY = "study"
+    SERIES = "series"
+    INSTANCE = "instance"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One ``TAG OP VALUE`` filter."""
+
+    path: TagPath
+    op: str
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> Condition:
+        """``Modality=CT``, ``SliceThickness<=1.5``, ``SeriesDescription~lung``.
+
+        >>> condition = Condition.parse("Slice Thickness <= 1.5")
+        >>> str(condition.path), condition.op, condition.value
+        ('SliceThickness', '<=', '1.5')
+        """
+        match = _CONDITION.match(text)
+        if not match:
+            raise UsageError(f"{text!r}: expected TAG OP VALUE with OP one of = != < <= > >= ~")
+        return cls(parse_tag(match["tag"]), match["op"], match["value"].strip())
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Column names and rows."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def query(
+    catalog: Catalog,
+    conditions: Sequence[Condition | str] = (),
+    *,
+    level: Level | str = Level.SERIES,
+    columns: Sequence[str] = (),
+) -> QueryResult:
+    """Rows of ``level`` (patients, studies, series or instances) that hold at
+    least one instance meeting every condition; extra ``columns`` in any tag notation.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from pydicom.data import get_testdata_file
+    >>> from dicomlens.catalog import index
+    >>> db = pathlib.Path(tempfile.mkdtemp()) / "catalog.db"
+    >>> _ = index([get_testdata_file("CT_small.dcm"), get_testdata_file("MR_small.dcm")], db)
+    >>> with Catalog(db, readonly=True) as catalog:
+    ...     result = query(catalog, ["Modality=CT", "SliceThickness<=5"], columns=["KVP"])
+    >>> result.records()[0]["KVP"]
+    120.0
+    """
+    level = Level(level) if isinstance(level, str) else level
+    parsed = [c if isinstance(c, Condition) else Condition.parse(c) for c in conditions]
+    where, parameters = [], []
+    for condition in parsed:
+        sql, values = _condition_sql(condition)
+        where.append(sql)
+        parameters += values
+    names, selected = _selection(level.value, columns)
+    sql = _select_sql(level.value, selected, where)
+    rows = catalog.execute(sql, parameters).fetchall()
+    return QueryResult(names, rows)
+
+
+def run_sql(catalog: Catalog, sql: str) -> QueryResult:
+    """Raw SQL on the catalog (open it read-only to keep it unchanged)."""
+    cursor = catalog.execute(sql)
+    names = [d[0] for d in cursor.description or ()]
+    return QueryResult(names, cursor.fetchall())
+
+
+# ---------------------------------------------------------------------------
+# SQL generation
+# ---------------------------------------------------------------------------
+
+
+def _typed_column(path: TagPath) -> tuple[str, str] | None:
+    """The (level, column) holding the element of a one-step public path, if any."""
+    step = path.steps[0]
+    if len(path.steps) != 1 or step.ref.creator is not None or step.subscript is not None:
+        return None
+    return _COLUMN_OF.get(keyword_for_tag(step.ref.tag))
+
+
+def _vr(path: TagPath) -> str:
+    leaf = path.leaf
+    if leaf.creator is not None:
+        return ""
+    try:
+        return str(dictionary_VR(leaf.tag))
+    except KeyError:
+        return ""
+
+
+def _operand(condition: Condition) -> tuple[str, Any]:
+    """The SQL comparison and the bound value, typed by the element's VR."""
+    vr, op, text = _vr(condition.path), condition.op, condition.value
+    if op == "~":
+        return "regexp", text
+    if vr in _NUMBER_VRS:
+        try:
+            return op, float(text)
+        except ValueError:
+            raise UsageError(f"{condition.path}: expected a number, got {text!r}") from None
+    if vr in _DATE_VRS:
+        text = text.replace("-", "").replace(":", "")
+    return op, text
+
+
+def _condition_sql(condition: Condition) -> tuple[str, list[Any]]:
+    op, value = _operand(condition)
+    typed = _typed_column(condition.path)
+    if typed is not None:
+        level, column = typed
+        return f"{_ALIAS[level]}.{column} {op} ?", [value]
+    sources, last = _json_sources(condition.path)
+    return f"EXISTS (SELECT 1 FROM {sources} WHERE {last}.value {op} ?)", [value]
+
+
+def _json_sources(path: TagPath) -> tuple[str, str]:
+    """``json_each`` table expressions that walk ``path`` (every item of a sequence
+    step without an index) and the alias whose ``value`` holds the element's values."""
+    sources, parent, json_path = [], "i.elements", "$"
+    for number, step in enumerate(path.steps):
+        json_path += f'."{_key(step.ref)}"'
+        last = number == len(path.steps) - 1
+        if isinstance(step.subscript, int):
+            json_path += f"[{step.subscript}]"
+        if last or not isinstance(step.subscript, int):
+            alias = f"j{number}"
+            sources.append(f"json_each({parent}, '{json_path}') AS {alias}")
+            parent, json_path = f"{alias}.value", "$"
+    return ", ".join(sources), parent.split(".")[0]
+
+
+def _key(ref: Any) -> str:
+    if ref.creator is not None:
+        return element_key((ref.group << 16) | ref.element, ref.creator.replace("'", "''"))
+    return element_key(int(ref.tag))
+
+
+def _selection(level: str, extra: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Output names and SQL expressions: the level's columns, counts, extra tags."""
+    names, selected = [], []
+    for column in _DEFAULT_COLUMNS[level]:
+        owner = next(lv for lv, cols in LEVEL_COLUMNS.items() if column in cols)
+        names.append(column)
+        selected.append(f"{_ALIAS[owner]}.{column}")
+    for count in _COUNTS[level]:
+        names.append(count)
+        selected.append(_count_sql(count))
+    if level == "instance":
+        names.append("path")
+        selected.append("f.path")
+    for text in extra:
+        path = parse_tag(text)
+        typed = _typed_column(path)
+        names.append(str(path) if typed is None else typed[1])
+        if typed is not None and _ORDER.index(typed[0]) <= _ORDER.index(level):
+            selected.append(f"{_ALIAS[typed[0]]}.{typed[1]}")
+        else:
+            json_path = "$" + "".join(
+                f'."{_key(s.ref)}"' + (f"[{s.subscript}]" if isinstance(s.subscript, int) else "")
+                for s in path.steps
+            )
+            selected.append(f"json_extract(i.elements, '{json_path}')")
+    return names, selected
+
+
+def _count_sql(count: str) -> str:
+    return f"count(DISTINCT {_COUNTED[count]}.id)"
+
+
+def _select_sql(level: str, selected: list[str], where: list[str]) -> str:
+    sql = (
+        f"SELECT {', '.join(selected)} FROM instances i "
+        "JOIN files f ON f.id = i.file JOIN series se ON se.id = i.series "
+        "JOIN studies st ON st.id = se.study JOIN patients p ON p.id = st.patient"
+    )
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    if level != "instance":
+        sql += f" GROUP BY {_ALIAS[level]}.id"
+    order = {
+        "patient": "p.patient_id",
+        "study": "p.patient_id, st.study_date, st.study_instance_uid",
+        "series": "p.patient_id, st.study_date, st.id, se.series_number, se.series_instance_uid",
+        "instance": "se.id, i.instance_number, f.path",
+    }[level]
+    return f"{sql} ORDER BY {order}"

@@ -1,0 +1,300 @@
+"""From files to catalog rows: a pure function of a list of paths (no database).
+
+:func:`file_rows` reads headers in worker processes and gives one
+:class:`FileRow` per file: its fingerprint and, for a DICOM instance, the key
+attributes of each level plus every non-bulk element in a compact JSON form.
+The same function can run anywhere (a Dask worker writing Parquet, say).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Final, NamedTuple
+
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset, FileDataset
+from pydicom.multival import MultiValue
+from pydicom.valuerep import PersonName
+
+from dicomlens.errors import FileError
+from dicomlens.reading import read_files
+from dicomlens.series import NativePixels, SliceInfo, slice_infos
+
+__all__ = [
+    "LEVEL_COLUMNS",
+    "FileRow",
+    "InstanceRow",
+    "element_key",
+    "elements_json",
+    "file_rows",
+    "fingerprint",
+    "slices_from_json",
+]
+
+# Typed columns of each level: column name -> keyword (its values also stay in the JSON).
+LEVEL_COLUMNS: Final[dict[str, dict[str, str]]] = {
+    "patient": {
+        "patient_id": "PatientID",
+        "patient_name": "PatientName",
+        "patient_birth_date": "PatientBirthDate",
+        "patient_sex": "PatientSex",
+    },
+    "study": {
+        "study_instance_uid": "StudyInstanceUID",
+        "study_date": "StudyDate",
+        "study_time": "StudyTime",
+        "accession_number": "AccessionNumber",
+        "study_id": "StudyID",
+        "study_description": "StudyDescription",
+    },
+    "series": {
+        "series_instance_uid": "SeriesInstanceUID",
+        "modality": "Modality",
+        "series_number": "SeriesNumber",
+        "series_description": "SeriesDescription",
+        "series_date": "SeriesDate",
+        "body_part_examined": "BodyPartExamined",
+        "protocol_name": "ProtocolName",
+        "manufacturer": "Manufacturer",
+        "manufacturer_model_name": "ManufacturerModelName",
+    },
+    "instance": {
+        "sop_instance_uid": "SOPInstanceUID",
+        "sop_class_uid": "SOPClassUID",
+        "instance_number": "InstanceNumber",
+        "rows": "Rows",
+        "columns": "Columns",
+        "number_of_frames": "NumberOfFrames",
+        "slice_thickness": "SliceThickness",
+        "acquisition_date": "AcquisitionDate",
+    },
+}
+_BULK_VRS: Final = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+_INTEGER_VRS: Final = frozenset({"IS", "SL", "SS", "SV", "UL", "US", "UV"})
+_FLOAT_VRS: Final = frozenset({"DS", "FD", "FL"})
+_DEFER_BYTES: Final = 16384
+_PIXEL_DATA: Final = 0x7FE00010
+
+
+class InstanceRow(NamedTuple):
+    """One DICOM instance: typed key attributes per level, slices and all elements."""
+
+    patient: dict[str, Any]
+    study: dict[str, Any]
+    series: dict[str, Any]
+    instance: dict[str, Any]
+    transfer_syntax: str
+    pixel_offset: int | None
+    pixel_length: int | None
+    slices: str  # JSON list of SliceInfo fields (without the path)
+    elements: str  # JSON object: element key -> value(s)
+
+
+class FileRow(NamedTuple):
+    """One file: its fingerprint, and what it is (``instance``, ``error`` or ``other``)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    kind: str
+    reason: str = ""
+    instance: InstanceRow | None = None
+
+
+def fingerprint(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """Size, modification time (ns) and inode: a changed file changes one of them."""
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino
+
+
+def file_rows(paths: Sequence[str | os.PathLike[str]], *, workers: int = 1) -> Iterator[FileRow]:
+    """One :class:`FileRow` per path, in order; headers read in ``workers`` processes.
+
+    >>> from pydicom.data import get_testdata_file
+    >>> (row,) = file_rows([get_testdata_file("CT_small.dcm")])
+    >>> row.kind, row.instance.series["modality"], row.instance.instance["rows"]
+    ('instance', 'CT', 128)
+    """
+    listed = [(Path(p), None, False) for p in paths]
+    reads = read_files(
+        listed,
+        stop_before_pixels=False,  # pixel data deferred: its offset is kept
+        decode=(),
+        defer_size=_DEFER_BYTES,
+        extract=_instance_or_reason,
+        workers=workers,
+    )
+    for result in reads:
+        path = str(result.path)
+        try:
+            size, mtime_ns, inode = fingerprint(path)
+        except OSError:
+            size = mtime_ns = inode = 0
+        if result.ignorable:
+            yield FileRow(path, size, mtime_ns, inode, "other", "not a DICOM file")
+        elif result.error is not None:
+            yield FileRow(path, size, mtime_ns, inode, "error", _reason(result.error, path))
+        elif isinstance(result.value, str):
+            yield FileRow(path, size, mtime_ns, inode, "error", result.value)
+        else:
+            yield FileRow(path, size, mtime_ns, inode, "instance", instance=result.value)
+
+
+def _reason(error: FileError, path: str) -> str:
+    text = str(error)
+    return text[len(path) + 2 :] if text.startswith(path + ": ") else text
+
+
+def _instance_or_reason(ds: FileDataset) -> InstanceRow | str:
+    """The row of a dataset, or why its values cannot be read (a damaged value)."""
+    try:
+        return _instance_row(ds)
+    except Exception as exc:  # pydicom's value converters raise many kinds
+        return f"cannot decode ({type(exc).__name__}: {exc})"
+
+
+def _instance_row(ds: FileDataset) -> InstanceRow:
+    levels = {
+        level: {column: _typed(ds, keyword) for column, keyword in columns.items()}
+        for level, columns in LEVEL_COLUMNS.items()
+    }
+    pixels = ds.get_item(_PIXEL_DATA, keep_deferred=True) if _PIXEL_DATA in ds else None
+    offset = length = None
+    if isinstance(pixels, RawDataElement) and pixels.length != 0xFFFFFFFF:
+        offset, length = pixels.value_tell, pixels.length
+    infos = slice_infos(ds, Path(str(ds.filename))) if "Rows" in ds else []
+    syntax = ds.file_meta.get("TransferSyntaxUID", "") if hasattr(ds, "file_meta") else ""
+    return InstanceRow(
+        levels["patient"],
+        levels["study"],
+        levels["series"],
+        levels["instance"],
+        str(syntax),
+        offset,
+        length,
+        json.dumps([_slice_fields(info) for info in infos], separators=(",", ":")),
+        elements_json(ds),
+    )
+
+
+def _typed(ds: Dataset, keyword: str) -> Any:
+    """A key attribute for its typed column: the first value of a multi-valued one."""
+    if keyword not in ds:
+        return None
+    value = _value(ds[keyword])
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+# ---------------------------------------------------------------------------
+# Elements as JSON
+# ---------------------------------------------------------------------------
+
+
+def element_key(tag: int, creator: str | None = None) -> str:
+    """The JSON key of an element: ``00280030``; a private element with its
+    creator as ``0019xx0C[SIEMENS CT VA0  COAD]`` (its block may differ per file)."""
+    if creator is not None:
+        return f"{tag >> 16:04X}xx{tag & 0xFF:02X}[{creator}]"
+    return f"{tag:08X}"
+
+
+def elements_json(ds: Dataset) -> str:
+    """Every non-bulk element of ``ds`` (nested sequences included) as compact JSON.
+
+    >>> ds = Dataset(); ds.PatientName = "Doe^Jane"; ds.PixelSpacing = [0.5, 0.5]
+    >>> elements_json(ds)
+    '{"00100010":"Doe^Jane","00280030":[0.5,0.5]}'
+    """
+    return json.dumps(_elements(ds), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _elements(ds: Dataset) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag, keep_deferred=True)
+        if isinstance(raw, RawDataElement) and raw.value is None and raw.length:
+            continue  # deferred: bulk data left in the file
+        vr = raw.VR
+        if vr in _BULK_VRS:
+            continue
+        element = ds[tag]
+        if element.VR in _BULK_VRS:
+            continue
+        creator = _creator(ds, int(tag))
+        out[element_key(int(tag), creator)] = _value(element)
+    return out
+
+
+def _creator(ds: Dataset, tag: int) -> str | None:
+    group, element = tag >> 16, tag & 0xFFFF
+    if group % 2 == 0 or element < 0x1000:
+        return None
+    owner = ds.get((group << 16) | (element >> 8))
+    return str(owner.value) if owner is not None and owner.value else None
+
+
+def _value(element: DataElement) -> Any:
+    value = element.value
+    if element.VR == "SQ":
+        return [_elements(item) for item in value]
+    if value is None or value == "":
+        return None
+    if isinstance(value, MultiValue | list | tuple):
+        return [_scalar(v, element.VR) for v in value]
+    return _scalar(value, element.VR)
+
+
+def _scalar(value: Any, vr: str) -> Any:
+    if isinstance(value, PersonName):
+        return str(value)
+    if vr in _INTEGER_VRS:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return str(value)
+    if vr in _FLOAT_VRS:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return str(value)
+        return number if math.isfinite(number) else str(value)
+    if vr == "AT":
+        return f"{int(value):08X}"
+    if isinstance(value, bytes | bytearray):
+        return None
+    return str(value)
+
+
+# ---------------------------------------------------------------------------
+# Slices (for the series grouping, without re-reading headers)
+# ---------------------------------------------------------------------------
+
+
+def _slice_fields(info: SliceInfo) -> dict[str, Any]:
+    fields = asdict(info)
+    del fields["path"]
+    return fields
+
+
+_TUPLES: Final = ("position", "orientation", "pixel_spacing", "image_type")
+
+
+def slices_from_json(text: str, path: str) -> list[SliceInfo]:
+    """The :class:`SliceInfo` list stored by :func:`file_rows` for the file at ``path``."""
+    infos = []
+    for fields in json.loads(text):
+        for name in _TUPLES:
+            if fields[name] is not None:
+                fields[name] = tuple(fields[name])
+        if fields["native_pixels"] is not None:
+            fields["native_pixels"] = NativePixels(*fields["native_pixels"])
+        infos.append(SliceInfo(path=Path(path), **fields))
+    return infos

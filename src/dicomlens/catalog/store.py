@@ -1,0 +1,328 @@
+"""The catalog database: an SQLite file, the only place dicomlens uses SQL storage.
+
+Tables ``patients``, ``studies``, ``series`` and ``instances`` hold the key
+attributes as typed columns; ``instances.elements`` holds every non-bulk
+element as JSON (query it with SQLite's JSON functions); ``files`` holds the
+fingerprint (size, mtime, inode) of every file seen, so that unchanged files are
+not read again, and the reason for those that could not be indexed (the
+``errors`` view). The file is created readable by its owner only: it holds PHI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import os
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+from dicomlens.catalog.rows import LEVEL_COLUMNS, FileRow, slices_from_json
+from dicomlens.errors import CatalogError
+from dicomlens.series import SliceInfo
+
+__all__ = ["SCHEMA_VERSION", "Catalog"]
+
+SCHEMA_VERSION: Final = 1
+_PARENT: Final = {"study": "patient", "series": "study", "instance": "series"}
+_TABLE: Final = {"patient": "patients", "study": "studies", "series": "series"}
+_KEY: Final = {
+    "patient": "patient_key",
+    "study": "study_instance_uid",
+    "series": "series_instance_uid",
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(text: str) -> re.Pattern[str]:
+    return re.compile(text, re.IGNORECASE)
+
+
+def _regexp(pattern: str, value: object) -> bool:
+    """SQLite's ``X REGEXP Y``: a case-insensitive search of pattern Y in value X."""
+    return value is not None and _pattern(pattern).search(str(value)) is not None
+
+
+def _sql_type(keyword: str) -> str:
+    vr = dictionary_VR(tag_for_keyword(keyword) or 0)
+    if vr in ("IS", "US", "UL", "SS", "SL"):
+        return "INTEGER"
+    return "REAL" if vr in ("DS", "FL", "FD") else "TEXT"
+
+
+def _columns(level: str) -> str:
+    """The typed columns of a level; its key (a UID) must be there and unique."""
+    unique = {"study": "study_instance_uid", "series": "series_instance_uid"}.get(level)
+    return ", ".join(
+        f"{name} {_sql_type(kw)}{' NOT NULL UNIQUE' if name == unique else ''}"
+        for name, kw in LEVEL_COLUMNS[level].items()
+    )
+
+
+_SCHEMA: Final = f"""
+CREATE TABLE files (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('instance', 'error', 'other')),
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE patients (
+    id INTEGER PRIMARY KEY,
+    patient_key TEXT NOT NULL UNIQUE,
+    {_columns("patient")}
+);
+CREATE TABLE studies (
+    id INTEGER PRIMARY KEY,
+    patient INTEGER NOT NULL REFERENCES patients(id),
+    {_columns("study")}
+);
+CREATE TABLE series (
+    id INTEGER PRIMARY KEY,
+    study INTEGER NOT NULL REFERENCES studies(id),
+    {_columns("series")}
+);
+CREATE TABLE instances (
+    id INTEGER PRIMARY KEY,
+    file INTEGER NOT NULL UNIQUE REFERENCES files(id) ON DELETE CASCADE,
+    series INTEGER NOT NULL REFERENCES series(id),
+    {_columns("instance")},
+    transfer_syntax TEXT,
+    pixel_offset INTEGER,
+    pixel_length INTEGER,
+    slices TEXT NOT NULL,
+    elements TEXT NOT NULL
+);
+CREATE INDEX studies_patient ON studies(patient);
+CREATE INDEX series_study ON series(study);
+CREATE INDEX series_modality ON series(modality);
+CREATE INDEX instances_series ON instances(series);
+CREATE INDEX instances_sop ON instances(sop_instance_uid);
+CREATE VIEW errors AS SELECT path, reason FROM files WHERE kind = 'error';
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+
+
+class Catalog:
+    """An open catalog; use as a context manager.
+
+    Parameters
+    ----------
+    path
+        The SQLite file; created (mode 0600) unless ``readonly``.
+    readonly
+        Open for queries only (raw SQL cannot change anything).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        if readonly and not self.path.is_file():
+            raise CatalogError(f"{self.path}: no catalog here (create it with dicomlens index)")
+        if not readonly and not self.path.exists():
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            except OSError as exc:
+                raise CatalogError(f"{self.path}: cannot create ({exc.strerror})") from exc
+        uri = f"{self.path.resolve().as_uri()}?mode={'ro' if readonly else 'rw'}"
+        try:
+            self.db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.create_function("regexp", 2, _regexp, deterministic=True)
+            self._check_schema()
+        except sqlite3.DatabaseError as exc:
+            raise CatalogError(f"{self.path}: not a dicomlens catalog ({exc})") from exc
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _check_schema(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        tables = self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version == 0 and tables == 0 and not self.readonly:
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.executescript(f"BEGIN; {_SCHEMA} COMMIT;")
+            return
+        raise CatalogError(
+            f"{self.path}: catalog schema v{version}, this dicomlens uses v{SCHEMA_VERSION}: "
+            "delete the file and index again"
+        )
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[None]:
+        """Hold the catalog's writer lock: a second indexer is refused, naming the first."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        handle = lock_path.open("a+")
+        try:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise CatalogError(
+                    f"{self.path}: catalog is being indexed by PID {holder}; "
+                    "run again when it has finished"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            yield
+        finally:
+            handle.close()
+
+    # -- writing ------------------------------------------------------------
+
+    def fingerprints(self, roots: Sequence[Path]) -> dict[str, tuple[int, int, int]]:
+        """Size, mtime and inode of every file recorded under ``roots``."""
+        found: dict[str, tuple[int, int, int]] = {}
+        for root in roots:
+            prefix = str(root).rstrip("/") + "/"
+            rows = self.db.execute(
+                "SELECT path, size, mtime_ns, inode FROM files WHERE path = ? OR "
+                "substr(path, 1, ?) = ?",
+                (str(root), len(prefix), prefix),
+            )
+            found.update((path, (size, mtime, inode)) for path, size, mtime, inode in rows)
+        return found
+
+    def write(self, rows: Iterable[FileRow]) -> None:
+        """Record a batch of files in one transaction (all or nothing)."""
+        ids: dict[tuple[str, str], int] = {}
+        with self._transaction():
+            for row in rows:
+                file_id = self.db.execute(
+                    "INSERT INTO files (path, size, mtime_ns, inode, kind, reason) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = "
+                    "excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode, "
+                    "kind = excluded.kind, reason = excluded.reason RETURNING id",
+                    (row.path, row.size, row.mtime_ns, row.inode, row.kind, row.reason),
+                ).fetchone()[0]
+                self.db.execute("DELETE FROM instances WHERE file = ?", (file_id,))
+                if row.instance is not None:
+                    self._insert_instance(file_id, row, ids)
+
+    def _insert_instance(self, file_id: int, row: FileRow, ids: dict[tuple[str, str], int]) -> None:
+        instance = row.instance
+        assert instance is not None
+        values = {"patient": instance.patient, "study": instance.study, "series": instance.series}
+        patient = instance.patient
+        values["patient"] = {
+            "patient_key": f"{patient['patient_id'] or ''}\x00{patient['patient_name'] or ''}",
+            **patient,
+        }
+        for level in ("study", "series"):
+            values[level][_KEY[level]] = values[level][_KEY[level]] or ""
+        parent: int | None = None
+        for level in ("patient", "study", "series"):
+            parent = self._level_id(level, values[level], parent, ids)
+        columns = {
+            "file": file_id,
+            "series": parent,
+            **instance.instance,
+            "transfer_syntax": instance.transfer_syntax,
+            "pixel_offset": instance.pixel_offset,
+            "pixel_length": instance.pixel_length,
+            "slices": instance.slices,
+            "elements": instance.elements,
+        }
+        names = ", ".join(columns)
+        marks = ", ".join("?" * len(columns))
+        self.db.execute(f"INSERT INTO instances ({names}) VALUES ({marks})", list(columns.values()))
+
+    def _level_id(
+        self,
+        level: str,
+        values: dict[str, Any],
+        parent: int | None,
+        ids: dict[tuple[str, str], int],
+    ) -> int:
+        key = values[_KEY[level]]
+        cached = ids.get((level, key))
+        if cached is not None:
+            return cached
+        table = _TABLE[level]
+        found = self.db.execute(
+            f"SELECT id FROM {table} WHERE {_KEY[level]} = ?", (key,)
+        ).fetchone()
+        if found is None:
+            columns = dict(values)
+            if level in _PARENT:
+                columns[_PARENT[level]] = parent
+            names = ", ".join(columns)
+            marks = ", ".join("?" * len(columns))
+            found = self.db.execute(
+                f"INSERT INTO {table} ({names}) VALUES ({marks}) RETURNING id",
+                list(columns.values()),
+            ).fetchone()
+        ids[(level, key)] = found[0]
+        return int(found[0])
+
+    def remove(self, paths: Iterable[str]) -> None:
+        """Forget files (deleted from disk) and what they held."""
+        with self._transaction():
+            self.db.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in paths))
+
+    def prune(self) -> None:
+        """Drop series, studies and patients that no longer hold any instance."""
+        with self._transaction():
+            self.db.execute("DELETE FROM series WHERE id NOT IN (SELECT series FROM instances)")
+            self.db.execute("DELETE FROM studies WHERE id NOT IN (SELECT study FROM series)")
+            self.db.execute("DELETE FROM patients WHERE id NOT IN (SELECT patient FROM studies)")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise CatalogError(
+                f"{self.path}: cannot write ({exc}); nothing of this batch kept"
+            ) from exc
+
+    # -- reading ------------------------------------------------------------
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """Run one SQL statement (read-only catalogs refuse changes)."""
+        try:
+            return self.db.execute(sql, parameters)
+        except sqlite3.Error as exc:
+            raise CatalogError(f"{self.path}: {exc}") from exc
+
+    def slices(self, under: Sequence[str | os.PathLike[str]] = ()) -> list[SliceInfo]:
+        """The images recorded (under the given files or folders), as the series
+        grouping needs them: volumes load from the catalog without re-reading headers."""
+        sql = "SELECT files.path, instances.slices FROM instances JOIN files ON files.id = file"
+        infos: list[SliceInfo] = []
+        roots = [str(Path(p).resolve()) for p in under]
+        for path, slices in self.db.execute(sql + " ORDER BY files.path"):
+            if roots and not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
+                continue
+            infos.extend(slices_from_json(slices, path))
+        return infos
+
+    def counts(self) -> dict[str, int]:
+        """How many patients, studies, series, instances and errors the catalog holds."""
+        tables = ("patients", "studies", "series", "instances", "errors")
+        return {t: self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
