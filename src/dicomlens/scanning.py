@@ -30,7 +30,7 @@ from dicomlens.volume import Volume, load_volume
 
 _DEFER_BYTES = 16384
 
-__all__ = ["ScanResult", "Series", "scan", "scan_folder", "select_series"]
+__all__ = ["ScanResult", "Series", "group_series", "scan", "scan_folder", "select_series"]
 
 
 @dataclass
@@ -149,11 +149,18 @@ def scan_folder(
             result.not_images += 1
         else:
             infos.extend(item.value)
+    result.series = group_series(infos)
+    return result
+
+
+def group_series(infos: Iterable[SliceInfo]) -> list[Series]:
+    """Slices (from headers or a catalog) grouped into sorted series, ordered by number."""
+    series = []
     for members, reason in group_slices(infos):
         ordered, report = sort_slices(members)
-        result.series.append(Series(ordered, report, reason))
-    result.series.sort(key=lambda s: (s.number is None, s.number or 0, s.description, s.uid))
-    return result
+        series.append(Series(ordered, report, reason))
+    series.sort(key=lambda s: (s.number is None, s.number or 0, s.description, s.uid))
+    return series
 
 
 def _image_slices(ds: FileDataset) -> list[SliceInfo] | None:

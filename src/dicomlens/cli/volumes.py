@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 from dicomlens.cli._common import (
@@ -39,14 +38,14 @@ def add_series(commands: Any) -> None:
         "  dicomlens series dicom_data/\n"
         "  dicomlens series --json dicom_data/ | jq '.[0].geometry'\n",
     )
-    sub.add_argument("paths", nargs="+", metavar="PATH", help="folders, files or glob patterns")
+    _add_source(sub)
     sub.add_argument(
         "--json", action="store_true", help="print every series with its geometry report"
     )
 
 
 def _run_series(args: argparse.Namespace) -> int:
-    result = _scan(args.paths)
+    result = _scan(args)
     if args.json:
         print_json([{**s.summary(), "geometry": s.report.to_dict()} for s in result.series])
     else:
@@ -101,8 +100,22 @@ def add_volume(commands: Any) -> None:
     )
 
 
+def _add_source(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="folders, files or glob patterns (with --catalog: limit to those under them)",
+    )
+    sub.add_argument(
+        "--catalog",
+        metavar="FILE",
+        help="take the headers from this catalog (dicomlens index) instead of reading them",
+    )
+
+
 def _add_series_choice(sub: argparse.ArgumentParser, *, output: str, output_help: str) -> None:
-    sub.add_argument("paths", nargs="+", metavar="PATH", help="folders, files or glob patterns")
+    _add_source(sub)
     sub.add_argument("-o", "--output", required=True, metavar=output, help=output_help)
     sub.add_argument(
         "--series", metavar="N|UID", help="series number or UID (needed when there are several)"
@@ -120,7 +133,7 @@ def _chosen_series(args: argparse.Namespace) -> tuple[Any, Any]:
     """
     from dicomlens.scanning import select_series
 
-    result = _scan(args.paths)
+    result = _scan(args)
     if result.errors and not args.skip_bad:
         raise SeriesError(
             f"{len(result.errors)} file(s) could not be read (above) and may be slices of this "
@@ -194,10 +207,23 @@ def _parse_window(text: str) -> tuple[float, float]:
     return center, width
 
 
-def _scan(paths: Sequence[str]) -> Any:
-    from dicomlens.scanning import scan_folder
+def _scan(args: argparse.Namespace) -> Any:
+    """The series under the paths: from their headers, or from the catalog."""
+    from dicomlens.scanning import ScanResult, group_series, scan_folder
 
     end_startup()
+    paths = args.paths
+    if args.catalog:
+        from dicomlens.catalog import Catalog
+
+        with Catalog(args.catalog, readonly=True) as catalog:
+            result = ScanResult(group_series(catalog.slices(paths)))
+        if not result.series:
+            where = f" under {', '.join(paths)}" if paths else ""
+            raise FileError(f"{args.catalog}: no DICOM images recorded{where}")
+        return result
+    if not paths:
+        raise UsageError("give folders, files or patterns to read (or --catalog FILE)")
     progress = Progress("scanning") if sys.stderr.isatty() else None
     result = scan_folder(paths, progress=progress)
     if progress is not None:

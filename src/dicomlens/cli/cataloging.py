@@ -1,0 +1,210 @@
+"""``index`` and ``query``: the catalog of huge folders."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from dicomlens.cli._common import PROG, command, end_startup, print_table
+from dicomlens.errors import EXIT_FAILED, EXIT_OK, UsageError, WriteError
+
+CATALOG_VARIABLE = "DICOMLENS_CATALOG"
+DEFAULT_CATALOG = "dicomlens-catalog.db"
+_ERRORS_SHOWN = 20
+
+
+def add_catalog_option(sub: argparse.ArgumentParser, *, what: str) -> None:
+    sub.add_argument(
+        "--catalog",
+        metavar="FILE",
+        default=None,
+        help=f"{what} (default: ${CATALOG_VARIABLE}, else ./{DEFAULT_CATALOG})",
+    )
+
+
+def catalog_path(args: argparse.Namespace) -> str:
+    """The catalog file: --catalog, else $DICOMLENS_CATALOG, else the default name."""
+    return str(args.catalog or os.environ.get(CATALOG_VARIABLE) or DEFAULT_CATALOG)
+
+
+def add_index(commands: Any) -> None:
+    sub = command(
+        commands,
+        "index",
+        _run_index,
+        "Index folders into a catalog (SQLite): every element of every file, read once; "
+        "later runs read only new and changed files. The catalog holds PHI: it is created "
+        "readable by you only.",
+        "  dicomlens index archive/ --catalog archive.db\n"
+        "  dicomlens index archive/ --catalog archive.db   # again: only what changed\n"
+        "  DICOMLENS_CATALOG=archive.db dicomlens index more/\n",
+    )
+    sub.add_argument("paths", nargs="+", metavar="PATH", help="folders or files to index")
+    add_catalog_option(sub, what="the catalog to create or update")
+    sub.add_argument(
+        "--workers", type=int, metavar="N", help="processes reading headers (default: cores)"
+    )
+
+
+def _run_index(args: argparse.Namespace) -> int:
+    from dicomlens.catalog import Catalog, index
+
+    end_startup()
+    path = catalog_path(args)
+    progress = _IndexProgress() if sys.stderr.isatty() else None
+    try:
+        report = index(args.paths, path, workers=args.workers, progress=progress)
+    finally:
+        if progress is not None:
+            progress.done()
+    for file, reason in report.errors[:_ERRORS_SHOWN]:
+        print(f"{PROG}: error: {file}: {reason}", file=sys.stderr)
+    if len(report.errors) > _ERRORS_SHOWN:
+        more = len(report.errors) - _ERRORS_SHOWN
+        print(f"{PROG}: ... and {more} more (SELECT * FROM errors)", file=sys.stderr)
+    with Catalog(path, readonly=True) as catalog:
+        counts = catalog.counts()
+    print(
+        f"{PROG}: {path}: read {report.read} files ({report.instances} instances, "
+        f"{len(report.errors)} failed, {report.others} non-DICOM), {report.unchanged} unchanged, "
+        f"{report.removed} removed; catalog holds {counts['patients']} patients, "
+        f"{counts['studies']} studies, {counts['series']} series, "
+        f"{counts['instances']} instances, {counts['errors']} errors",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED if report.errors else EXIT_OK
+
+
+class _IndexProgress:
+    """Files read, rate and time left, on one terminal line."""
+
+    def __init__(self) -> None:
+        self.start = self.shown = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.shown < 0.2 and done < total:
+            return
+        self.shown = now
+        rate = done / max(now - self.start, 1e-9)
+        left = (total - done) / rate if rate else 0
+        print(
+            f"\r{PROG}: indexing {done}/{total} files, {rate:.0f}/s, {left:.0f} s left",
+            end="",
+            file=sys.stderr,
+        )
+
+    def done(self) -> None:
+        print("\r\x1b[K", end="", file=sys.stderr)
+
+
+def add_query(commands: Any) -> None:
+    sub = command(
+        commands,
+        "query",
+        _run_query,
+        "Ask the catalog: patients, studies, series or instances whose elements match "
+        "TAG OP VALUE filters (OP: = != < <= > >= ~), or raw SQL.",
+        "  dicomlens query Modality=CT 'SliceThickness<=1.5'\n"
+        "  dicomlens query 'StudyDate>=2020-01-01' 'SeriesDescription~lung' --level study\n"
+        "  dicomlens query Modality=MR --columns EchoTime,'(0019,xx0C)[SIEMENS MR HEADER]'\n"
+        "  dicomlens query --level instance Modality=CT --format csv > ct_files.csv\n"
+        "  dicomlens query Modality=CT --format parquet -o ct_series.parquet\n"
+        '  dicomlens query --sql "SELECT modality, count(*) FROM series GROUP BY modality"\n'
+        "\nany element can be filtered on, nested ones by path "
+        "(PerFrameFunctionalGroupsSequence[*].PlanePositionSequence[0].ImagePositionPatient[2]>10);"
+        "\nprivate elements by creator; numbers and dates compare as such; ~ is a "
+        "case-insensitive regular expression.",
+    )
+    sub.add_argument("conditions", nargs="*", metavar="EXPR", help="TAG OP VALUE (all must hold)")
+    add_catalog_option(sub, what="the catalog to ask")
+    sub.add_argument(
+        "--level",
+        choices=["patient", "study", "series", "instance"],
+        default="series",
+        help="what one row stands for (default: series)",
+    )
+    sub.add_argument(
+        "--columns", metavar="TAG,...", default="", help="more columns, in any tag notation"
+    )
+    sub.add_argument(
+        "--format", choices=["table", "csv", "json", "parquet"], default="table", help="output"
+    )
+    sub.add_argument("-o", "--output", metavar="FILE", help="write here (needed for parquet)")
+    sub.add_argument("--sql", metavar="SQL", help="run this SQL (read-only) instead of filters")
+
+
+def _run_query(args: argparse.Namespace) -> int:
+    from dicomlens.catalog import Catalog, query, run_sql
+
+    end_startup()
+    if args.sql and args.conditions:
+        raise UsageError("--sql replaces the filters: give one or the other")
+    if args.format == "parquet" and not args.output:
+        raise UsageError("--format parquet needs -o FILE")
+    columns = [c.strip() for c in _split_columns(args.columns) if c.strip()]
+    with Catalog(catalog_path(args), readonly=True) as catalog:
+        if args.sql:
+            result = run_sql(catalog, args.sql)
+        else:
+            result = query(catalog, args.conditions, level=args.level, columns=columns)
+    if args.format == "parquet":
+        _write_parquet(result.records(), args.output)
+    else:
+        out = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
+        try:
+            _print(result.columns, result.rows, args.format, out)
+        finally:
+            if args.output:
+                out.close()
+    noun = "row" if len(result.rows) == 1 else "rows"
+    print(f"{PROG}: {len(result.rows)} {noun}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _split_columns(text: str) -> list[str]:
+    """Split on commas outside parentheses and brackets: (0028,1050) stays whole."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [*parts, current]
+
+
+def _print(columns: list[str], rows: list[tuple[Any, ...]], form: str, out: Any) -> None:
+    if form == "json":
+        json.dump([dict(zip(columns, row, strict=True)) for row in rows], out, indent=2)
+        out.write("\n")
+    elif form == "csv":
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        text = [["" if value is None else str(value) for value in row] for row in rows]
+        print_table([c.upper() for c in columns], text, out)
+
+
+def _write_parquet(records: list[dict[str, Any]], path: str) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UsageError(
+            "--format parquet needs pyarrow: pip install 'dicomlens[parquet]'"
+        ) from None
+    try:
+        pq.write_table(pa.Table.from_pylist(records), path)
+    except (OSError, pa.ArrowException) as exc:
+        raise WriteError(f"{path}: cannot write parquet ({exc})") from exc
