@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from dicomlens.editing import edit
     from dicomlens.errors import (
         AnonymizationError,
+        CatalogError,
         CorruptDicomError,
         DicomlensError,
         DicomlensWarning,
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AnonymizationError",
+    "CatalogError",
     "CorruptDicomError",
     "DicomlensError",
     "DicomlensWarning",

@@ -175,6 +175,11 @@ def _operand(condition: Condition) -> tuple[str, Any]:
             raise UsageError(f"{condition.path}: expected a number, got {text!r}") from None
     if vr in _DATE_VRS:
         text = text.replace("-", "").replace(":", "")
+    elif not vr:  # private or unknown: a number if it reads as one
+        try:
+            return op, float(text)
+        except ValueError:
+            pass
     return op, text
 
 

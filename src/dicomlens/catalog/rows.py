@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -122,6 +123,14 @@ def file_rows(paths: Sequence[str | os.PathLike[str]], *, workers: int = 1) -> I
     ('instance', 'CT', 128)
     """
     listed = [(Path(p), None, False) for p in paths]
+    with warnings.catch_warnings():
+        # Odd values and short pixel data do not stop a header from being indexed
+        # (and pydicom's value warnings would quote the values into logs).
+        warnings.simplefilter("ignore")
+        yield from _rows(listed, workers)
+
+
+def _rows(listed: list[tuple[Path, None, bool]], workers: int) -> Iterator[FileRow]:
     reads = read_files(
         listed,
         stop_before_pixels=False,  # pixel data deferred: its offset is kept

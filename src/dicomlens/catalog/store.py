@@ -16,6 +16,7 @@ import functools
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -29,6 +30,7 @@ from dicomlens.series import SliceInfo
 __all__ = ["SCHEMA_VERSION", "Catalog"]
 
 SCHEMA_VERSION: Final = 1
+_DEAD_HOLDER_WAIT: Final = 10.0  # seconds
 _PARENT: Final = {"study": "patient", "series": "study", "instance": "series"}
 _TABLE: Final = {"patient": "patients", "study": "studies", "series": "series"}
 _KEY: Final = {
@@ -110,6 +112,32 @@ PRAGMA user_version = {SCHEMA_VERSION};
 """
 
 
+def _lock(handle: Any) -> bool:
+    """Take the writer lock. When its recorded holder is gone (killed), its worker
+    processes may still hold it for a moment: wait for them, a few seconds at most."""
+    deadline = time.monotonic() + _DEAD_HOLDER_WAIT
+    while True:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            if (holder.isdigit() and _alive(int(holder))) or time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Catalog:
     """An open catalog; use as a context manager.
 
@@ -170,15 +198,13 @@ class Catalog:
         lock_path = self.path.with_name(self.path.name + ".lock")
         handle = lock_path.open("a+")
         try:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _lock(handle):
                 handle.seek(0)
                 holder = handle.read().strip() or "another process"
                 raise CatalogError(
                     f"{self.path}: catalog is being indexed by PID {holder}; "
                     "run again when it has finished"
-                ) from None
+                )
             handle.seek(0)
             handle.truncate()
             handle.write(str(os.getpid()))
@@ -253,26 +279,25 @@ class Catalog:
         parent: int | None,
         ids: dict[tuple[str, str], int],
     ) -> int:
+        """The row of a patient, study or series, inserted or brought up to date with
+        the latest instance read (an edited file may move a study to another patient)."""
         key = values[_KEY[level]]
         cached = ids.get((level, key))
         if cached is not None:
             return cached
-        table = _TABLE[level]
-        found = self.db.execute(
-            f"SELECT id FROM {table} WHERE {_KEY[level]} = ?", (key,)
+        columns = dict(values)
+        if level in _PARENT:
+            columns[_PARENT[level]] = parent
+        names = ", ".join(columns)
+        marks = ", ".join("?" * len(columns))
+        updates = ", ".join(f"{name} = excluded.{name}" for name in columns)
+        row = self.db.execute(
+            f"INSERT INTO {_TABLE[level]} ({names}) VALUES ({marks}) "
+            f"ON CONFLICT ({_KEY[level]}) DO UPDATE SET {updates} RETURNING id",
+            list(columns.values()),
         ).fetchone()
-        if found is None:
-            columns = dict(values)
-            if level in _PARENT:
-                columns[_PARENT[level]] = parent
-            names = ", ".join(columns)
-            marks = ", ".join("?" * len(columns))
-            found = self.db.execute(
-                f"INSERT INTO {table} ({names}) VALUES ({marks}) RETURNING id",
-                list(columns.values()),
-            ).fetchone()
-        ids[(level, key)] = found[0]
-        return int(found[0])
+        ids[(level, key)] = row[0]
+        return int(row[0])
 
     def remove(self, paths: Iterable[str]) -> None:
         """Forget files (deleted from disk) and what they held."""

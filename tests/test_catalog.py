@@ -1,0 +1,315 @@
+"""The catalog: incremental indexing that survives bad files and kills, and queries
+that agree with a brute-force pydicom scan (RELIABILITY.md 7.5)."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from conftest import TEST_FILES, bundled, readable, truncate_inside
+
+from dicomlens.catalog import Catalog, index, query
+from dicomlens.cli import main
+from dicomlens.errors import CatalogError, UsageError
+from dicomlens.scanning import group_series, scan_folder
+
+GOOD = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "SC_rgb_small_odd.dcm"]
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    """Good files in nested folders, plus broken ones and a non-DICOM file."""
+    root = tmp_path / "archive"
+    for number, name in enumerate(GOOD):
+        target = root / f"patient{number % 2}" / f"study{number}" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(bundled(name), target)
+    broken = root / "broken"
+    broken.mkdir()
+    (broken / "empty.dcm").write_bytes(b"")
+    (broken / "notes.txt").write_text("not DICOM")
+    shutil.copy(bundled("CT_small.dcm"), broken / "cut.dcm")
+    truncate_inside(broken / "cut.dcm")
+    data = bytearray(bundled("MR_small.dcm").read_bytes())
+    at = pydicom.dcmread(bundled("MR_small.dcm")).get_item(0x00100010).value_tell
+    data[at - 2 : at] = b"\xff\xff"  # PatientName claims 65535 bytes: runs past the end
+    (broken / "lying.dcm").write_bytes(bytes(data[: at + 40]))
+    return root
+
+
+def _content(db: Path) -> list[tuple[object, ...]]:
+    """Everything the catalog holds, without row ids (which depend on history)."""
+    with sqlite3.connect(db) as connection:
+        return sorted(
+            connection.execute(
+                "SELECT f.path, f.size, f.kind, f.reason, i.sop_instance_uid, i.elements, "
+                "i.slices, se.series_instance_uid, st.study_instance_uid, p.patient_key "
+                "FROM files f LEFT JOIN instances i ON i.file = f.id "
+                "LEFT JOIN series se ON se.id = i.series LEFT JOIN studies st ON st.id = se.study "
+                "LEFT JOIN patients p ON p.id = st.patient"
+            ).fetchall(),
+            key=repr,
+        )
+
+
+def test_good_files_indexed_bad_ones_recorded(archive: Path, tmp_path: Path) -> None:
+    db = tmp_path / "catalog.db"
+    report = index([archive], db)
+    assert report.instances == len(GOOD) and report.others == 2  # notes.txt, empty.dcm
+    reasons = dict((Path(p).name, reason) for p, reason in report.errors)
+    assert set(reasons) == {"cut.dcm", "lying.dcm"}
+    assert reasons["cut.dcm"].startswith("truncated")
+    assert reasons["lying.dcm"] == (
+        "truncated: (0010,0010) PatientName declares 65535 bytes but only 40 remain"
+    )
+    with Catalog(db, readonly=True) as catalog:
+        assert catalog.counts()["instances"] == len(GOOD)
+        errors = catalog.execute("SELECT path, reason FROM errors").fetchall()
+    assert sorted(Path(p).name for p, _ in errors) == sorted(reasons)
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600  # I11: the catalog holds PHI
+
+
+def test_cli_summary_and_exit_status(
+    archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "catalog.db")
+    assert main(["index", str(archive), "--catalog", db]) == 1
+    err = capsys.readouterr().err
+    assert "lying.dcm: truncated" in err and "cut.dcm: truncated" in err
+    assert err.splitlines()[-1] == (
+        f"dicomlens: {db}: read 9 files (5 instances, 2 failed, 2 non-DICOM), 0 unchanged, "
+        "0 removed; catalog holds 5 patients, 5 studies, 5 series, 5 instances, 2 errors"
+    )
+
+
+def test_rerun_reads_nothing_and_changes_nothing(archive: Path, tmp_path: Path) -> None:
+    db = tmp_path / "catalog.db"
+    index([archive], db)
+    before = _content(db)
+    again = index([archive], db)
+    assert again.read == 0 and again.unchanged == 9 and again.removed == 0
+    assert _content(db) == before
+
+
+def test_changed_replaced_and_deleted_files(archive: Path, tmp_path: Path) -> None:
+    db = tmp_path / "catalog.db"
+    index([archive], db)
+    ct = next(archive.rglob("CT_small.dcm"))
+    stamp = ct.stat().st_mtime_ns
+    os.utime(ct, ns=(stamp, stamp + 10**9))  # touched
+    assert index([archive], db).read == 1
+    edited = pydicom.dcmread(ct)
+    edited.PatientName = "Replaced^Same^Time"
+    edited.save_as(tmp_path / "new.dcm")
+    os.utime(tmp_path / "new.dcm", ns=(stamp, ct.stat().st_mtime_ns))
+    os.replace(tmp_path / "new.dcm", ct)  # cp -p: same mtime, new inode and size
+    assert index([archive], db).read == 1
+    with Catalog(db, readonly=True) as catalog:
+        names = [r[0] for r in catalog.execute("SELECT patient_name FROM patients")]
+    assert "Replaced^Same^Time" in names
+    ct.unlink()
+    report = index([archive], db)
+    assert report.removed == 1 and report.read == 0
+    with Catalog(db, readonly=True) as catalog:
+        assert catalog.counts()["instances"] == len(GOOD) - 1
+        assert catalog.counts()["studies"] == len(GOOD) - 1  # pruned with its last instance
+
+
+def test_same_instance_at_two_paths_is_kept_twice(archive: Path, tmp_path: Path) -> None:
+    db = tmp_path / "catalog.db"
+    copy = archive / "copy" / "again.dcm"
+    copy.parent.mkdir()
+    shutil.copy(next(archive.rglob("MR_small.dcm")), copy)
+    index([archive], db)
+    with Catalog(db, readonly=True) as catalog:
+        rows = catalog.execute(
+            "SELECT sop_instance_uid, count(*) FROM instances GROUP BY 1 HAVING count(*) > 1"
+        ).fetchall()
+    assert len(rows) == 1 and rows[0][1] == 2
+
+
+def test_symlink_loop_terminates_and_indexes_each_file_once(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    (root / "sub").mkdir(parents=True)
+    shutil.copy(bundled("CT_small.dcm"), root / "sub" / "ct.dcm")
+    (root / "sub" / "loop").symlink_to(root)
+    (root / "alias.dcm").symlink_to(root / "sub" / "ct.dcm")
+    report = index([root], tmp_path / "catalog.db")
+    assert report.instances == 1
+
+
+def test_second_indexer_is_refused(archive: Path, tmp_path: Path) -> None:
+    db = tmp_path / "catalog.db"
+    with (
+        Catalog(db) as first,
+        first.writer(),
+        pytest.raises(CatalogError, match=f"being indexed by PID {os.getpid()}"),
+    ):
+        index([archive], db)
+
+
+def test_foreign_schema_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "catalog.db"
+    with sqlite3.connect(db) as connection:
+        connection.execute("CREATE TABLE other (x)")
+        connection.execute("PRAGMA user_version = 7")
+    with pytest.raises(CatalogError, match="catalog schema v7, this dicomlens uses v1"):
+        index([bundled("CT_small.dcm")], db)
+    (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(CatalogError, match="not a dicomlens catalog"):
+        Catalog(tmp_path / "junk.db", readonly=True)
+
+
+_WORKER = """
+import sys
+from dicomlens.catalog import index
+print("ready", flush=True)
+index([sys.argv[1]], sys.argv[2], workers=2)
+"""
+
+
+def test_killed_indexer_resumes_to_the_same_catalog(tmp_path: Path) -> None:
+    """I5: SIGKILL at random points, then a full run: same catalog as without kills."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    template = pydicom.dcmread(bundled("CT_small.dcm"))
+    for number in range(1200):
+        template.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{number + 1}"
+        template.InstanceNumber = number + 1
+        template.save_as(folder / f"{number:05d}.dcm")
+    reference = tmp_path / "reference.db"
+    index([folder], reference)
+    db = tmp_path / "killed.db"
+    chance = random.Random(20261125)
+    for _ in range(3):
+        child = subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(folder), str(db)],
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+        time.sleep(chance.uniform(0.3, 1.5))
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    index([folder], db)
+    assert _content(db) == _content(reference)
+
+
+# Brute force: the same conditions evaluated by reading every file with pydicom.
+_QUERIES = {
+    "Modality=MR": lambda ds: ds.get("Modality") == "MR",
+    "SliceThickness<=2": lambda ds: ds.get("SliceThickness") not in (None, "")
+    and float(ds.SliceThickness) <= 2,
+    "StudyDate>=2020-01-01": lambda ds: str(ds.get("StudyDate") or "") >= "20200101",
+    "SeriesDescription~sag": lambda ds: "sag" in str(ds.get("SeriesDescription", "")).lower(),
+    "EchoTime>5": lambda ds: ds.get("EchoTime") not in (None, "") and float(ds.EchoTime) > 5,
+    "Rows=256": lambda ds: ds.get("Rows") == 256,
+    "PatientName~^kent": lambda ds: str(ds.get("PatientName", "")).lower().startswith("kent"),
+    "ImageType~mosaic": lambda ds: "MOSAIC" in [str(v) for v in ds.get("ImageType") or []],
+    "(0019,xx0B)[SIEMENS MR HEADER]>=50100": lambda ds: _siemens_slice_time(ds) >= 50100,
+}
+
+
+def _siemens_slice_time(ds: pydicom.Dataset) -> float:
+    try:
+        block = ds.private_block(0x0019, "SIEMENS MR HEADER")
+        return float(ds[block.get_tag(0x0B)].value)
+    except (KeyError, ValueError, TypeError):
+        return float("-inf")
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("condition", list(_QUERIES))
+def test_queries_match_a_brute_force_scan(
+    condition: str, shared_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    db = tmp_path_factory.getbasetemp() / "shared_catalog.db"
+    if not db.exists():
+        index([shared_data, TEST_FILES], db)
+    with Catalog(db, readonly=True) as catalog:
+        found = {row[-1] for row in query(catalog, [condition], level="instance").rows}
+        paths = [row[0] for row in catalog.execute("SELECT f.path FROM instances JOIN files f "
+                                                   "ON f.id = file")]  # fmt: skip
+    expected = set()
+    for path in paths:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # odd values on purpose in pydicom's test files
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        if _QUERIES[condition](ds):
+            expected.add(path)
+    assert found == expected
+    assert expected or condition.startswith("SliceThickness")  # most queries find something
+
+
+def test_query_levels_columns_and_errors(tmp_path: Path) -> None:
+    db = tmp_path / "catalog.db"
+    index([bundled(n) for n in GOOD], db)
+    with Catalog(db, readonly=True) as catalog:
+        series = query(catalog, ["Modality=CT"], columns=["KVP", "(0028,0030)"])
+        assert series.columns[-3:] == ["instances", "KVP", "PixelSpacing"]
+        assert series.records() == [series.records()[0]] and series.rows[0][-2] == 120.0
+        assert query(catalog, level="patient").columns[-3:] == ["studies", "series", "instances"]
+        assert len(query(catalog, level="instance").rows) == len(GOOD)
+        with pytest.raises(UsageError, match="expected a number"):
+            query(catalog, ["SliceThickness<=thin"])
+        with pytest.raises(UsageError, match="expected TAG OP VALUE"):
+            query(catalog, ["Modality"])
+        with pytest.raises(CatalogError, match="readonly"):
+            catalog.execute("DELETE FROM files")
+
+
+def test_query_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    db = str(tmp_path / "catalog.db")
+    index([bundled(n) for n in GOOD], db)
+    capsys.readouterr()
+    assert main(["query", "--catalog", db, "Modality=MR", "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("patient_id,study_date,series_number,modality")
+    assert len(lines) == 1 + 1  # MR_small
+    out = tmp_path / "mr.parquet"
+    assert main(["query", "--catalog", db, "Modality=MR", "--format", "parquet", "-o",
+                 str(out)]) == 0  # fmt: skip
+    assert pq.read_table(out).to_pylist()[0]["modality"] == "MR"
+    assert main(["query", "--catalog", db, "--sql", "SELECT count(*) AS n FROM instances",
+                 "--format", "json"]) == 0  # fmt: skip
+    assert '"n": 5' in capsys.readouterr().out
+    assert main(["query", "--catalog", str(tmp_path / "missing.db")]) == 1
+
+
+@pytest.mark.shared_data
+def test_series_and_volumes_from_the_catalog_match_a_scan(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    folder = shared_data / "dcm_qa_decubitus" / "In" / "HFP"
+    db = tmp_path / "catalog.db"
+    index([folder], db)
+    with Catalog(db, readonly=True) as catalog:
+        from_catalog = group_series(catalog.slices([folder]))
+    scanned = scan_folder([folder]).series
+    assert [s.summary() for s in from_catalog] == [s.summary() for s in scanned]
+    np.testing.assert_array_equal(from_catalog[0].volume().array, scanned[0].volume().array)
+
+
+def test_every_bundled_file_indexes_or_names_its_reason(tmp_path: Path) -> None:
+    files = sorted(TEST_FILES.glob("*.dcm"))
+    report = index(files, tmp_path / "catalog.db")
+    assert report.instances == len(readable(files))
+    assert report.instances + len(report.errors) + report.others == len(files)
