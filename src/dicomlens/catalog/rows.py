@@ -17,10 +17,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.charset import convert_encodings
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
+from pydicom.values import convert_value
 
 from dicomlens.errors import FileError
 from dicomlens.reading import read_files
@@ -75,7 +78,16 @@ LEVEL_COLUMNS: Final[dict[str, dict[str, str]]] = {
         "acquisition_date": "AcquisitionDate",
     },
 }
+_LEVEL_KEYS: Final = {
+    level: {column: f"{tag_for_keyword(keyword):08X}" for column, keyword in columns.items()}
+    for level, columns in LEVEL_COLUMNS.items()
+}
 _BULK_VRS: Final = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+# VRs pydicom converts the same whatever the context (no "US or SS", no sequences).
+_PLAIN_VRS: Final = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "PN", "SH", "SL",
+     "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UR", "US", "UT", "UV", "AT"}
+)  # fmt: skip
 _INTEGER_VRS: Final = frozenset({"IS", "SL", "SS", "SV", "UL", "US", "UV"})
 _FLOAT_VRS: Final = frozenset({"DS", "FD", "FL"})
 _DEFER_BYTES: Final = 16384
@@ -169,9 +181,10 @@ def _instance_or_reason(ds: FileDataset) -> InstanceRow | str:
 
 
 def _instance_row(ds: FileDataset) -> InstanceRow:
+    elements = _elements(ds)
     levels = {
-        level: {column: _typed(ds, keyword) for column, keyword in columns.items()}
-        for level, columns in LEVEL_COLUMNS.items()
+        level: {column: _first(elements.get(key)) for column, key in columns.items()}
+        for level, columns in _LEVEL_KEYS.items()
     }
     pixels = ds.get_item(_PIXEL_DATA, keep_deferred=True) if _PIXEL_DATA in ds else None
     offset = length = None
@@ -188,15 +201,12 @@ def _instance_row(ds: FileDataset) -> InstanceRow:
         offset,
         length,
         json.dumps([_slice_fields(info) for info in infos], separators=(",", ":")),
-        elements_json(ds),
+        _dumps(elements),
     )
 
 
-def _typed(ds: Dataset, keyword: str) -> Any:
+def _first(value: Any) -> Any:
     """A key attribute for its typed column: the first value of a multi-valued one."""
-    if keyword not in ds:
-        return None
-    value = _value(ds[keyword])
     if isinstance(value, list):
         return value[0] if value else None
     return value
@@ -222,43 +232,65 @@ def elements_json(ds: Dataset) -> str:
     >>> elements_json(ds)
     '{"00100010":"Doe^Jane","00280030":[0.5,0.5]}'
     """
-    return json.dumps(_elements(ds), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _dumps(_elements(ds))
 
 
-def _elements(ds: Dataset) -> dict[str, Any]:
+def _dumps(elements: dict[str, Any]) -> str:
+    return json.dumps(elements, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _elements(ds: Dataset, inherited: list[str] | None = None) -> dict[str, Any]:
+    """One pass over the raw elements: each converted by pydicom without being stored
+    back in the dataset (the dataset's bookkeeping would cost more than the conversion)."""
+    if inherited is None or 0x00080005 in ds:
+        encodings = convert_encodings(_charset_names(ds))
+    else:
+        encodings = inherited
     out: dict[str, Any] = {}
-    for tag in list(ds.keys()):
-        raw = ds.get_item(tag, keep_deferred=True)
-        if isinstance(raw, RawDataElement) and raw.value is None and raw.length:
-            continue  # deferred: bulk data left in the file
-        vr = raw.VR
+    creators: dict[int, str] = {}
+    for raw in ds.elements():
+        tag = int(raw.tag)
+        if raw.VR in _BULK_VRS or (
+            isinstance(raw, RawDataElement) and raw.value is None and raw.length
+        ):
+            continue  # binary or deferred: bulk data left in the file
+        if isinstance(raw, RawDataElement) and raw.VR in _PLAIN_VRS:
+            vr, value = raw.VR, convert_value(raw.VR, raw, encodings)  # the common case, direct
+        else:
+            element = (
+                convert_raw_data_element(raw, encoding=encodings, ds=ds)
+                if isinstance(raw, RawDataElement)
+                else raw
+            )
+            vr, value = element.VR, element.value
         if vr in _BULK_VRS:
             continue
-        element = ds[tag]
-        if element.VR in _BULK_VRS:
-            continue
-        creator = _creator(ds, int(tag))
-        out[element_key(int(tag), creator)] = _value(element)
+        group, number = tag >> 16, tag & 0xFFFF
+        creator = None
+        if group % 2:
+            if 0x10 <= number <= 0xFF and isinstance(value, str):
+                creators[tag] = value
+            elif number >= 0x1000:
+                creator = creators.get((group << 16) | (number >> 8))
+        out[element_key(tag, creator)] = _json_value(vr, value, encodings)
     return out
 
 
-def _creator(ds: Dataset, tag: int) -> str | None:
-    group, element = tag >> 16, tag & 0xFFFF
-    if group % 2 == 0 or element < 0x1000:
-        return None
-    owner = ds.get((group << 16) | (element >> 8))
-    return str(owner.value) if owner is not None and owner.value else None
+def _charset_names(ds: Dataset) -> Any:
+    try:
+        return ds["SpecificCharacterSet"].value if "SpecificCharacterSet" in ds else "ISO_IR 6"
+    except Exception:  # an unreadable charset: decode as the default
+        return "ISO_IR 6"
 
 
-def _value(element: DataElement) -> Any:
-    value = element.value
-    if element.VR == "SQ":
-        return [_elements(item) for item in value]
+def _json_value(vr: str, value: Any, encodings: list[str] | None) -> Any:
+    if vr == "SQ":
+        return [_elements(item, encodings) for item in value]
     if value is None or value == "":
         return None
     if isinstance(value, MultiValue | list | tuple):
-        return [_scalar(v, element.VR) for v in value]
-    return _scalar(value, element.VR)
+        return [_scalar(v, vr) for v in value]
+    return _scalar(value, vr)
 
 
 def _scalar(value: Any, vr: str) -> Any:

@@ -1,0 +1,151 @@
+"""Indexing 20,000 files: `dicomlens index` (every non-bulk element of every file into
+SQLite) against a plain pydicom loop (`dcmread(stop_before_pixels=True)` of every file,
+nothing kept) and gdcm.Scanner collecting 15 key tags, each a fresh process, in the same
+run; then re-indexing the unchanged tree, and a series-level query on a 100,000-instance
+catalog.
+
+The corpus: pydicom's CT_small and MR_small copied with new UIDs into
+patient/study/series folders (20 slices per series).
+
+Targets (issue 6): index >= 7,000 files/s (>= gdcm.Scanner); re-index of an unchanged
+tree >= 50,000 files/s; a series-level query on 100,000 instances <= 50 ms.
+Run: .venv/bin/python bench/index.py [--files N] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pydicom
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import median_times, print_times
+
+WORK = Path(__file__).resolve().parent / "_work"
+PER_SERIES = 20
+
+PYDICOM_LOOP = """
+import os, sys, pydicom
+for root, _, files in os.walk(sys.argv[1]):
+    for name in files:
+        pydicom.dcmread(os.path.join(root, name), stop_before_pixels=True)
+"""
+
+GDCM_SCANNER = """
+import sys, gdcm
+KEYS = [(0x0010, 0x0020), (0x0010, 0x0010), (0x0020, 0x000D), (0x0020, 0x000E), (0x0008, 0x0018),
+        (0x0008, 0x0060), (0x0008, 0x0020), (0x0008, 0x103E), (0x0020, 0x0011), (0x0020, 0x0013),
+        (0x0028, 0x0010), (0x0028, 0x0011), (0x0018, 0x0050), (0x0020, 0x0032), (0x0020, 0x0037)]
+directory = gdcm.Directory()
+directory.Load(sys.argv[1], True)
+scanner = gdcm.Scanner()
+for group, element in KEYS:
+    scanner.AddTag(gdcm.Tag(group, element))
+assert scanner.Scan(directory.GetFilenames())
+"""
+
+FRESH_INDEX = """
+import os, sys
+from dicomlens.cli import main
+for suffix in ("", "-wal", "-shm"):
+    if os.path.exists(sys.argv[2] + suffix):
+        os.remove(sys.argv[2] + suffix)
+sys.exit(main(["index", sys.argv[1], "--catalog", sys.argv[2]]))
+"""
+
+
+def make_corpus(count: int) -> Path:
+    folder = WORK / f"tree_{count}"
+    if folder.is_dir() and sum(1 for _ in folder.rglob("*.dcm")) == count:
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    templates = [pydicom.dcmread(get_testdata_file(n)) for n in ("CT_small.dcm", "MR_small.dcm")]
+    for number in range(count):
+        series, slice_number = divmod(number, PER_SERIES)
+        ds = templates[series % 2]
+        if slice_number == 0:
+            ds.StudyInstanceUID = generate_uid() if series % 4 < 2 else ds.StudyInstanceUID
+            ds.SeriesInstanceUID = generate_uid()
+            ds.PatientID = f"P{series // 8:05d}"
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.InstanceNumber = slice_number + 1
+        target = folder / ds.PatientID / ds.StudyInstanceUID[-12:] / f"s{series:05d}"
+        target.mkdir(parents=True, exist_ok=True)
+        ds.save_as(target / f"{slice_number:03d}.dcm")
+    return folder
+
+
+def query_latency(corpus: Path, instances: int) -> tuple[float, int]:
+    """Median seconds of a series-level query on a catalog of ``instances`` rows
+    (the corpus' rows, repeated under other paths and UIDs)."""
+    from dicomlens.catalog import Catalog, file_rows, query
+
+    rows = list(file_rows(sorted(str(p) for p in corpus.rglob("*.dcm")), workers=2))
+    db = Path(tempfile.mkdtemp()) / "big.db"
+    with Catalog(db) as catalog:
+        for copy in range(-(-instances // len(rows))):
+            batch = []
+            for row in rows[: instances - copy * len(rows)]:
+                assert row.instance is not None
+                series = dict(row.instance.series)
+                series["series_instance_uid"] = f"{series['series_instance_uid']}.{copy}"
+                instance = row.instance._replace(series=series)
+                batch.append(row._replace(path=f"{row.path}.{copy}", instance=instance))
+            catalog.write(batch)
+    with Catalog(db, readonly=True) as catalog:
+        found = len(query(catalog, ["Modality=CT"], level="series").rows)
+        times = []
+        for _ in range(20):
+            start = time.perf_counter()
+            query(catalog, ["Modality=CT"], level="series")
+            times.append(time.perf_counter() - start)
+    return statistics.median(times), found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--files", type=int, default=20000)
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per command (>= 5)")
+    parser.add_argument("--query-instances", type=int, default=100000)
+    args = parser.parse_args()
+    try:
+        import gdcm  # noqa: F401
+    except ImportError:
+        print("python-gdcm not found: make bench installs it (.[bench])", file=sys.stderr)
+        return 2
+    corpus = make_corpus(args.files)
+    catalog = str(WORK / "bench_catalog.db")
+    commands = {
+        "dicomlens index": [sys.executable, "-c", FRESH_INDEX, str(corpus), catalog],
+        "pydicom loop": [sys.executable, "-c", PYDICOM_LOOP, str(corpus)],
+        "gdcm.Scanner (15 tags)": [sys.executable, "-c", GDCM_SCANNER, str(corpus)],
+    }
+    runs = max(args.runs, 5)
+    times = median_times(commands, runs=runs, warmup=1)
+    print(f"{args.files} files, median of {runs} runs each")
+    print_times(times, ours="dicomlens index")
+    for name, timing in times.items():
+        print(f"{name}: {args.files / timing.wall:,.0f} files/s")
+    bin_dir = Path(sys.executable).parent
+    reindex = {"dicomlens index (unchanged)": [str(bin_dir / "dicomlens"), "index", str(corpus),
+                                               "--catalog", catalog]}  # fmt: skip
+    again = median_times(reindex, runs=runs, warmup=1)["dicomlens index (unchanged)"]
+    print(f"re-index of the unchanged tree: wall {again.wall * 1000:.0f} ms, "
+          f"{args.files / again.wall:,.0f} files/s (target >= 50,000)")  # fmt: skip
+    latency, found = query_latency(corpus, args.query_instances)
+    print(f"series-level query (Modality=CT, {found} series) on {args.query_instances:,} "
+          f"instances: {latency * 1000:.1f} ms (target <= 50 ms)")  # fmt: skip
+    print("target: index >= 7,000 files/s (>= gdcm.Scanner)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
