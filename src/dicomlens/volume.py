@@ -40,6 +40,7 @@ __all__ = [
     "Window",
     "file_windows",
     "full_range_window",
+    "load_slice",
     "load_volume",
     "window_to_uint8",
 ]
@@ -208,6 +209,27 @@ def _pixels(info: SliceInfo, decoded: dict[Path, NDArray[Any]]) -> NDArray[Any]:
         decoded[info.path] = _decode(info.path)
     pixels = decoded[info.path]
     return pixels[info.frame] if info.frame is not None and pixels.ndim == 3 else pixels
+
+
+def load_slice(info: SliceInfo, *, rescale: bool = True) -> NDArray[Any]:
+    """One image (rows x columns): modality values (float32 when the rescale is not
+    integral), or the stored values with ``rescale=False``.
+
+    >>> from pydicom import dcmread
+    >>> from pydicom.data import get_testdata_file
+    >>> from dicomlens.series import slice_infos
+    >>> path = get_testdata_file("CT_small.dcm")
+    >>> (info,) = slice_infos(dcmread(path), Path(path))
+    >>> load_slice(info).shape, int(load_slice(info).min())
+    ((128, 128), -896)
+    """
+    stored = _pixels(info, {})
+    if not rescale or (info.slope == 1 and info.intercept == 0):
+        return stored
+    integral = float(info.slope).is_integer() and float(info.intercept).is_integer()
+    plane = np.empty(stored.shape, dtype=np.int32 if integral else np.float32)
+    _place(plane, stored, info, rescale=True)
+    return plane
 
 
 def _rescale(planes: NDArray[Any], slices: dict[int, SliceInfo]) -> NDArray[Any]:

@@ -2,8 +2,8 @@
 
 This package is the only place that prints, reads ``sys.argv`` or decides exit
 codes: ``inspecting`` (tag, show, get, find, diff), ``volumes`` (series, volume,
-render), ``edits`` (edit), ``anonymizing`` (anonymize) and ``cataloging`` (index,
-query) hold the commands, ``_common`` what they share.
+render), ``edits`` (edit), ``anonymizing`` (anonymize), ``cataloging`` (index,
+query) and ``viewing`` (view) hold the commands, ``_common`` what they share.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ _COMMANDS = {
     "anonymize": "anonymizing",
     "index": "cataloging",
     "query": "cataloging",
+    "view": "viewing",
 }
 
 _EXIT_BROKEN_PIPE = 141  # as a shell reports a process killed by SIGPIPE
