@@ -10,6 +10,7 @@ short JSON message; a Content Security Policy forbids inline and foreign script.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from importlib import resources
 from typing import Any, Final
@@ -28,6 +29,7 @@ from dicomlens.viewer.data import Library, NotFound
 __all__ = ["create_app", "new_token"]
 
 COOKIE: Final = "dicomlens_token"
+_PATH: Final = re.compile(r"(?:/[^/\s:;,()]+)+/?")
 _CSP: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
@@ -146,6 +148,5 @@ def _number(request: Request, name: str) -> int:
 
 
 def _without_paths(message: str) -> str:
-    """The reason of an error, without the file path it starts with."""
-    head, _, reason = message.partition(": ")
-    return reason if reason and "/" in head else message
+    """An error's reason with file paths left out (they may name patients)."""
+    return _PATH.sub("the file", message)

@@ -36,8 +36,11 @@ async function loadTree() {
       const seriesList = element("ul");
       for (const series of study.series) {
         const button = element("button", null, { class: "series", "data-series": series.id });
-        button.append(element("img", null, { class: "thumb", alt: "",
-          src: api(`/api/series/${series.id}/thumbnail.png`) }));
+        const thumb = element("img", null, { class: "thumb", alt: "",
+                                             src: api(`/api/series/${series.id}/thumbnail.png`) });
+        thumb.addEventListener("error", () => thumb.replaceWith(element("span", "⚠",
+          { class: "thumb", title: "cannot show this series" })));
+        button.append(thumb);
         button.append(`#${series.number ?? "?"} ${series.modality || ""} ` +
                       `${series.description || ""} (${series.instances})`);
         button.addEventListener("click", () => openSeries(series.id, button));
