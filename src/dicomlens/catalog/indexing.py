@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from dicomlens.catalog.rows import FileRow, file_rows, fingerprint
+from dicomlens.catalog.schema import FileRow
 from dicomlens.catalog.store import Catalog
 from dicomlens.errors import UsageError
-from dicomlens.reading import iter_files
 
 __all__ = ["IndexReport", "index"]
 
@@ -64,20 +64,13 @@ def index(
         todo: list[str] = []
         listed: list[FileRow] = []
         seen: set[str] = set()
-        for path, error, _ in iter_files(roots):
-            name = str(path)
-            if error is not None:
-                listed.append(FileRow(name, 0, 0, 0, "error", _reason(str(error), name)))
-                seen.add(name)
-                continue
-            if path.is_symlink() and _inside_any(path.resolve(), roots):
-                continue  # indexed under its own path
+        for name, current, problem in _files(roots):
+            if current is None:
+                if problem:
+                    listed.append(FileRow(name, 0, 0, 0, "error", problem))
+                    seen.add(name)
+                continue  # a link to a file indexed under its own path
             seen.add(name)
-            try:
-                current = fingerprint(path)
-            except OSError as exc:
-                listed.append(FileRow(name, 0, 0, 0, "error", exc.strerror or str(exc)))
-                continue
             if known.get(name) == current:
                 report.unchanged += 1
             else:
@@ -90,7 +83,7 @@ def index(
             db.write(listed)
             report.errors += [(row.path, row.reason) for row in listed]
         batch: list[FileRow] = []
-        for row in file_rows(todo, workers=workers or os.cpu_count() or 1):
+        for row in _read(todo, workers=workers or os.cpu_count() or 1):
             batch.append(row)
             report.read += 1
             if row.kind == "instance":
@@ -110,9 +103,49 @@ def index(
     return report
 
 
-def _reason(text: str, path: str) -> str:
-    return text[len(path) + 2 :] if text.startswith(path + ": ") else text
+Fingerprint = tuple[int, int, int]
 
 
-def _inside_any(path: Path, roots: list[Path]) -> bool:
-    return any(path == root or root in path.parents for root in roots)
+def _read(paths: list[str], *, workers: int) -> Iterator[FileRow]:
+    if not paths:
+        return iter(())
+    from dicomlens.catalog.rows import file_rows  # pydicom: only when files changed
+
+    return file_rows(paths, workers=workers)
+
+
+def _files(roots: list[Path]) -> Iterator[tuple[str, Fingerprint | None, str]]:
+    """Every file under ``roots`` with its fingerprint, as fast as the disk allows
+    (one ``lstat`` per file, plain strings). Hidden entries are left out and links
+    to folders not followed, as everywhere in dicomlens; a link to a file inside
+    the roots is skipped (the file is indexed under its own path); a folder that
+    cannot be listed or a file that cannot be examined comes with the reason."""
+    inside = tuple(str(root) for root in roots)
+    for root in roots:
+        if not root.is_dir():
+            yield _examined(str(root), inside)
+            continue
+        problems: list[OSError] = []
+        for folder, folders, names in os.walk(root, onerror=problems.append):
+            folders[:] = sorted(d for d in folders if not d.startswith("."))
+            for name in sorted(names):
+                if not name.startswith("."):
+                    yield _examined(os.path.join(folder, name), inside)
+        for problem in problems:
+            where = str(problem.filename or root)
+            yield where, None, f"cannot list folder ({problem.strerror or problem})"
+
+
+def _examined(path: str, roots: tuple[str, ...]) -> tuple[str, Fingerprint | None, str]:
+    try:
+        found = os.lstat(path)
+        if stat.S_ISLNK(found.st_mode):
+            target = os.path.realpath(path)
+            if any(target == r or target.startswith(r.rstrip("/") + "/") for r in roots):
+                return path, None, ""
+            found = os.stat(path)
+    except OSError as exc:
+        return path, None, exc.strerror or str(exc)
+    if not stat.S_ISREG(found.st_mode):
+        return path, None, "not a regular file (a device, a pipe or a socket)"
+    return path, (found.st_size, found.st_mtime_ns, found.st_ino), ""

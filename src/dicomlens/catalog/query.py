@@ -19,7 +19,8 @@ from typing import Any, Final
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 
-from dicomlens.catalog.rows import LEVEL_COLUMNS, element_key
+from dicomlens.catalog.rows import element_key
+from dicomlens.catalog.schema import LEVEL_COLUMNS
 from dicomlens.catalog.store import Catalog
 from dicomlens.errors import UsageError
 from dicomlens.tags import TagPath, parse_tag

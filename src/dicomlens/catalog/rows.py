@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from pydicom.charset import convert_encodings
 from pydicom.datadict import tag_for_keyword
@@ -25,14 +25,12 @@ from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 from pydicom.values import convert_value
 
+from dicomlens.catalog.schema import LEVEL_COLUMNS, FileRow, InstanceRow
 from dicomlens.errors import FileError
 from dicomlens.reading import read_files
 from dicomlens.series import NativePixels, SliceInfo, slice_infos
 
 __all__ = [
-    "LEVEL_COLUMNS",
-    "FileRow",
-    "InstanceRow",
     "element_key",
     "elements_json",
     "file_rows",
@@ -40,44 +38,6 @@ __all__ = [
     "slices_from_json",
 ]
 
-# Typed columns of each level: column name -> keyword (its values also stay in the JSON).
-LEVEL_COLUMNS: Final[dict[str, dict[str, str]]] = {
-    "patient": {
-        "patient_id": "PatientID",
-        "patient_name": "PatientName",
-        "patient_birth_date": "PatientBirthDate",
-        "patient_sex": "PatientSex",
-    },
-    "study": {
-        "study_instance_uid": "StudyInstanceUID",
-        "study_date": "StudyDate",
-        "study_time": "StudyTime",
-        "accession_number": "AccessionNumber",
-        "study_id": "StudyID",
-        "study_description": "StudyDescription",
-    },
-    "series": {
-        "series_instance_uid": "SeriesInstanceUID",
-        "modality": "Modality",
-        "series_number": "SeriesNumber",
-        "series_description": "SeriesDescription",
-        "series_date": "SeriesDate",
-        "body_part_examined": "BodyPartExamined",
-        "protocol_name": "ProtocolName",
-        "manufacturer": "Manufacturer",
-        "manufacturer_model_name": "ManufacturerModelName",
-    },
-    "instance": {
-        "sop_instance_uid": "SOPInstanceUID",
-        "sop_class_uid": "SOPClassUID",
-        "instance_number": "InstanceNumber",
-        "rows": "Rows",
-        "columns": "Columns",
-        "number_of_frames": "NumberOfFrames",
-        "slice_thickness": "SliceThickness",
-        "acquisition_date": "AcquisitionDate",
-    },
-}
 _LEVEL_KEYS: Final = {
     level: {column: f"{tag_for_keyword(keyword):08X}" for column, keyword in columns.items()}
     for level, columns in LEVEL_COLUMNS.items()
@@ -92,32 +52,6 @@ _INTEGER_VRS: Final = frozenset({"IS", "SL", "SS", "SV", "UL", "US", "UV"})
 _FLOAT_VRS: Final = frozenset({"DS", "FD", "FL"})
 _DEFER_BYTES: Final = 16384
 _PIXEL_DATA: Final = 0x7FE00010
-
-
-class InstanceRow(NamedTuple):
-    """One DICOM instance: typed key attributes per level, slices and all elements."""
-
-    patient: dict[str, Any]
-    study: dict[str, Any]
-    series: dict[str, Any]
-    instance: dict[str, Any]
-    transfer_syntax: str
-    pixel_offset: int | None
-    pixel_length: int | None
-    slices: str  # JSON list of SliceInfo fields (without the path)
-    elements: str  # JSON object: element key -> value(s)
-
-
-class FileRow(NamedTuple):
-    """One file: its fingerprint, and what it is (``instance``, ``error`` or ``other``)."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    inode: int
-    kind: str
-    reason: str = ""
-    instance: InstanceRow | None = None
 
 
 def fingerprint(path: str | os.PathLike[str]) -> tuple[int, int, int]:

@@ -19,13 +19,13 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from pydicom.datadict import dictionary_VR, tag_for_keyword
-
-from dicomlens.catalog.rows import LEVEL_COLUMNS, FileRow, slices_from_json
+from dicomlens.catalog.schema import LEVEL_COLUMNS, FileRow
 from dicomlens.errors import CatalogError
-from dicomlens.series import SliceInfo
+
+if TYPE_CHECKING:
+    from dicomlens.series import SliceInfo
 
 __all__ = ["SCHEMA_VERSION", "Catalog"]
 
@@ -51,6 +51,9 @@ def _regexp(pattern: str, value: object) -> bool:
 
 
 def _sql_type(keyword: str) -> str:
+    # pydicom only when a catalog is created: re-indexing an unchanged tree needs none of it
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+
     vr = dictionary_VR(tag_for_keyword(keyword) or 0)
     if vr in ("IS", "US", "UL", "SS", "SL"):
         return "INTEGER"
@@ -66,7 +69,8 @@ def _columns(level: str) -> str:
     )
 
 
-_SCHEMA: Final = f"""
+def _schema() -> str:
+    return f"""
 CREATE TABLE files (
     id INTEGER PRIMARY KEY,
     path TEXT NOT NULL UNIQUE,
@@ -185,7 +189,7 @@ class Catalog:
             return
         if version == 0 and tables == 0 and not self.readonly:
             self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.executescript(f"BEGIN; {_SCHEMA} COMMIT;")
+            self.db.executescript(f"BEGIN; {_schema()} COMMIT;")
             return
         raise CatalogError(
             f"{self.path}: catalog schema v{version}, this dicomlens uses v{SCHEMA_VERSION}: "
@@ -338,6 +342,7 @@ class Catalog:
     def slices(self, under: Sequence[str | os.PathLike[str]] = ()) -> list[SliceInfo]:
         """The images recorded (under the given files or folders), as the series
         grouping needs them: volumes load from the catalog without re-reading headers."""
+        from dicomlens.catalog.rows import slices_from_json  # pydicom: only when asked
         sql = "SELECT files.path, instances.slices FROM instances JOIN files ON files.id = file"
         infos: list[SliceInfo] = []
         roots = [str(Path(p).resolve()) for p in under]

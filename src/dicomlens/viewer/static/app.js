@@ -184,14 +184,13 @@ async function showTags() {
   }
 }
 
-function step(delta) {
-  if (!state.series) return;
+function step(delta, withTags = true) {
+  if (!state.series) return Promise.resolve();
   const count = state.series.parts[state.part].slices.length;
   const next = Math.min(count - 1, Math.max(0, state.index + delta));
-  if (next !== state.index) {
-    state.index = next;
-    showSlice(true);
-  }
+  if (next === state.index) return Promise.resolve();
+  state.index = next;
+  return showSlice(withTags);
 }
 
 canvas.addEventListener("wheel", (event) => {

@@ -1,0 +1,72 @@
+"""The catalog's row types and key columns (plain data, no DICOM library needed)."""
+
+from __future__ import annotations
+
+from typing import Any, Final, NamedTuple
+
+__all__ = ["LEVEL_COLUMNS", "FileRow", "InstanceRow"]
+
+# Typed columns of each level: column name -> keyword (its values also stay in the JSON).
+LEVEL_COLUMNS: Final[dict[str, dict[str, str]]] = {
+    "patient": {
+        "patient_id": "PatientID",
+        "patient_name": "PatientName",
+        "patient_birth_date": "PatientBirthDate",
+        "patient_sex": "PatientSex",
+    },
+    "study": {
+        "study_instance_uid": "StudyInstanceUID",
+        "study_date": "StudyDate",
+        "study_time": "StudyTime",
+        "accession_number": "AccessionNumber",
+        "study_id": "StudyID",
+        "study_description": "StudyDescription",
+    },
+    "series": {
+        "series_instance_uid": "SeriesInstanceUID",
+        "modality": "Modality",
+        "series_number": "SeriesNumber",
+        "series_description": "SeriesDescription",
+        "series_date": "SeriesDate",
+        "body_part_examined": "BodyPartExamined",
+        "protocol_name": "ProtocolName",
+        "manufacturer": "Manufacturer",
+        "manufacturer_model_name": "ManufacturerModelName",
+    },
+    "instance": {
+        "sop_instance_uid": "SOPInstanceUID",
+        "sop_class_uid": "SOPClassUID",
+        "instance_number": "InstanceNumber",
+        "rows": "Rows",
+        "columns": "Columns",
+        "number_of_frames": "NumberOfFrames",
+        "slice_thickness": "SliceThickness",
+        "acquisition_date": "AcquisitionDate",
+    },
+}
+
+
+class InstanceRow(NamedTuple):
+    """One DICOM instance: typed key attributes per level, slices and all elements."""
+
+    patient: dict[str, Any]
+    study: dict[str, Any]
+    series: dict[str, Any]
+    instance: dict[str, Any]
+    transfer_syntax: str
+    pixel_offset: int | None
+    pixel_length: int | None
+    slices: str  # JSON list of SliceInfo fields (without the path)
+    elements: str  # JSON object: element key -> value(s)
+
+
+class FileRow(NamedTuple):
+    """One file: its fingerprint, and what it is (``instance``, ``error`` or ``other``)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    kind: str
+    reason: str = ""
+    instance: InstanceRow | None = None
