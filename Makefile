@@ -31,6 +31,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/volume.py
 	$(BIN)/python bench/edit.py
 	$(BIN)/python bench/anonymize.py
+	$(BIN)/python bench/index.py
+	$(BIN)/python bench/viewer.py
 	$(BIN)/python bench/codecs.py
 
 clean:

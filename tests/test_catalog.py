@@ -313,3 +313,47 @@ def test_every_bundled_file_indexes_or_names_its_reason(tmp_path: Path) -> None:
     report = index(files, tmp_path / "catalog.db")
     assert report.instances == len(readable(files))
     assert report.instances + len(report.errors) + report.others == len(files)
+
+
+_INDEX_AS_NOBODY = """
+import sys
+from dicomlens.cli import main
+sys.exit(main(["index", sys.argv[1], "--catalog", sys.argv[2]]))
+"""
+
+
+def test_unreadable_folder_is_recorded_not_skipped(ct_small: Path) -> None:  # I2
+    import tempfile
+
+    setpriv = shutil.which("setpriv")
+    root = Path(tempfile.mkdtemp(prefix="dicomlens-i2-"))
+    try:
+        root.chmod(0o777)
+        (root / "open").mkdir(mode=0o755)
+        shutil.copy(ct_small, root / "open" / "ct.dcm")
+        (root / "open" / "ct.dcm").chmod(0o644)
+        (root / "closed").mkdir()
+        shutil.copy(ct_small, root / "closed" / "ct.dcm")
+        (root / "closed").chmod(0o000)
+        nobody = [setpriv or "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        probe = subprocess.run([*nobody, sys.executable, "-c", "import dicomlens"],
+                               capture_output=True)  # fmt: skip
+        if setpriv is None or probe.returncode != 0:
+            pytest.skip("cannot run this interpreter as an unprivileged user here")
+        db = root / "catalog.db"
+        out = subprocess.run(
+            [*nobody, sys.executable, "-c", _INDEX_AS_NOBODY, str(root), str(db)],
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 1, out.stderr
+        assert (
+            f"dicomlens: error: {root / 'closed'}: cannot list folder (Permission denied)"
+            in out.stderr.splitlines()
+        )
+        with Catalog(db, readonly=True) as catalog:
+            assert catalog.counts()["instances"] == 1
+            assert catalog.execute("SELECT path FROM errors").fetchall() == [(str(root / "closed"),)]
+    finally:
+        (root / "closed").chmod(0o755)
+        shutil.rmtree(root)

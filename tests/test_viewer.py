@@ -338,3 +338,11 @@ def test_view_command_prints_the_address_and_stops_on_ctrl_c(catalog: Path) -> N
             os.kill(child.pid, signal.SIGKILL)
         if child.stderr is not None:
             child.stderr.close()
+
+
+def test_hostile_file_shows_an_error_tile(page: Any) -> None:
+    page.click("button.series:has-text('CT (1)')")
+    page.wait_for_selector("#error-tile:not([hidden])")
+    assert "expands beyond the limit" in str(page.text_content("#error-tile"))
+    page.click("button.series:has-text('(12)')")  # the page and the server go on
+    page.wait_for_selector("#error-tile", state="hidden")
