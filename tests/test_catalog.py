@@ -353,7 +353,8 @@ def test_unreadable_folder_is_recorded_not_skipped(ct_small: Path) -> None:  # I
         )
         with Catalog(db, readonly=True) as catalog:
             assert catalog.counts()["instances"] == 1
-            assert catalog.execute("SELECT path FROM errors").fetchall() == [(str(root / "closed"),)]
+            errors = catalog.execute("SELECT path FROM errors").fetchall()
+        assert errors == [(str(root / "closed"),)]
     finally:
         (root / "closed").chmod(0o755)
         shutil.rmtree(root)
