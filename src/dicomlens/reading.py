@@ -25,6 +25,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.valuerep import VR as VR_
 
 from dicomlens.errors import (
     CorruptDicomError,
@@ -51,6 +52,9 @@ _SHORTEST_ELEMENT_HEADER = 8
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _MIN_FORCED_ELEMENTS = 5
 _GLOB_CHARS = re.compile(r"[*?\[]")
+_KNOWN_VRS = frozenset(vr.value for vr in VR_) | {"US or SS", "OB or OW", "US or OW",
+                                                  "US or SS or OW"}  # fmt: skip
+_NO_TAG = re.compile(r"No tag to read at file position ([0-9A-Fa-f]+)")
 _GUARDED_READ = 1 << 20  # bytes: smaller over-long values just come back short
 _INFLATE_STEP = 1 << 20
 _INFLATE_RATIO_FROM = 16 << 20  # bytes inflated before the ratio is judged
@@ -110,7 +114,8 @@ def read(
     if size < _PREAMBLE_AND_PREFIX and not force:
         raise NotDicomError(f"{file}: file too short to be DICOM ({size} bytes)")
     try:
-        with _LengthGuard(file, size) as fh:
+        with _LengthGuard(file, size) as fh, warnings.catch_warnings(record=True) as noticed:
+            warnings.simplefilter("always")
             ds = pydicom.dcmread(
                 fh, stop_before_pixels=stop_before_pixels, force=force, defer_size=defer_size
             )
@@ -133,14 +138,24 @@ def read(
     except PermissionError as exc:
         raise FileError(f"{file}: permission denied") from exc
     except (OSError, EOFError) as exc:
+        position = _NO_TAG.search(str(exc))
+        if position:
+            raise CorruptDicomError(
+                f"{file}: truncated: a sequence or item is not closed before the end of the "
+                f"file (byte {int(position[1], 16)})"
+            ) from None
         raise CorruptDicomError(f"{file}: truncated or corrupt ({exc})") from exc
+    except zlib.error as exc:
+        raise CorruptDicomError(f"{file}: corrupt deflated data set (zlib: {exc})") from None
     except RecursionError:
         raise CorruptDicomError(f"{file}: sequences nested too deeply to read") from None
     except Exception as exc:  # pydicom raises a dozen types for damaged input
         raise CorruptDicomError(f"{file}: cannot parse ({type(exc).__name__}: {exc})") from exc
+    _pass_on(noticed, file)
     if force:
         _check_plausible(ds, file)
     _check_lengths(ds, file, None if _is_deflated(ds) else size)
+    _check_vrs(ds, file)
     _check_meta(ds, file, size)
     if has_executable_preamble(ds):
         warnings.warn(
@@ -150,6 +165,19 @@ def read(
         )
     _decode(ds, file, decode)
     return ds
+
+
+def _pass_on(noticed: list[warnings.WarningMessage], file: Path) -> None:
+    """pydicom's warnings while parsing: an unclosed value or sequence is an error
+    (the data set is cut short); the others are passed on to the caller."""
+    for warning in noticed:
+        text = str(warning.message)
+        if text.startswith("End of file reached before delimiter"):
+            raise CorruptDicomError(
+                f"{file}: truncated: a value of undefined length or a sequence is not closed "
+                "before the end of the file"
+            )
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def has_executable_preamble(ds: FileDataset) -> bool:
@@ -229,7 +257,7 @@ def _not_dicom_reason(file: Path) -> str:
     with file.open("rb") as fh:
         head = fh.read(_PREAMBLE_AND_PREFIX)
     reason = "not a DICOM file (no DICM prefix at byte 128)"
-    if head[:2] in (b"\x08\x00", b"\x00\x08", b"\x02\x00"):
+    if any(head[i : i + 2] in (b"\x08\x00", b"\x00\x08", b"\x02\x00") for i in range(4)):
         reason += "; it looks like a raw data set without file meta: use --force to read it"
     return reason
 
@@ -294,6 +322,15 @@ def _check_lengths(ds: Dataset, file: Path, size: int | None) -> None:
         )
     if size is not None and 0 < size - end < _SHORTEST_ELEMENT_HEADER:
         raise CorruptDicomError(f"{file}: truncated inside an element header at byte {end}")
+
+
+def _check_vrs(ds: Dataset, file: Path) -> None:
+    """Refuse unknown VRs now, even in elements nobody will decode (RELIABILITY R16):
+    a file with one is damaged, and would fail later on first access or on writing."""
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag, keep_deferred=True)
+        if isinstance(raw, RawDataElement) and raw.VR is not None and raw.VR not in _KNOWN_VRS:
+            raise CorruptDicomError(f"{file}: {format_tag(tag)} has an unknown VR {raw.VR!r}")
 
 
 def _check_plausible(ds: Dataset, file: Path) -> None:

@@ -8,8 +8,11 @@ of NIfTI: ``volume.array[i, j, k]`` is the voxel at
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,10 +330,54 @@ def _decode(path: Path) -> NDArray[Any]:
     ds = _read_full(path, decode=_PIXEL_TAGS)
     if "PixelData" not in ds:
         raise SeriesError(f"{path}: no pixel data")
+    _check_declared_size(ds, path)
     try:
-        return np.asarray(ds.pixel_array)
+        with _native_stderr_captured():
+            return np.asarray(ds.pixel_array)
     except Exception as exc:  # pydicom's decoders raise many types for damaged data
-        raise SeriesError(f"{path}: cannot decode pixel data ({exc})") from exc
+        reason = " ".join(str(exc).split())  # one line, whatever the plugins said
+        raise SeriesError(f"{path}: cannot decode pixel data ({reason})") from exc
+
+
+@contextlib.contextmanager
+def _native_stderr_captured() -> Iterator[None]:
+    """Keep what native decoders print on file descriptor 2 (openjpeg's complaints
+    about damaged data) off the user's terminal: the exception says it."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _check_declared_size(ds: Any, path: Path) -> None:
+    """Refuse absurd image sizes before any decoder allocates them (RELIABILITY R21)."""
+    try:
+        frames = int(ds.get("NumberOfFrames") or 1)
+        declared = (
+            int(ds.Rows) * int(ds.Columns) * frames * int(ds.get("SamplesPerPixel") or 1)
+            * max(int(ds.BitsAllocated), 8) // 8
+        )  # fmt: skip
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise SeriesError(f"{path}: cannot decode pixel data (image size unknown: {exc})") from None
+    if declared > MAX_IMAGE_BYTES:
+        raise SeriesError(
+            f"{path}: declared image size {declared / 2**30:,.1f} GiB exceeds the limit "
+            f"({MAX_IMAGE_BYTES / 2**30:.0f} GiB)"
+        )
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    stored = len(ds.PixelData)
+    if syntax in _NATIVE_SYNTAXES and stored < declared:
+        raise SeriesError(
+            f"{path}: pixel data holds {stored} bytes, the header declares {declared}"
+        )
 
 
 def _check_duplicate(kept: NDArray[Any], other: NDArray[Any], a: SliceInfo, b: SliceInfo) -> None:
@@ -356,6 +403,12 @@ def _row(info: SliceInfo, index: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 # Window / level
 # ---------------------------------------------------------------------------
+
+MAX_IMAGE_BYTES: Final = 4 << 30
+"""Largest decoded image (all frames) loaded; bigger declarations are refused unread."""
+_NATIVE_SYNTAXES: Final = frozenset(
+    {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
+)
 
 PRESETS: Final[dict[str, tuple[float, float]]] = {
     "brain": (40.0, 80.0),

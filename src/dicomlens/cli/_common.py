@@ -119,7 +119,7 @@ class Batch:
         """Print the summary line when useful; the exit status."""
         if self.done + self.failed == 0:
             raise FileError(f"{', '.join(self.paths)}: no DICOM files found")
-        if self.many or self.failed or self.skipped:
+        if self.many:  # one file: its error line says it all
             summarise(
                 f"{self.done} file{'s' if self.done != 1 else ''} read", self.failed, self.skipped
             )

@@ -1,0 +1,76 @@
+"""Every hostile file of RELIABILITY.md 7.1 gets one clear line, bounded memory and
+time, and no traceback; in a batch, the good files are still processed."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import bundled
+from hostile import ROWS, Row
+
+MEMORY_LIMIT_MB = 200
+TIME_LIMIT_S = 5.0
+
+
+def _run(argv: list[str]) -> tuple[int, str, float, float]:
+    """Exit status, stderr, peak RSS (MB) and wall time of a dicomlens command."""
+
+    def limits() -> None:  # a safety net: a runaway allocation fails instead of swapping
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "dicomlens", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=limits,
+    )
+    assert child.stderr is not None
+    err = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    child.stderr.close()
+    return child.returncode, err, usage.ru_maxrss / 1024, time.perf_counter() - start
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda row: row.name)
+def test_one_clear_line_bounded_memory_and_time(row: Row, tmp_path: Path) -> None:
+    path = tmp_path / f"{row.name}.dcm"
+    path.write_bytes(row.make())
+    argv = [row.command, str(path)]
+    if row.command == "render":
+        argv += ["-o", str(tmp_path / "out.png")]
+    status, err, memory_mb, seconds = _run(argv)
+    lines = err.splitlines()
+    assert "Traceback" not in err
+    assert memory_mb < MEMORY_LIMIT_MB and seconds < TIME_LIMIT_S, (memory_mb, seconds)
+    if row.outcome == "ok":
+        assert (status, lines) == (0, [])
+        return
+    kind = "error" if row.outcome == "error" else "warning"
+    assert status == (1 if kind == "error" else 0), err
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"dicomlens: {kind}: {path}: "), err
+    assert row.reason in lines[0], err
+
+
+def test_batch_goes_on_past_every_hostile_file(tmp_path: Path) -> None:
+    for row in ROWS:
+        (tmp_path / f"{row.name}.dcm").write_bytes(row.make())
+    (tmp_path / "zz-good.dcm").write_bytes(bundled("CT_small.dcm").read_bytes())
+    status, err, memory_mb, _ = _run(["get", "Modality", str(tmp_path)])
+    assert status == 1 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("dicomlens: error: ")]
+    # in a folder, files that are not DICOM at all (R1, R2, R4) are skipped and counted
+    failing = [r for r in ROWS if r.outcome == "error" and r.command == "show"]
+    skipped = [r for r in failing if r.name.startswith(("R1-", "R2-", "R4-"))]
+    assert len(errors) == len(failing) - len(skipped)
+    assert err.splitlines()[-1].endswith(f"{len(skipped)} non-DICOM skipped")
+    assert memory_mb < MEMORY_LIMIT_MB
