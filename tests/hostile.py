@@ -177,6 +177,13 @@ ROWS: list[Row] = [
     Row("R14-undefined-length-text",
         lambda: dicom(element(0x00104000, b"UT", b"free text " * 5, length=UNDEFINED)),
         "error", "not closed before the end of the file"),
+    Row(  # found by tests/test_fuzz.py: garbled VR bytes read as an undefined length
+        "R14-garbled-vr-undefined-length",
+        lambda: dicom(b"\x08\x00\x12\x00\xff\xff\xff\xff19970911"
+                      + element(0x00100010, b"PN", b"ABCD")),
+        "error",
+        "undefined length",
+    ),
     Row("R16-invalid-vr", lambda: dicom(element(0x00100010, b"ZZ", b"ABCD")), "error",
         "(0010,0010) PatientName has an unknown VR 'ZZ'"),
     Row("R17-wrong-vr", lambda: dicom(element(0x00100010, b"US", b"\x01\x00")), "ok", ""),

@@ -12,6 +12,7 @@ import datetime
 import fcntl
 import os
 import re
+import struct
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,6 +26,7 @@ from pydicom import config
 from pydicom.datadict import dictionary_VR, get_private_entry
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.valuerep import VR as VR_
 from pydicom.valuerep import validate_value
@@ -440,6 +442,10 @@ def _text(element: DataElement) -> str:
 # Editing files
 # ---------------------------------------------------------------------------
 
+_SHORT_LENGTH_VRS: Final = frozenset(
+    {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "PN", "SH", "SL",
+     "SS", "ST", "TM", "UI", "UL", "US"}
+)  # fmt: skip
 _PARALLEL_FROM: Final = 64  # files: below this a process pool costs more than it saves
 _ALWAYS_DECODED: Final = frozenset({0x00080005, 0x00080016, 0x00080018})  # charset, SOP UIDs
 
@@ -656,10 +662,26 @@ def _edit_one(result: FileEdit, job: _Job) -> None:
         if job.backup and in_place:
             with atomic_output(target.with_name(target.name + ".bak")) as copy:
                 copy.write_bytes(target.read_bytes())
-        _prepare_for_writing(ds)
+        try:
+            _prepare_for_writing(ds)
+        except Exception as exc:  # pydicom's value converters raise many kinds
+            raise CorruptDicomError(f"{source}: cannot decode ({_one_line(exc)})") from exc
         with atomic_output(target, sync_folder=False) as temporary:  # folders: once per batch
-            ds.save_as(temporary, enforce_file_format=False)
+            _save(ds, temporary, source)
         result.written = True
+
+
+def _save(ds: Dataset, temporary: Path, source: Path) -> None:
+    """Write ``ds``; what pydicom refuses to encode (command or meta elements in the
+    data set, a garbled transfer syntax) is an error about the source file."""
+    try:
+        ds.save_as(temporary, enforce_file_format=False)
+    except (ValueError, TypeError, AttributeError, KeyError, struct.error) as exc:
+        raise CorruptDicomError(f"{source}: cannot be written back ({_one_line(exc)})") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _prepare_for_writing(ds: Dataset) -> None:
@@ -674,13 +696,38 @@ def _prepare_for_writing(ds: Dataset) -> None:
         if not isinstance(raw, RawDataElement):
             continue
         if explicit and raw.VR is None:
-            for _ in ds.iterall():
-                pass
+            _check_short_lengths(ds)
             return
         if raw.length % 2 and raw.length != 0xFFFFFFFF:
             odd.append(tag)
     for tag in odd:
         ds[tag]
+
+
+def _check_short_lengths(ds: Dataset) -> None:
+    """Decode every value, and refuse those too long for the 16-bit length field their
+    VR has in explicit VR (read as implicit VR, they had 32 bits): pydicom would
+    write a wrong length and so a file nobody can read."""
+    for element in ds.iterall():
+        value = element.value
+        if element.VR in _SHORT_LENGTH_VRS and _encoded_length(value) > 0xFFFF:
+            raise CorruptDicomError(
+                f"{_name(element)} ({element.VR}) holds {_encoded_length(value)} bytes, more "
+                "than its VR can hold in this transfer syntax"
+            )
+
+
+def _encoded_length(value: Any) -> int:
+    """About the bytes a text or binary value takes (several values: with separators)."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, list | tuple | MultiValue):
+        return sum(_encoded_length(v) + 1 for v in value)
+    return 0
+
+
+def _name(element: DataElement) -> str:
+    return f"({element.tag.group:04X},{element.tag.element:04X})"
 
 
 def read_for_writing(source: Path, *, decode: frozenset[int] | None = None) -> Any:

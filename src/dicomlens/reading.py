@@ -54,6 +54,7 @@ _MIN_FORCED_ELEMENTS = 5
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _KNOWN_VRS = frozenset(vr.value for vr in VR_) | {"US or SS", "OB or OW", "US or OW",
                                                   "US or SS or OW"}  # fmt: skip
+_MAY_BE_UNDEFINED = frozenset({"SQ", "UN", "OB", "OW", "OB or OW"})
 _NO_TAG = re.compile(r"No tag to read at file position ([0-9A-Fa-f]+)")
 _GUARDED_READ = 1 << 20  # bytes: smaller over-long values just come back short
 _INFLATE_STEP = 1 << 20
@@ -155,8 +156,9 @@ def read(
     if force:
         _check_plausible(ds, file)
     _check_lengths(ds, file, None if _is_deflated(ds) else size)
-    _check_vrs(ds, file)
     _check_meta(ds, file, size)
+    _check_short_reads(ds, file, fh.short_reads)
+    _check_vrs(ds, file)
     if has_executable_preamble(ds):
         warnings.warn(
             f"{file}: the preamble holds an executable signature (CVE-2019-11687)",
@@ -203,15 +205,19 @@ class _LengthGuard(io.BufferedReader):
     def __init__(self, path: Path, size: int) -> None:
         super().__init__(io.FileIO(os.fspath(path), "rb"))
         self._size = size
+        self.short_reads: list[tuple[int, int, int]] = []  # (position, wanted, got)
 
     def read(self, size: int | None = -1, /) -> bytes:
+        position = self.tell()
         if size is not None and size >= _GUARDED_READ:
-            left = self._size - self.tell()
+            left = self._size - position
             if size > left:
-                raise _LengthLie(size, max(left, 0), self.tell())
+                raise _LengthLie(size, max(left, 0), position)
         data = super().read(size)
         if size is None or size < 0:  # pydicom reads "the rest" only to inflate it
             _check_inflation(data)
+        elif len(data) < size:
+            self.short_reads.append((position, size, len(data)))
         return data
 
 
@@ -324,13 +330,33 @@ def _check_lengths(ds: Dataset, file: Path, size: int | None) -> None:
         raise CorruptDicomError(f"{file}: truncated inside an element header at byte {end}")
 
 
+def _check_short_reads(ds: Dataset, file: Path, short: list[tuple[int, int, int]]) -> None:
+    """A value that ran into the end of the file anywhere but in the pixel data (whose
+    shortfall :func:`_check_lengths` reports as a warning): pydicom keeps it silently."""
+    pixels = ds.get_item(0x7FE00010, keep_deferred=True) if 0x7FE00010 in ds else None
+    pixel_start = getattr(pixels, "value_tell", None)
+    for position, wanted, got in short:
+        if position != pixel_start and wanted > _SHORTEST_ELEMENT_HEADER:
+            raise CorruptDicomError(
+                f"{file}: truncated: a value at byte {position} declares {wanted} bytes "
+                f"but only {got} remain"
+            )
+
+
 def _check_vrs(ds: Dataset, file: Path) -> None:
-    """Refuse unknown VRs now, even in elements nobody will decode (RELIABILITY R16):
-    a file with one is damaged, and would fail later on first access or on writing."""
+    """Refuse unknown VRs now, even in elements nobody will decode (RELIABILITY R16),
+    and undefined lengths where only sequences and encapsulated pixels may have one:
+    such a file is damaged, and would fail later on first access or on writing."""
     for tag in list(ds.keys()):
         raw = ds.get_item(tag, keep_deferred=True)
-        if isinstance(raw, RawDataElement) and raw.VR is not None and raw.VR not in _KNOWN_VRS:
+        if not isinstance(raw, RawDataElement) or raw.VR is None:
+            continue
+        if raw.VR not in _KNOWN_VRS:
             raise CorruptDicomError(f"{file}: {format_tag(tag)} has an unknown VR {raw.VR!r}")
+        if raw.length == _UNDEFINED_LENGTH and raw.VR not in _MAY_BE_UNDEFINED:
+            raise CorruptDicomError(  # RELIABILITY R14: it swallows the rest of the file
+                f"{file}: {format_tag(tag)} ({raw.VR}) has an undefined length"
+            )
 
 
 def _check_plausible(ds: Dataset, file: Path) -> None:

@@ -1,0 +1,99 @@
+"""Fuzzing: damaged variants of real files go through read -> walk every element ->
+write -> re-read, and only dicomlens' documented errors may come out.
+
+The budget is small in CI (``DICOMLENS_FUZZ_EXAMPLES``, default 300 per seed file);
+run it longer by hand, e.g. ``DICOMLENS_FUZZ_EXAMPLES=20000 pytest tests/test_fuzz.py``.
+A crash found this way becomes a generator in tests/hostile.py.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import pytest
+from conftest import bundled
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dicomlens.access import iter_elements
+from dicomlens.editing import edit
+from dicomlens.errors import DicomlensError
+from dicomlens.reading import read
+from dicomlens.values import value_text
+
+SEEDS = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "image_dfl.dcm"]
+EXAMPLES = int(os.environ.get("DICOMLENS_FUZZ_EXAMPLES", "300"))
+
+
+Mutation = tuple[str, int, bytes]
+_LENGTHS = [b"\xff\xff\xff\xff", b"\xff\xff\x00\x00", b"\x01\x00\x00\x00", b"\x00\x00\x00\x80"]
+
+mutations = st.lists(
+    st.tuples(
+        st.sampled_from(["overwrite", "lengths", "cut", "truncate"]),
+        st.integers(0, 1 << 20),
+        st.binary(min_size=1, max_size=4),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+def damage(seed: bytes, changes: list[Mutation]) -> bytes:
+    """The seed with a few bytes overwritten (some with plausible lengths), a slice
+    cut out or the end cut off; positions fall after the preamble."""
+    data = bytearray(seed)
+    for kind, where, payload in changes:
+        at = 128 + where % max(1, len(data) - 128)
+        if kind == "overwrite":
+            data[at : at + len(payload)] = payload
+        elif kind == "lengths":
+            data[at : at + 4] = _LENGTHS[payload[0] % len(_LENGTHS)]
+        elif kind == "cut":
+            del data[at : at + 1 + payload[0] % 64]
+        else:
+            del data[at:]
+    return bytes(data)
+
+
+def _round_trip(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzzed.dcm"
+        path.write_bytes(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # odd values are expected; failures are not
+            try:
+                ds = read(path)
+            except DicomlensError:
+                return
+            for match in iter_elements(ds, "(0008,0016)"):
+                value_text(match.value)
+            for element in ds.iterall():
+                value_text(element.value, limit=80)
+            out = Path(folder) / "out"
+            (result,) = edit([path], set=["PatientName=Fuzzed^Round^Trip"], out=out)
+            if result.error is not None or not result.written:
+                return
+            assert result.target is not None
+            again = read(result.target)
+            assert str(again.PatientName) == "Fuzzed^Round^Trip"
+
+
+@pytest.mark.parametrize("seed_name", SEEDS)
+def test_damaged_files_raise_only_documented_errors(seed_name: str) -> None:
+    seed = bundled(seed_name).read_bytes()
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,  # the same cases on every CI run; longer runs explore more
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(changes=mutations)
+    def check(changes: list[Mutation]) -> None:
+        _round_trip(damage(seed, changes))
+
+    check()
