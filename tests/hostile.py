@@ -169,6 +169,8 @@ ROWS: list[Row] = [
     Row("R10-deflate-bomb", deflate_bomb, "error", "deflated data set expands beyond the limit"),
     Row("R11-corrupt-deflate", lambda: deflated(bytes(range(256)) * 2), "error",
         "corrupt deflated data set (zlib:"),
+    Row("R12-nesting-50", lambda: nested(50), "ok", ""),
+    Row("R12-nesting-65", lambda: nested(65), "error", "sequences nested deeper than 64"),
     Row("R12-nesting-300", lambda: nested(300), "error", "nested too deeply"),
     Row("R12-nesting-10000", lambda: nested(10_000), "error", "nested too deeply"),
     Row("R13-sequence-not-closed",

@@ -334,3 +334,19 @@ def test_corrupt_deflate_stream_is_one_error(make_file: MakeFile) -> None:  # R1
     path = make_file("noise.dcm", _deflated(bytes(range(256)) * 2))
     with pytest.raises(CorruptDicomError, match=r"noise\.dcm: "):
         read(path)
+
+
+def test_file_changed_while_being_read_is_refused(
+    make_file: MakeFile, ct_small: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # R26
+    path = make_file("moving.dcm", ct_small.read_bytes())
+    real = pydicom.dcmread
+
+    def rewritten_meanwhile(*args: object, **kwargs: object) -> object:
+        found = real(*args, **kwargs)  # type: ignore[arg-type]
+        path.write_bytes(ct_small.read_bytes()[:-100])  # someone else's write lands
+        return found
+
+    monkeypatch.setattr(pydicom, "dcmread", rewritten_meanwhile)
+    with pytest.raises(FileError, match=r"moving\.dcm: file changed while being read; try again$"):
+        read(path)

@@ -62,6 +62,8 @@ _INFLATE_RATIO_FROM = 16 << 20  # bytes inflated before the ratio is judged
 _MAX_INFLATE_RATIO = 100  # deflated DICOM rarely exceeds 20:1; zeros reach 1000:1
 _MAX_INFLATED = 2 << 30
 _PARALLEL_FROM = 64  # files: below this a process pool costs more than it saves
+MAX_DEPTH = 64
+"""Deepest sequence nesting :func:`read` accepts by default."""
 
 
 def read(
@@ -71,6 +73,7 @@ def read(
     force: bool = False,
     decode: Collection[int] | None = None,
     defer_size: int | None = None,
+    max_depth: int = MAX_DEPTH,
 ) -> FileDataset:
     """Read one DICOM file into a pydicom dataset, or raise a clear error.
 
@@ -92,6 +95,9 @@ def read(
     defer_size
         Leave values longer than this many bytes in the file (pydicom reads them
         on first access); their position is in ``ds.get_item(tag, keep_deferred=True).value_tell``.
+    max_depth
+        Deepest nesting of sequences accepted among the decoded values (64, as
+        DCMTK; raise it for the rare legitimate file that needs more).
 
     Raises
     ------
@@ -110,6 +116,7 @@ def read(
     """
     file = Path(path)
     size = _file_size(file)
+    before = _fingerprint(file)
     if size == 0:
         raise NotDicomError(f"{file}: empty file (0 bytes)")
     if size < _PREAMBLE_AND_PREFIX and not force:
@@ -166,6 +173,9 @@ def read(
             stacklevel=2,
         )
     _decode(ds, file, decode)
+    _check_depth(ds, file, max_depth)
+    if _fingerprint(file) != before:  # RELIABILITY R26: another process wrote it meanwhile
+        raise FileError(f"{file}: file changed while being read; try again")
     return ds
 
 
@@ -393,6 +403,31 @@ def _decode(ds: FileDataset, file: Path, tags: Collection[int] | None) -> None:
                         pass
     except Exception as exc:  # any decoding failure of pydicom's converters
         raise CorruptDicomError(f"{file}: cannot decode ({type(exc).__name__}: {exc})") from exc
+
+
+def _fingerprint(file: Path) -> tuple[int, int, int]:
+    try:
+        found = file.stat()
+    except OSError:
+        return (-1, -1, -1)
+    return found.st_size, found.st_mtime_ns, found.st_ino
+
+
+def _check_depth(ds: Dataset, file: Path, limit: int) -> None:
+    """Refuse sequences nested deeper than ``limit`` (RELIABILITY R12): deeper files
+    are crafted, and every recursive walk over them (ours, pydicom's) would fail."""
+    stack = [(ds, 0)]
+    while stack:
+        current, depth = stack.pop()
+        for tag in list(current.keys()):
+            element = current.get_item(tag, keep_deferred=True)
+            if isinstance(element, RawDataElement) or element.VR != "SQ":
+                continue
+            if depth + 1 > limit:
+                raise CorruptDicomError(
+                    f"{file}: sequences nested deeper than {limit} (at {format_tag(tag)})"
+                )
+            stack.extend((item, depth + 1) for item in element.value)
 
 
 # ---------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from pydicom.multival import MultiValue
 from pydicom.pixels.processing import apply_windowing
 
 from dicomlens.errors import FileError, SeriesError
+from dicomlens.isolation import run_isolated
 from dicomlens.reading import read
 from dicomlens.series import (
     GeometryReport,
@@ -214,9 +215,11 @@ def _pixels(info: SliceInfo, decoded: dict[Path, NDArray[Any]]) -> NDArray[Any]:
     return pixels[info.frame] if info.frame is not None and pixels.ndim == 3 else pixels
 
 
-def load_slice(info: SliceInfo, *, rescale: bool = True) -> NDArray[Any]:
+def load_slice(info: SliceInfo, *, rescale: bool = True, isolated: bool = False) -> NDArray[Any]:
     """One image (rows x columns): modality values (float32 when the rescale is not
-    integral), or the stored values with ``rescale=False``.
+    integral), or the stored values with ``rescale=False``. With ``isolated``,
+    compressed data is decoded in a child process limited in memory and time
+    (:mod:`dicomlens.isolation`), for long-running callers such as the viewer.
 
     >>> from pydicom import dcmread
     >>> from pydicom.data import get_testdata_file
@@ -226,13 +229,21 @@ def load_slice(info: SliceInfo, *, rescale: bool = True) -> NDArray[Any]:
     >>> load_slice(info).shape, int(load_slice(info).min())
     ((128, 128), -896)
     """
-    stored = _pixels(info, {})
+    if isolated and info.native_pixels is None:
+        stored = run_isolated(_stored_frame, info.path, info.frame, what=str(info.path))
+    else:
+        stored = _pixels(info, {})
     if not rescale or (info.slope == 1 and info.intercept == 0):
         return stored
     integral = float(info.slope).is_integer() and float(info.intercept).is_integer()
     plane = np.empty(stored.shape, dtype=np.int32 if integral else np.float32)
     _place(plane, stored, info, rescale=True)
     return plane
+
+
+def _stored_frame(path: Path, frame: int | None) -> NDArray[Any]:
+    pixels = _decode(path)
+    return pixels[frame] if frame is not None and pixels.ndim == 3 else pixels
 
 
 def _rescale(planes: NDArray[Any], slices: dict[int, SliceInfo]) -> NDArray[Any]:

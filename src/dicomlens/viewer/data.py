@@ -148,7 +148,7 @@ class Library:
     def thumbnail(self, series_id: int) -> bytes:
         """A small PNG of the middle slice, in the file's first window (or full range)."""
         part = self.series(series_id)[0]
-        values = load_slice(_middle(part))
+        values = load_slice(_middle(part), isolated=True)
         presets = self._presets(_middle(part))
         window = (
             Window(presets[0]["center"], presets[0]["width"])
@@ -227,7 +227,7 @@ def _series(catalog: Path, series_id: int) -> list[Series]:
 
 @lru_cache(maxsize=256)
 def _frame(info: SliceInfo) -> Frame:
-    values = load_slice(info)
+    values = load_slice(info, isolated=True)
     if values.ndim != 2:
         raise DicomlensError("colour and multi-sample images are not shown yet")
     array = _compact(values)
