@@ -190,6 +190,8 @@ ROWS: list[Row] = [
         "(0010,0010) PatientName has an unknown VR 'ZZ'"),
     Row("R17-wrong-vr", lambda: dicom(element(0x00100010, b"US", b"\x01\x00")), "ok", ""),
     Row("R18-odd-length", lambda: dicom(element(0x00100010, b"PN", b"ODD")), "ok", ""),
+    Row("R19-no-transfer-syntax", lambda: (TEST_FILES / "meta_missing_tsyntax.dcm").read_bytes(),
+        "warning", "file meta has no Transfer Syntax UID"),
     Row("R20-executable-preamble", _executable_preamble, "warning", "executable signature"),
     Row(
         "R21-absurd-size",

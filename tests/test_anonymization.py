@@ -426,7 +426,7 @@ def test_cli_summary_dry_run_and_no_phi_in_messages(
     messages = (captured.out + captured.err).replace(str(folder), "")
     assert not [text for text in originals if text in messages]  # A12
     assert main(["anonymize", str(folder), "-o", str(out), "--key", "k"]) == 1
-    assert "output exists" in capsys.readouterr().err
+    assert "exists (an earlier run, or another input" in capsys.readouterr().err
     assert main(["anonymize", str(folder), "-o", str(out), "--keep", "datez"]) == 2
 
 

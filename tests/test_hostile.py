@@ -62,8 +62,7 @@ def test_one_clear_line_bounded_memory_and_time(row: Row, tmp_path: Path) -> Non
 
 
 def test_batch_goes_on_past_every_hostile_file(tmp_path: Path) -> None:
-    for row in ROWS:
-        (tmp_path / f"{row.name}.dcm").write_bytes(row.make())
+    _hostile_folder(tmp_path)
     (tmp_path / "zz-good.dcm").write_bytes(bundled("CT_small.dcm").read_bytes())
     status, err, memory_mb, _ = _run(["get", "Modality", str(tmp_path)])
     assert status == 1 and "Traceback" not in err
@@ -74,3 +73,35 @@ def test_batch_goes_on_past_every_hostile_file(tmp_path: Path) -> None:
     assert len(errors) == len(failing) - len(skipped)
     assert err.splitlines()[-1].endswith(f"{len(skipped)} non-DICOM skipped")
     assert memory_mb < MEMORY_LIMIT_MB
+
+
+def _hostile_folder(folder: Path) -> list[Row]:
+    for row in ROWS:
+        (folder / f"{row.name}.dcm").write_bytes(row.make())
+    return [row for row in ROWS if row.outcome == "error" and row.command == "show"]
+
+
+def test_index_records_every_bad_file_and_keeps_the_good(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    failing = _hostile_folder(tmp_path / "in")
+    catalog = tmp_path / "catalog.db"
+    status, err, memory_mb, _ = _run(["index", str(tmp_path / "in"), "--catalog", str(catalog)])
+    assert status == 1 and "Traceback" not in err and memory_mb < MEMORY_LIMIT_MB
+    not_dicom = [r for r in failing if r.name.startswith(("R1-", "R2-", "R4-"))]
+    bad = len(failing) - len(not_dicom)
+    assert len([line for line in err.splitlines() if line.startswith("dicomlens: error: ")]) == bad
+    assert (
+        f"read {len(ROWS)} files ({len(ROWS) - len(failing)} instances, {bad} failed, "
+        f"{len(not_dicom)} non-DICOM)" in err.splitlines()[-1]
+    )
+
+
+def test_anonymize_goes_on_past_every_bad_file(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    failing = _hostile_folder(tmp_path / "in")
+    status, err, memory_mb, _ = _run(["anonymize", str(tmp_path / "in"), "-o",
+                                      str(tmp_path / "out"), "--key", "k"])  # fmt: skip
+    assert status == 1 and "Traceback" not in err and memory_mb < MEMORY_LIMIT_MB
+    errors = [line for line in err.splitlines() if line.startswith("dicomlens: error: ")]
+    assert len(errors) >= len(failing) - 4  # the non-DICOM ones are skipped
+    assert err.splitlines()[-1].startswith("dicomlens: anonymized ")

@@ -263,7 +263,12 @@ class _Walker:
                 continue  # rewritten by _record
             element = ds[tag]
             treatment = self._treatment(element, kept_private)
-            if top and tag in (0x00100010, 0x00100020) and treatment is not Treatment.KEEP:
+            if (
+                top
+                and tag in (0x00100010, 0x00100020)
+                and treatment is not Treatment.KEEP
+                and element.VR in ("PN", "LO")  # a wrong VR gets the dummy of its VR
+            ):
                 self._gone(element)
                 element.value = self.report.pseudonym
                 self.report.replaced += 1
@@ -772,8 +777,8 @@ class _Job:
             return
         if result.target.exists() and not self.overwrite:
             raise WriteError(
-                f"{result.target}: output exists (an earlier run, or another input with "
-                "the same SOPInstanceUID; use --overwrite)"
+                f"{source}: output {result.target} exists (an earlier run, or another input "
+                "with the same SOPInstanceUID; use --overwrite)"
             )
         with atomic_output(result.target, sync_folder=False) as temporary:
             temporary.write_bytes(data)
@@ -800,7 +805,10 @@ def _encode(ds: Dataset, source: Path) -> bytes:
     try:
         ds.save_as(buffer, enforce_file_format=True)
     except Exception as exc:  # pydicom's encoders raise many kinds
-        raise AnonymizationError(f"{source}: cannot encode the de-identified data ({exc})") from exc
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AnonymizationError(
+            f"{source}: cannot encode the de-identified data ({reason})"
+        ) from exc
     return buffer.getvalue()
 
 

@@ -681,7 +681,9 @@ def _save(ds: Dataset, temporary: Path, source: Path) -> None:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+    """The first line of a message (pydicom appends whole tracebacks to some)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _prepare_for_writing(ds: Dataset) -> None:
