@@ -151,6 +151,15 @@ class Row:
     outcome: str
     reason: str
     command: str = "show"
+    sparse_size: int = 0  # grow the file to this size without writing (a sparse file)
+
+    def write(self, path: Path) -> Path:
+        """Write the file (sparse to ``sparse_size`` when given)."""
+        with path.open("wb") as out:
+            out.write(self.make())
+            if self.sparse_size:
+                out.truncate(self.sparse_size)
+        return path
 
 
 ROWS: list[Row] = [
@@ -190,6 +199,13 @@ ROWS: list[Row] = [
         "(0010,0010) PatientName has an unknown VR 'ZZ'"),
     Row("R17-wrong-vr", lambda: dicom(element(0x00100010, b"US", b"\x01\x00")), "ok", ""),
     Row("R18-odd-length", lambda: dicom(element(0x00100010, b"PN", b"ODD")), "ok", ""),
+    Row(
+        "R23-overflowed-pixel-length",  # a 7 GiB value's length kept to 32 bits: 3 GiB
+        lambda: _image(512, 512, 1, b"")[:-4] + (0xC0000000).to_bytes(4, "little"),
+        "error",
+        "zero bytes where data elements should be",
+        sparse_size=7 << 30,
+    ),
     Row("R19-no-transfer-syntax", lambda: (TEST_FILES / "meta_missing_tsyntax.dcm").read_bytes(),
         "warning", "file meta has no Transfer Syntax UID"),
     Row("R20-executable-preamble", _executable_preamble, "warning", "executable signature"),

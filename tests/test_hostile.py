@@ -42,8 +42,7 @@ def _run(argv: list[str]) -> tuple[int, str, float, float]:
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda row: row.name)
 def test_one_clear_line_bounded_memory_and_time(row: Row, tmp_path: Path) -> None:
-    path = tmp_path / f"{row.name}.dcm"
-    path.write_bytes(row.make())
+    path = row.write(tmp_path / f"{row.name}.dcm")
     argv = [row.command, str(path)]
     if row.command == "render":
         argv += ["-o", str(tmp_path / "out.png")]
@@ -67,8 +66,10 @@ def test_batch_goes_on_past_every_hostile_file(tmp_path: Path) -> None:
     status, err, memory_mb, _ = _run(["get", "Modality", str(tmp_path)])
     assert status == 1 and "Traceback" not in err
     errors = [line for line in err.splitlines() if line.startswith("dicomlens: error: ")]
-    # in a folder, files that are not DICOM at all (R1, R2, R4) are skipped and counted
-    failing = [r for r in ROWS if r.outcome == "error" and r.command == "show"]
+    # in a folder, files that are not DICOM at all (R1, R2, R4) are skipped and counted;
+    # get reads headers only, so what lies after the pixel data (R23) is never parsed
+    failing = [r for r in ROWS if r.outcome == "error" and r.command == "show"
+               and not r.sparse_size]  # fmt: skip
     skipped = [r for r in failing if r.name.startswith(("R1-", "R2-", "R4-"))]
     assert len(errors) == len(failing) - len(skipped)
     assert err.splitlines()[-1].endswith(f"{len(skipped)} non-DICOM skipped")
@@ -77,7 +78,7 @@ def test_batch_goes_on_past_every_hostile_file(tmp_path: Path) -> None:
 
 def _hostile_folder(folder: Path) -> list[Row]:
     for row in ROWS:
-        (folder / f"{row.name}.dcm").write_bytes(row.make())
+        row.write(folder / f"{row.name}.dcm")
     return [row for row in ROWS if row.outcome == "error" and row.command == "show"]
 
 

@@ -272,7 +272,7 @@ def test_lying_length_is_refused_before_allocation(
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(
         CorruptDicomError,
-        match=rf"liar\.dcm: an element declares {length} bytes at byte \d+ but only 100 remain",
+        match=rf"liar\.dcm: .*declares {length} bytes .*but only 100 remain",
     ):
         read(path)
     assert (

@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 _PREAMBLE_AND_PREFIX = 132
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _SHORTEST_ELEMENT_HEADER = 8
+_ZERO_HEADER = bytes(_SHORTEST_ELEMENT_HEADER)
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _MIN_FORCED_ELEMENTS = 5
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -64,6 +65,9 @@ _MAX_INFLATED = 2 << 30
 _PARALLEL_FROM = 64  # files: below this a process pool costs more than it saves
 MAX_DEPTH = 64
 """Deepest sequence nesting :func:`read` accepts by default."""
+DEFER_SIZE = 64 << 20
+"""Values longer than this (bytes) stay in the file until used, by default."""
+_ZERO_RUN = 4096  # element headers of zeros in a row: not a data set (RELIABILITY R23)
 
 
 def read(
@@ -72,7 +76,7 @@ def read(
     stop_before_pixels: bool = False,
     force: bool = False,
     decode: Collection[int] | None = None,
-    defer_size: int | None = None,
+    defer_size: int | None = DEFER_SIZE,
     max_depth: int = MAX_DEPTH,
 ) -> FileDataset:
     """Read one DICOM file into a pydicom dataset, or raise a clear error.
@@ -95,6 +99,7 @@ def read(
     defer_size
         Leave values longer than this many bytes in the file (pydicom reads them
         on first access); their position is in ``ds.get_item(tag, keep_deferred=True).value_tell``.
+        By default 64 MiB: memory stays bounded whatever a file declares; None reads all.
     max_depth
         Deepest nesting of sequences accepted among the decoded values (64, as
         DCMTK; raise it for the rare legitimate file that needs more).
@@ -131,6 +136,11 @@ def read(
         raise CorruptDicomError(
             f"{file}: deflated data set expands beyond the limit ({bomb.deflated} bytes "
             f"inflate to more than {bomb.inflated})"
+        ) from None
+    except _ZeroRun as run:
+        raise CorruptDicomError(
+            f"{file}: zero bytes where data elements should be (from about byte "
+            f"{run.position - _ZERO_RUN * _SHORTEST_ELEMENT_HEADER}): not a data set"
         ) from None
     except _LengthLie as lie:
         if force:  # junk read as if it were DICOM: its "lengths" are noise
@@ -198,6 +208,12 @@ def has_executable_preamble(ds: FileDataset) -> bool:
     return preamble[:4].startswith((b"MZ", b"\x7fELF"))
 
 
+class _ZeroRun(Exception):
+    def __init__(self, position: int) -> None:
+        super().__init__(position)
+        self.position = position
+
+
 class _LengthLie(Exception):
     def __init__(self, wanted: int, left: int, position: int) -> None:
         super().__init__(wanted, left, position)
@@ -216,6 +232,7 @@ class _LengthGuard(io.BufferedReader):
         super().__init__(io.FileIO(os.fspath(path), "rb"))
         self._size = size
         self.short_reads: list[tuple[int, int, int]] = []  # (position, wanted, got)
+        self._zero_headers = 0
 
     def read(self, size: int | None = -1, /) -> bytes:
         position = self.tell()
@@ -228,6 +245,10 @@ class _LengthGuard(io.BufferedReader):
             _check_inflation(data)
         elif len(data) < size:
             self.short_reads.append((position, size, len(data)))
+        if size == _SHORTEST_ELEMENT_HEADER:  # pydicom reads element headers 8 bytes at a time
+            self._zero_headers = self._zero_headers + 1 if data == _ZERO_HEADER else 0
+            if self._zero_headers > _ZERO_RUN:
+                raise _ZeroRun(position)
         return data
 
 
@@ -509,7 +530,7 @@ def read_files(
     stop_before_pixels: bool = True,
     force: bool = False,
     decode: Collection[int] | None = None,
-    defer_size: int | None = None,
+    defer_size: int | None = DEFER_SIZE,
     extract: Callable[[FileDataset], Any] | None = None,
     workers: int = 1,
 ) -> Iterator[ReadResult]:
