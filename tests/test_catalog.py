@@ -358,3 +358,19 @@ def test_unreadable_folder_is_recorded_not_skipped(ct_small: Path) -> None:  # I
     finally:
         (root / "closed").chmod(0o755)
         shutil.rmtree(root)
+
+
+def test_dicomdir_records_are_never_followed_outside_the_root(tmp_path: Path) -> None:  # R25
+    root = tmp_path / "media"
+    shutil.copytree(bundled("dicomdirtests/DICOMDIR").parent, root)
+    dicomdir = pydicom.dcmread(root / "DICOMDIR")
+    record = dicomdir.DirectoryRecordSequence[-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # '..' is not a valid CS: that is the point
+        record.ReferencedFileID = ["..", "..", "..", "etc", "passwd"]
+        dicomdir.save_as(root / "DICOMDIR")
+    db = tmp_path / "catalog.db"
+    index([root], db)
+    with Catalog(db, readonly=True) as catalog:
+        paths = [Path(p) for (p,) in catalog.execute("SELECT path FROM files")]
+    assert paths and all(root.resolve() in p.parents for p in paths)
