@@ -175,7 +175,6 @@ def read(
     _check_lengths(ds, file, None if _is_deflated(ds) else size)
     _check_meta(ds, file, size)
     _check_short_reads(ds, file, fh.short_reads)
-    _check_vrs(ds, file)
     if has_executable_preamble(ds):
         warnings.warn(
             f"{file}: the preamble holds an executable signature (CVE-2019-11687)",
@@ -183,7 +182,7 @@ def read(
             stacklevel=2,
         )
     _decode(ds, file, decode)
-    _check_depth(ds, file, max_depth)
+    _check_elements(ds, file, max_depth)
     if _fingerprint(file) != before:  # RELIABILITY R26: another process wrote it meanwhile
         raise FileError(f"{file}: file changed while being read; try again")
     return ds
@@ -235,20 +234,19 @@ class _LengthGuard(io.BufferedReader):
         self._zero_headers = 0
 
     def read(self, size: int | None = -1, /) -> bytes:
-        position = self.tell()
         if size is not None and size >= _GUARDED_READ:
-            left = self._size - position
+            left = self._size - self.tell()
             if size > left:
-                raise _LengthLie(size, max(left, 0), position)
+                raise _LengthLie(size, max(left, 0), self.tell())
         data = super().read(size)
         if size is None or size < 0:  # pydicom reads "the rest" only to inflate it
             _check_inflation(data)
         elif len(data) < size:
-            self.short_reads.append((position, size, len(data)))
+            self.short_reads.append((self.tell() - len(data), size, len(data)))
         if size == _SHORTEST_ELEMENT_HEADER:  # pydicom reads element headers 8 bytes at a time
             self._zero_headers = self._zero_headers + 1 if data == _ZERO_HEADER else 0
             if self._zero_headers > _ZERO_RUN:
-                raise _ZeroRun(position)
+                raise _ZeroRun(self.tell())
         return data
 
 
@@ -374,22 +372,6 @@ def _check_short_reads(ds: Dataset, file: Path, short: list[tuple[int, int, int]
             )
 
 
-def _check_vrs(ds: Dataset, file: Path) -> None:
-    """Refuse unknown VRs now, even in elements nobody will decode (RELIABILITY R16),
-    and undefined lengths where only sequences and encapsulated pixels may have one:
-    such a file is damaged, and would fail later on first access or on writing."""
-    for tag in list(ds.keys()):
-        raw = ds.get_item(tag, keep_deferred=True)
-        if not isinstance(raw, RawDataElement) or raw.VR is None:
-            continue
-        if raw.VR not in _KNOWN_VRS:
-            raise CorruptDicomError(f"{file}: {format_tag(tag)} has an unknown VR {raw.VR!r}")
-        if raw.length == _UNDEFINED_LENGTH and raw.VR not in _MAY_BE_UNDEFINED:
-            raise CorruptDicomError(  # RELIABILITY R14: it swallows the rest of the file
-                f"{file}: {format_tag(tag)} ({raw.VR}) has an undefined length"
-            )
-
-
 def _check_plausible(ds: Dataset, file: Path) -> None:
     has_uid = "SOPClassUID" in ds or "SOPInstanceUID" in ds
     if not has_uid and len(ds) < _MIN_FORCED_ELEMENTS:
@@ -434,21 +416,38 @@ def _fingerprint(file: Path) -> tuple[int, int, int]:
     return found.st_size, found.st_mtime_ns, found.st_ino
 
 
-def _check_depth(ds: Dataset, file: Path, limit: int) -> None:
-    """Refuse sequences nested deeper than ``limit`` (RELIABILITY R12): deeper files
-    are crafted, and every recursive walk over them (ours, pydicom's) would fail."""
+def _check_elements(ds: Dataset, file: Path, max_depth: int) -> None:
+    """One pass over what was read, refusing (RELIABILITY R12, R14, R16):
+
+    * unknown VRs, even in elements nobody will decode: the file is damaged and
+      would fail later, on first access or on writing;
+    * undefined lengths except on sequences and encapsulated pixels: such a value
+      swallows the rest of the file;
+    * sequences nested deeper than ``max_depth`` among the decoded values: deeper
+      files are crafted, and every recursive walk over them would fail.
+    """
     stack = [(ds, 0)]
     while stack:
         current, depth = stack.pop()
-        for tag in list(current.keys()):
-            element = current.get_item(tag, keep_deferred=True)
-            if isinstance(element, RawDataElement) or element.VR != "SQ":
-                continue
-            if depth + 1 > limit:
-                raise CorruptDicomError(
-                    f"{file}: sequences nested deeper than {limit} (at {format_tag(tag)})"
-                )
-            stack.extend((item, depth + 1) for item in element.value)
+        for element in current.values():  # as read, unconverted, without sorting
+            if isinstance(element, RawDataElement):
+                if element.VR is None:
+                    continue
+                if element.VR not in _KNOWN_VRS:
+                    raise CorruptDicomError(
+                        f"{file}: {format_tag(element.tag)} has an unknown VR {element.VR!r}"
+                    )
+                if element.length == _UNDEFINED_LENGTH and element.VR not in _MAY_BE_UNDEFINED:
+                    raise CorruptDicomError(
+                        f"{file}: {format_tag(element.tag)} ({element.VR}) has an undefined length"
+                    )
+            elif element.VR == "SQ":
+                if depth + 1 > max_depth:
+                    raise CorruptDicomError(
+                        f"{file}: sequences nested deeper than {max_depth} "
+                        f"(at {format_tag(element.tag)})"
+                    )
+                stack.extend((item, depth + 1) for item in element.value)
 
 
 # ---------------------------------------------------------------------------
