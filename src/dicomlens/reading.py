@@ -181,8 +181,9 @@ def read(
             DicomlensWarning,
             stacklevel=2,
         )
+    _check_elements(ds, file, max_depth)  # before decoding: a clearer message than pydicom's
     _decode(ds, file, decode)
-    _check_elements(ds, file, max_depth)
+    _check_elements(ds, file, max_depth)  # the sequences decoding has just built
     if _fingerprint(file) != before:  # RELIABILITY R26: another process wrote it meanwhile
         raise FileError(f"{file}: file changed while being read; try again")
     return ds
