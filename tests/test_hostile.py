@@ -106,3 +106,27 @@ def test_anonymize_goes_on_past_every_bad_file(tmp_path: Path) -> None:
     errors = [line for line in err.splitlines() if line.startswith("dicomlens: error: ")]
     assert len(errors) >= len(failing) - 4  # the non-DICOM ones are skipped
     assert err.splitlines()[-1].startswith("dicomlens: anonymized ")
+
+
+def test_encapsulated_pixels_with_delimiter_bytes_round_trip(tmp_path: Path) -> None:  # R24
+    """pydicom-data's bad_sequence.dcm: encapsulated pixel data holding item bytes. It
+    reads consistently and an edit writes it back with the same elements and pixels."""
+    import warnings
+
+    import pydicom
+
+    from dicomlens.editing import edit
+    from dicomlens.reading import read
+
+    store = pytest.importorskip("data_store", reason="pydicom-data is not installed")
+    source = Path(store.__file__).parent / "data" / "bad_sequence.dcm"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its SOP Instance UID is not a valid UID
+        before = read(source)
+        (result,) = edit([source], set=["PatientName=Round^Trip"], out=tmp_path)
+        assert result.written and result.target is not None
+        after = read(result.target)
+    assert [e.tag for e in after] == [e.tag for e in before]
+    assert after.PixelData == before.PixelData
+    assert str(after.PatientName) == "Round^Trip"
+    assert pydicom.dcmread(result.target).PatientName == "Round^Trip"
