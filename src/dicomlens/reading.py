@@ -531,6 +531,7 @@ def read_files(
     force: bool = False,
     decode: Collection[int] | None = None,
     defer_size: int | None = DEFER_SIZE,
+    max_depth: int = MAX_DEPTH,
     extract: Callable[[FileDataset], Any] | None = None,
     workers: int = 1,
 ) -> Iterator[ReadResult]:
@@ -541,7 +542,7 @@ def read_files(
 
     Parameters
     ----------
-    decode, defer_size, stop_before_pixels, force
+    decode, defer_size, stop_before_pixels, force, max_depth
         Passed on to :func:`read`.
     extract
         Called on each dataset; its result is the ``value`` of the read result
@@ -556,6 +557,7 @@ def read_files(
         force=force,
         decode=decode,
         defer_size=defer_size,
+        max_depth=max_depth,
         extract=extract,
     )
     if workers < 2 or extract is None or len(files) < _PARALLEL_FROM:
@@ -572,6 +574,7 @@ def _read_one(
     force: bool,
     decode: Collection[int] | None,
     defer_size: int | None,
+    max_depth: int,
     extract: Callable[[FileDataset], Any] | None,
 ) -> ReadResult:
     """Read (and extract from) one listed file; module-level so workers can run it."""
@@ -585,6 +588,7 @@ def _read_one(
             force=force,
             decode=decode,
             defer_size=defer_size,
+            max_depth=max_depth,
         )
     except FileError as exc:
         return ReadResult(path, error=exc, explicit=explicit)

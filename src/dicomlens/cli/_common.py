@@ -50,6 +50,13 @@ def add_reading_options(sub: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also read files without the DICM prefix (raw data sets without file meta)",
     )
+    sub.add_argument(
+        "--max-depth",
+        type=int,
+        default=64,
+        metavar="N",
+        help="deepest sequence nesting accepted (default 64, as DCMTK)",
+    )
 
 
 class Progress:

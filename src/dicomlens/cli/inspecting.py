@@ -63,7 +63,11 @@ def _run_tag(args: argparse.Namespace) -> int:
     hits = search_tags(args.query, limit=args.limit, private=not args.no_private)
     if not hits:
         raise DicomlensError(f"nothing in the dictionary matches {args.query!r}")
-    ds = read(args.file, stop_before_pixels=True, force=args.force) if args.file else None
+    ds = (
+        read(args.file, stop_before_pixels=True, force=args.force, max_depth=args.max_depth)
+        if args.file
+        else None
+    )
     rows = []
     for info in hits:
         row: dict[str, Any] = {
@@ -176,7 +180,12 @@ def _run_show(args: argparse.Namespace) -> int:
         color=use_color(args.color),
         value_width=args.width,
     )
-    batch = Batch(args.paths, stop_before_pixels=args.json and not args.bulk_data, force=args.force)
+    batch = Batch(
+        args.paths,
+        stop_before_pixels=args.json and not args.bulk_data,
+        force=args.force,
+        max_depth=args.max_depth,
+    )
     models = []
     for count, (path, ds) in enumerate(batch):
         if args.json:
@@ -237,7 +246,12 @@ def _run_get(args: argparse.Namespace) -> int:
     wanted = None if private else {path.steps[0].ref.tag for path in paths}
     extract = functools.partial(_values_at, paths=tuple(paths))
     batch = Batch(
-        args.paths, extract=extract, stop_before_pixels=True, force=args.force, decode=wanted
+        args.paths,
+        extract=extract,
+        stop_before_pixels=True,
+        force=args.force,
+        max_depth=args.max_depth,
+        decode=wanted,
     )
     columns = [str(path) for path in paths]
     rows = [(str(file), values) for file, values in batch]
@@ -295,7 +309,13 @@ def _run_find(args: argparse.Namespace) -> int:
     from dicomlens.values import value_json, value_text
 
     extract = functools.partial(_occurrences, path=parse_tag(args.tag))
-    batch = Batch(args.paths, extract=extract, stop_before_pixels=True, force=args.force)
+    batch = Batch(
+        args.paths,
+        extract=extract,
+        stop_before_pixels=True,
+        force=args.force,
+        max_depth=args.max_depth,
+    )
     found = [(str(file), *match) for file, matches in batch for match in matches]
     if args.json:
         print_json(
@@ -340,8 +360,8 @@ def _run_diff(args: argparse.Namespace) -> int:
         if Path(args.a).is_dir() and Path(args.b).is_dir():
             return _diff_folders(diff_folders(args.a, args.b))
         found = diff(
-            read(args.a, force=args.force),
-            read(args.b, force=args.force),
+            read(args.a, force=args.force, max_depth=args.max_depth),
+            read(args.b, force=args.force, max_depth=args.max_depth),
             file_meta=not args.no_meta,
         )
     except FileError as exc:
