@@ -166,6 +166,8 @@ ROWS: list[Row] = [
     Row("R1-text", lambda: b"hello" * 50, "error", "not a DICOM file"),
     Row("R2-empty", lambda: b"", "error", "empty file"),
     Row("R2-short", lambda: _ct()[:131], "error", "too short"),
+    Row("R3-forced-junk", lambda: b"hello" * 50, "error",
+        "forced read produced no plausible DICOM content", command="show --force"),
     Row("R4-raw-dataset", lambda: (TEST_FILES / "no_meta.dcm").read_bytes(), "error",
         "use --force"),
     Row("R5-meta-cut-140", lambda: _ct()[:140], "error", "truncated"),
@@ -194,6 +196,15 @@ ROWS: list[Row] = [
                       + element(0x00100010, b"PN", b"ABCD")),
         "error",
         "undefined length",
+    ),
+    Row(  # dicomlens has no validator: the dump shows the data, as the row asks
+        "R15-element-overruns-item",
+        lambda: dicom(
+            sequence(0x00400275, item(element(0x00400007, b"SH", b"SIXTEEN BYTES OK"), length=10))
+            + element(0x00100010, b"PN", b"AFTER^ITEM")
+        ),
+        "ok",
+        "",
     ),
     Row("R16-invalid-vr", lambda: dicom(element(0x00100010, b"ZZ", b"ABCD")), "error",
         "(0010,0010) PatientName has an unknown VR 'ZZ'"),
