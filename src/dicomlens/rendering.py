@@ -10,7 +10,14 @@ from numpy.typing import NDArray
 from dicomlens.errors import SeriesError, UsageError
 from dicomlens.reading import read
 from dicomlens.scanning import Series
-from dicomlens.volume import PRESETS, Window, file_windows, full_range_window, window_to_uint8
+from dicomlens.volume import (
+    MAX_IMAGE_BYTES,
+    PRESETS,
+    Window,
+    file_windows,
+    full_range_window,
+    window_to_uint8,
+)
 
 __all__ = ["choose_window", "render_series"]
 
@@ -44,13 +51,14 @@ def render_series(
     all_slices: bool = False,
     window: tuple[float, float] | None = None,
     preset: str | None = None,
+    max_image_bytes: int = MAX_IMAGE_BYTES,
 ) -> list[NDArray[np.uint8]]:
     """Windowed 8-bit images (rows x columns) of one slice (the middle one by default)
     or of every slice; colour images are returned as they are (rows x columns x 3)."""
     header = read(series.first.path, stop_before_pixels=True)
     if int(header.get("SamplesPerPixel", 1) or 1) > 1:
         return [_colour(series, index)]
-    volume = series.volume(rescale=True)
+    volume = series.volume(rescale=True, max_image_bytes=max_image_bytes)
     depth = volume.array.shape[2]
     if index is not None and not -depth <= index < depth:
         raise UsageError(

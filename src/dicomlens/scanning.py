@@ -26,7 +26,7 @@ from dicomlens.series import (
     slice_infos,
     sort_slices,
 )
-from dicomlens.volume import Volume, load_volume
+from dicomlens.volume import MAX_IMAGE_BYTES, Volume, load_volume
 
 _DEFER_BYTES = 16384
 
@@ -71,10 +71,16 @@ class Series:
         return (self.first.rows, self.first.columns, len(self.slices))
 
     def volume(
-        self, *, rescale: bool = True, dtype: npt.DTypeLike | None = None, strict: bool = False
+        self,
+        *,
+        rescale: bool = True,
+        dtype: npt.DTypeLike | None = None,
+        strict: bool = False,
+        max_image_bytes: int = MAX_IMAGE_BYTES,
     ) -> Volume:
         """Load the pixels (see :func:`dicomlens.volume.load_volume`)."""
-        return load_volume(self.slices, self.report, rescale=rescale, dtype=dtype, strict=strict)
+        return load_volume(self.slices, self.report, rescale=rescale, dtype=dtype, strict=strict,
+                           max_image_bytes=max_image_bytes)  # fmt: skip
 
     def summary(self) -> dict[str, Any]:
         """One row for ``dicomlens series``."""

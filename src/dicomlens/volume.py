@@ -49,6 +49,12 @@ __all__ = [
     "window_to_uint8",
 ]
 
+MAX_IMAGE_BYTES: Final = 4 << 30
+"""Largest decoded image (all frames) loaded; bigger declarations are refused unread."""
+_NATIVE_SYNTAXES: Final = frozenset(
+    {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
+)
+
 _PIXEL_KEYWORDS: Final = (
     "SamplesPerPixel", "PhotometricInterpretation", "Rows", "Columns", "BitsAllocated",
     "BitsStored", "HighBit", "PixelRepresentation", "PlanarConfiguration", "NumberOfFrames",
@@ -87,6 +93,7 @@ def load_volume(
     rescale: bool = True,
     dtype: npt.DTypeLike | None = None,
     strict: bool = False,
+    max_image_bytes: int = MAX_IMAGE_BYTES,
 ) -> Volume:
     """Read the pixels of sorted slices into a :class:`Volume`.
 
@@ -105,6 +112,9 @@ def load_volume(
     strict
         Refuse series with missing slices, duplicate positions or irregular
         spacing instead of noting them in the report.
+    max_image_bytes
+        Largest decoded image of one file (all its frames) accepted; larger
+        declarations are refused before anything is decoded (4 GiB by default).
 
     Raises
     ------
@@ -126,10 +136,11 @@ def load_volume(
                 f"{ordered[0].path.parent}: each Siemens mosaic file is a volume of its own; "
                 "load the files one at a time"
             )
-        return _mosaic_volume(ordered[0], report, rescale=rescale)
+        return _mosaic_volume(ordered[0], report, rescale=rescale, limit=max_image_bytes)
     indexes = _slice_indexes(ordered, report)
     into = None if dtype is None else np.dtype(dtype)
-    planes, filled = _stack(ordered, indexes, into=into, rescale=rescale)
+    decoder = _Decoder(max_image_bytes)
+    planes, filled = _stack(ordered, indexes, into=into, rescale=rescale, decoder=decoder)
     missing = planes.shape[0] - len(filled)
     if missing:
         report.notes.append(f"{missing} missing slice(s) left as zeros so that the affine holds")
@@ -147,6 +158,7 @@ def _stack(
     *,
     into: np.dtype[Any] | None,
     rescale: bool,
+    decoder: _Decoder,
 ) -> tuple[NDArray[Any], dict[int, int]]:
     """Pixel values as (slice, row, column) planes, each slice read once.
 
@@ -156,8 +168,7 @@ def _stack(
     read the uncompressed slices (file reads release the GIL); pydicom decodes
     the others. Returns the planes and, per filled plane, the slice number in it.
     """
-    decoded: dict[Path, NDArray[Any]] = {}
-    first = _pixels(ordered[0], decoded)
+    first = decoder.pixels(ordered[0])
     if first.ndim != 2:
         raise SeriesError(f"{ordered[0].path}: colour or multi-sample images do not form a volume")
     planes = np.zeros((max(indexes) + 1, *first.shape), dtype=into or first.dtype)
@@ -173,7 +184,7 @@ def _stack(
         if number and info.native_pixels is not None:
             direct.append((info, info.native_pixels, index))
             continue
-        pixels = first if number == 0 else _pixels(info, decoded)
+        pixels = first if number == 0 else decoder.pixels(info)
         if pixels.shape != first.shape:
             raise SeriesError(f"{info.path}: image size {pixels.shape} differs from {first.shape}")
         _place(planes[index], pixels, info, rescale=convert)
@@ -190,7 +201,7 @@ def _stack(
         for job in [pool.submit(read_direct, *task) for task in direct]:
             job.result()
     for info, index in repeated:
-        _check_duplicate(planes[index], _pixels(info, decoded), ordered[filled[index]], info)
+        _check_duplicate(planes[index], decoder.pixels(info), ordered[filled[index]], info)
     return planes, filled
 
 
@@ -203,19 +214,32 @@ def _place(plane: NDArray[Any], pixels: NDArray[Any], info: SliceInfo, *, rescal
     plane += plane.dtype.type(info.intercept)
 
 
-def _pixels(info: SliceInfo, decoded: dict[Path, NDArray[Any]]) -> NDArray[Any]:
-    """One slice's stored values (multi-frame files are decoded once)."""
-    if info.native_pixels is not None:
-        out = np.empty((info.rows, info.columns), dtype=info.native_pixels.dtype)
-        _read_native(info, info.native_pixels, out=out)
-        return out
-    if info.path not in decoded:
-        decoded[info.path] = _decode(info.path)
-    pixels = decoded[info.path]
-    return pixels[info.frame] if info.frame is not None and pixels.ndim == 3 else pixels
+@dataclass
+class _Decoder:
+    """Stored values of slices: files decoded once each, and only when their declared
+    image size is within ``limit`` bytes."""
+
+    limit: int = MAX_IMAGE_BYTES
+    decoded: dict[Path, NDArray[Any]] = field(default_factory=dict)
+
+    def pixels(self, info: SliceInfo) -> NDArray[Any]:
+        if info.native_pixels is not None:
+            out = np.empty((info.rows, info.columns), dtype=info.native_pixels.dtype)
+            _read_native(info, info.native_pixels, out=out)
+            return out
+        if info.path not in self.decoded:
+            self.decoded[info.path] = _decode(info.path, self.limit)
+        pixels = self.decoded[info.path]
+        return pixels[info.frame] if info.frame is not None and pixels.ndim == 3 else pixels
 
 
-def load_slice(info: SliceInfo, *, rescale: bool = True, isolated: bool = False) -> NDArray[Any]:
+def load_slice(
+    info: SliceInfo,
+    *,
+    rescale: bool = True,
+    isolated: bool = False,
+    max_image_bytes: int = MAX_IMAGE_BYTES,
+) -> NDArray[Any]:
     """One image (rows x columns): modality values (float32 when the rescale is not
     integral), or the stored values with ``rescale=False``. With ``isolated``,
     compressed data is decoded in a child process limited in memory and time
@@ -230,9 +254,11 @@ def load_slice(info: SliceInfo, *, rescale: bool = True, isolated: bool = False)
     ((128, 128), -896)
     """
     if isolated and info.native_pixels is None:
-        stored = run_isolated(_stored_frame, info.path, info.frame, what=str(info.path))
+        stored = run_isolated(
+            _stored_frame, info.path, info.frame, max_image_bytes, what=str(info.path)
+        )
     else:
-        stored = _pixels(info, {})
+        stored = _Decoder(max_image_bytes).pixels(info)
     if not rescale or (info.slope == 1 and info.intercept == 0):
         return stored
     integral = float(info.slope).is_integer() and float(info.intercept).is_integer()
@@ -241,8 +267,8 @@ def load_slice(info: SliceInfo, *, rescale: bool = True, isolated: bool = False)
     return plane
 
 
-def _stored_frame(path: Path, frame: int | None) -> NDArray[Any]:
-    pixels = _decode(path)
+def _stored_frame(path: Path, frame: int | None, limit: int) -> NDArray[Any]:
+    pixels = _decode(path, limit)
     return pixels[frame] if frame is not None and pixels.ndim == 3 else pixels
 
 
@@ -275,13 +301,16 @@ def _rescale(planes: NDArray[Any], slices: dict[int, SliceInfo]) -> NDArray[Any]
     return out
 
 
-def _mosaic_volume(info: SliceInfo, report: GeometryReport, *, rescale: bool) -> Volume:
+def _mosaic_volume(
+    info: SliceInfo, report: GeometryReport, *, rescale: bool, limit: int
+) -> Volume:
     """Unpack a Siemens mosaic with nibabel's DICOM wrappers (CSA header parsing)."""
     with warnings.catch_warnings():  # nibabel calls its readers experimental on import;
         warnings.simplefilter("ignore")  # the unpacking is checked against dcm2niix in our tests
         from nibabel.nicom import dicomwrappers  # heavy: only for mosaics
 
     ds = _read_full(info.path)
+    _check_declared_size(ds, info.path, limit)
     try:
         wrapper = dicomwrappers.wrapper_from_data(ds)  # type: ignore[no-untyped-call]
         stored = np.asarray(wrapper.get_pixel_array())
@@ -337,11 +366,11 @@ def _read_native(info: SliceInfo, where: NativePixels, *, out: NDArray[Any]) -> 
         np.right_shift(out, where.unused_bits, out=out)
 
 
-def _decode(path: Path) -> NDArray[Any]:
+def _decode(path: Path, limit: int = MAX_IMAGE_BYTES) -> NDArray[Any]:
     ds = _read_full(path, decode=_PIXEL_TAGS)
     if "PixelData" not in ds:
         raise SeriesError(f"{path}: no pixel data")
-    _check_declared_size(ds, path)
+    _check_declared_size(ds, path, limit)
     try:
         with _native_stderr_captured():
             return np.asarray(ds.pixel_array)
@@ -368,7 +397,7 @@ def _native_stderr_captured() -> Iterator[None]:
             os.close(saved)
 
 
-def _check_declared_size(ds: Any, path: Path) -> None:
+def _check_declared_size(ds: Any, path: Path, limit: int) -> None:
     """Refuse absurd image sizes before any decoder allocates them (RELIABILITY R21)."""
     try:
         frames = int(ds.get("NumberOfFrames") or 1)
@@ -378,10 +407,10 @@ def _check_declared_size(ds: Any, path: Path) -> None:
         )  # fmt: skip
     except (AttributeError, TypeError, ValueError) as exc:
         raise SeriesError(f"{path}: cannot decode pixel data (image size unknown: {exc})") from None
-    if declared > MAX_IMAGE_BYTES:
+    if declared > limit:
         raise SeriesError(
             f"{path}: declared image size {declared / 2**30:,.1f} GiB exceeds the limit "
-            f"({MAX_IMAGE_BYTES / 2**30:.0f} GiB)"
+            f"({limit / 2**30:g} GiB)"
         )
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     stored = len(ds.PixelData)
@@ -414,12 +443,6 @@ def _row(info: SliceInfo, index: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 # Window / level
 # ---------------------------------------------------------------------------
-
-MAX_IMAGE_BYTES: Final = 4 << 30
-"""Largest decoded image (all frames) loaded; bigger declarations are refused unread."""
-_NATIVE_SYNTAXES: Final = frozenset(
-    {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
-)
 
 PRESETS: Final[dict[str, tuple[float, float]]] = {
     "brain": (40.0, 80.0),

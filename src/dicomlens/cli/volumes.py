@@ -123,6 +123,17 @@ def _add_series_choice(sub: argparse.ArgumentParser, *, output: str, output_help
     sub.add_argument(
         "--skip-bad", action="store_true", help="go on without files that cannot be read (exit 1)"
     )
+    sub.add_argument(
+        "--max-image-gb",
+        type=float,
+        default=4.0,
+        metavar="GB",
+        help="largest decoded image of one file accepted, in GiB (default 4)",
+    )
+
+
+def _image_limit(args: argparse.Namespace) -> int:
+    return int(args.max_image_gb * 2**30)
 
 
 def _chosen_series(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -146,7 +157,9 @@ def _run_volume(args: argparse.Namespace) -> int:
     from dicomlens.export import save_volume
 
     result, series = _chosen_series(args)
-    volume = series.volume(rescale=not args.stored, strict=args.strict)
+    volume = series.volume(
+        rescale=not args.stored, strict=args.strict, max_image_bytes=_image_limit(args)
+    )
     sidecar = save_volume(volume, args.output, info={"series": series.summary()})
     shape = "x".join(map(str, volume.array.shape))
     verdict = volume.report.verdict
@@ -190,7 +203,12 @@ def _run_render(args: argparse.Namespace) -> int:
     window = _parse_window(args.window) if args.window else None
     result, series = _chosen_series(args)
     images = render_series(
-        series, index=args.slice, all_slices=args.montage, window=window, preset=args.preset
+        series,
+        index=args.slice,
+        all_slices=args.montage,
+        window=window,
+        preset=args.preset,
+        max_image_bytes=_image_limit(args),
     )
     save_png(montage(images) if args.montage else images[0], args.output)
     print(f"{args.output}: {len(images)} slice{'s' if len(images) != 1 else ''} of {series}")
