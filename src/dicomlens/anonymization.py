@@ -46,6 +46,7 @@ from pydicom.uid import (
 )
 
 from dicomlens._version import __version__
+from dicomlens.access import resolve_ref
 from dicomlens.editing import atomic_output, read_for_writing, sync_folders
 from dicomlens.errors import (
     AnonymizationError,
@@ -296,8 +297,9 @@ class _Walker:
             return set()
         kept: set[int] = set()
         for ref in self.allowed:
-            tag = _resolve_private(ds, ref)
-            if tag is not None and tag in ds:
+            found = resolve_ref(ds, ref)
+            if found is not None and found in ds:
+                tag = int(found)
                 kept |= {tag, (tag & 0xFFFF0000) | ((tag & 0xFF00) >> 8)}
         return kept
 
@@ -476,15 +478,6 @@ def _dummy(element: DataElement) -> Any:
 def _registered(uid: str) -> bool:
     """UIDs the standard defines (classes, syntaxes): kept, they identify nobody."""
     return uid.startswith(_DICOM_UID_ROOT)
-
-
-def _resolve_private(ds: Dataset, ref: ElementRef) -> int | None:
-    if ref.creator is None:
-        return (ref.group << 16) | ref.element
-    try:
-        return int(ds.private_block(ref.group, ref.creator).get_tag(ref.element))
-    except (KeyError, ValueError):
-        return None
 
 
 def _record(ds: Dataset, profile: Profile) -> None:

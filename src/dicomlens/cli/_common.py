@@ -60,7 +60,8 @@ def add_reading_options(sub: argparse.ArgumentParser) -> None:
 
 
 class Progress:
-    """A one-line counter with rate on a terminal's stderr."""
+    """A one-line counter with rate (and time left, when the total is known) on a
+    terminal's stderr."""
 
     def __init__(self, label: str) -> None:
         import time
@@ -72,11 +73,16 @@ class Progress:
             0.0,
         )
 
-    def __call__(self, count: int) -> None:
+    def __call__(self, count: int, total: int | None = None) -> None:
         now = self.clock()
         if now - self.shown >= 0.2:
             rate = count / max(now - self.start, 1e-9)
-            print(f"\r{PROG}: {self.label}: {count} files ({rate:.0f}/s)", end="", file=sys.stderr)
+            if total:
+                left = (total - count) / rate if rate else 0.0
+                text = f"{count}/{total} files, {rate:.0f}/s, {left:.0f} s left"
+            else:
+                text = f"{count} files ({rate:.0f}/s)"
+            print(f"\r{PROG}: {self.label}: {text}", end="", file=sys.stderr)
             self.shown = now
 
     def done(self) -> None:

@@ -7,10 +7,9 @@ import csv
 import json
 import os
 import sys
-import time
 from typing import Any
 
-from dicomlens.cli._common import PROG, command, end_startup, print_table
+from dicomlens.cli._common import PROG, Progress, command, end_startup, print_table
 from dicomlens.errors import EXIT_FAILED, EXIT_OK, UsageError, WriteError
 
 CATALOG_VARIABLE = "DICOMLENS_CATALOG"
@@ -56,7 +55,7 @@ def _run_index(args: argparse.Namespace) -> int:
 
     end_startup()
     path = catalog_path(args)
-    progress = _IndexProgress() if sys.stderr.isatty() else None
+    progress = Progress("indexing") if sys.stderr.isatty() else None
     try:
         report = index(args.paths, path, workers=args.workers, progress=progress)
     finally:
@@ -78,29 +77,6 @@ def _run_index(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_FAILED if report.errors else EXIT_OK
-
-
-class _IndexProgress:
-    """Files read, rate and time left, on one terminal line."""
-
-    def __init__(self) -> None:
-        self.start = self.shown = time.monotonic()
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.shown < 0.2 and done < total:
-            return
-        self.shown = now
-        rate = done / max(now - self.start, 1e-9)
-        left = (total - done) / rate if rate else 0
-        print(
-            f"\r{PROG}: indexing {done}/{total} files, {rate:.0f}/s, {left:.0f} s left",
-            end="",
-            file=sys.stderr,
-        )
-
-    def done(self) -> None:
-        print("\r\x1b[K", end="", file=sys.stderr)
 
 
 def add_query(commands: Any) -> None:
