@@ -47,13 +47,18 @@ from pydicom.uid import (
 
 from dicomlens._version import __version__
 from dicomlens.access import resolve_ref
-from dicomlens.editing import atomic_output, read_for_writing, sync_folders
+from dicomlens.editing import (
+    atomic_output,
+    is_within,
+    read_for_writing,
+    recording_failures,
+    sync_folders,
+)
 from dicomlens.errors import (
     AnonymizationError,
     DicomlensError,
     DicomlensWarning,
     FileError,
-    NotDicomError,
     UsageError,
     WriteError,
 )
@@ -676,7 +681,7 @@ def anonymize(
     tasks = [
         (path, error, explicit)
         for path, error, explicit in iter_files(paths)
-        if not _inside(path, out)
+        if not is_within(path, out)
     ]
     workers = 1 if fail_fast else os.cpu_count() or 1
     results: list[FileAnonymization] = []
@@ -701,14 +706,6 @@ def anonymize(
     return results
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
-
-
 @dataclass(frozen=True)
 class _Job:
     """De-identify one file; a picklable callable for the process pool."""
@@ -724,7 +721,7 @@ class _Job:
     def __call__(self, task: tuple[Path, FileError | None, bool]) -> FileAnonymization:
         source, error, explicit = task
         result = FileAnonymization(source)
-        try:
+        with recording_failures(result, explicit=explicit):
             if error is not None:
                 raise error
             with warnings.catch_warnings(record=True) as caught:
@@ -733,13 +730,6 @@ class _Job:
             # pydicom's own warnings quote input values: only ours (file and reason) go on
             ours = [w for w in caught if issubclass(w.category, DicomlensWarning)]
             result.warnings += [str(w.message) for w in ours]
-        except NotDicomError as exc:
-            if explicit:
-                result.error = exc
-            else:
-                result.skipped = "not a DICOM file"
-        except DicomlensError as exc:
-            result.error = exc
         return result
 
     def _run(self, result: FileAnonymization) -> None:

@@ -43,7 +43,7 @@ from dicomlens.errors import (
     UsageError,
     WriteError,
 )
-from dicomlens.reading import has_executable_preamble, iter_files, read
+from dicomlens.reading import fingerprint, has_executable_preamble, iter_files, read
 from dicomlens.tags import ElementRef, PathStep, TagPath, parse_tag
 from dicomlens.values import value_text
 
@@ -55,7 +55,9 @@ __all__ = [
     "apply_edits",
     "atomic_output",
     "edit",
+    "is_within",
     "read_for_writing",
+    "recording_failures",
     "sync_folders",
 ]
 
@@ -561,17 +563,10 @@ class _Job:
     def __call__(self, task: tuple[Path, Path, FileError | None, bool]) -> FileEdit:
         source, target, error, explicit = task
         result = FileEdit(source, target)
-        try:
+        with recording_failures(result, explicit=explicit):
             if error is not None:
                 raise error
             _edit_one(result, self)
-        except NotDicomError as exc:
-            if explicit:
-                result.error = exc
-            else:
-                result.skipped = "not a DICOM file"
-        except DicomlensError as exc:
-            result.error = exc
         return result
 
     @property
@@ -601,7 +596,7 @@ def _plan(
     for given in paths:
         root = Path(given)
         for path, error, explicit in iter_files([given]):
-            if out is not None and _inside(path, out):
+            if out is not None and is_within(path, out):
                 continue  # our own earlier output
             if in_place or out is None:
                 target = path
@@ -612,12 +607,28 @@ def _plan(
     return planned
 
 
-def _inside(path: Path, folder: Path) -> bool:
+def is_within(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies inside ``folder`` (links resolved): a batch's own output."""
     try:
         path.resolve().relative_to(folder.resolve())
     except ValueError:
         return False
     return True
+
+
+@contextlib.contextmanager
+def recording_failures(result: Any, *, explicit: bool) -> Iterator[None]:
+    """Record a batch file's failure on its result (``error``), except a non-DICOM file
+    met inside a folder, which is skipped (``skipped``); the batch goes on either way."""
+    try:
+        yield
+    except NotDicomError as exc:
+        if explicit:
+            result.error = exc
+        else:
+            result.skipped = "not a DICOM file"
+    except DicomlensError as exc:
+        result.error = exc
 
 
 def _edit_one(result: FileEdit, job: _Job) -> None:
@@ -632,7 +643,7 @@ def _edit_one(result: FileEdit, job: _Job) -> None:
     if in_place and source.is_symlink():
         target = result.target = source.resolve()  # edit the file the link points to
     with _locked(target if in_place else source, exclusive=in_place and not job.dry_run):
-        before = _fingerprint(source)
+        before = fingerprint(source)
         ds = read_for_writing(source, decode=job.decode)
         if not all(_matches(ds, path, value) for path, value in job.conditions):
             result.skipped = "does not match --where"
@@ -650,7 +661,7 @@ def _edit_one(result: FileEdit, job: _Job) -> None:
             raise WriteError(f"{target}: output exists (use --overwrite)")
         if has_executable_preamble(ds):
             ds.preamble = b"\x00" * 128  # CVE-2019-11687: no executable headers in our output
-        if in_place and _fingerprint(source) != before:
+        if in_place and fingerprint(source) != before:
             raise WriteError(f"{source}: file changed by another process; not overwritten")
         if in_place and target.stat().st_nlink > 1:
             warnings.warn(
@@ -746,11 +757,6 @@ def read_for_writing(source: Path, *, decode: frozenset[int] | None = None) -> A
 def _matches(ds: Dataset, path: TagPath, value: str) -> bool:
     found = get(ds, path, default=None)
     return value_text(found) == value
-
-
-def _fingerprint(path: Path) -> tuple[int, int, int]:
-    stat = path.stat()
-    return stat.st_size, stat.st_mtime_ns, stat.st_ino
 
 
 @contextlib.contextmanager

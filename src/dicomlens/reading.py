@@ -38,6 +38,7 @@ from dicomlens.tags import format_tag
 
 __all__ = [
     "ReadResult",
+    "fingerprint",
     "has_executable_preamble",
     "iter_files",
     "read",
@@ -121,7 +122,7 @@ def read(
     """
     file = Path(path)
     size = _file_size(file)
-    before = _fingerprint(file)
+    before = fingerprint(file)
     if size == 0:
         raise NotDicomError(f"{file}: empty file (0 bytes)")
     if size < _PREAMBLE_AND_PREFIX and not force:
@@ -184,7 +185,7 @@ def read(
     _check_elements(ds, file, max_depth)  # before decoding: a clearer message than pydicom's
     _decode(ds, file, decode)
     _check_elements(ds, file, max_depth)  # the sequences decoding has just built
-    if _fingerprint(file) != before:  # RELIABILITY R26: another process wrote it meanwhile
+    if not _unchanged(file, before):  # RELIABILITY R26: another process wrote it meanwhile
         raise FileError(f"{file}: file changed while being read; try again")
     return ds
 
@@ -409,12 +410,17 @@ def _decode(ds: FileDataset, file: Path, tags: Collection[int] | None) -> None:
         raise CorruptDicomError(f"{file}: cannot decode ({type(exc).__name__}: {exc})") from exc
 
 
-def _fingerprint(file: Path) -> tuple[int, int, int]:
-    try:
-        found = file.stat()
-    except OSError:
-        return (-1, -1, -1)
+def fingerprint(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """Size, modification time (ns) and inode: a changed file changes one of them."""
+    found = os.stat(path)
     return found.st_size, found.st_mtime_ns, found.st_ino
+
+
+def _unchanged(file: Path, before: tuple[int, int, int]) -> bool:
+    try:
+        return fingerprint(file) == before
+    except OSError:
+        return False
 
 
 def _check_elements(ds: Dataset, file: Path, max_depth: int) -> None:

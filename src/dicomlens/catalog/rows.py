@@ -27,14 +27,13 @@ from pydicom.values import convert_value
 
 from dicomlens.catalog.schema import LEVEL_COLUMNS, FileRow, InstanceRow
 from dicomlens.errors import FileError
-from dicomlens.reading import read_files
+from dicomlens.reading import fingerprint, read_files
 from dicomlens.series import NativePixels, SliceInfo, slice_infos
 
 __all__ = [
     "element_key",
     "elements_json",
     "file_rows",
-    "fingerprint",
     "slices_from_json",
 ]
 
@@ -52,12 +51,6 @@ _INTEGER_VRS: Final = frozenset({"IS", "SL", "SS", "SV", "UL", "US", "UV"})
 _FLOAT_VRS: Final = frozenset({"DS", "FD", "FL"})
 _DEFER_BYTES: Final = 16384
 _PIXEL_DATA: Final = 0x7FE00010
-
-
-def fingerprint(path: str | os.PathLike[str]) -> tuple[int, int, int]:
-    """Size, modification time (ns) and inode: a changed file changes one of them."""
-    stat = os.stat(path)
-    return stat.st_size, stat.st_mtime_ns, stat.st_ino
 
 
 def file_rows(paths: Sequence[str | os.PathLike[str]], *, workers: int = 1) -> Iterator[FileRow]:
