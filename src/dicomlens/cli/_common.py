@@ -149,6 +149,16 @@ def summarise(done: str, failed: int, skipped: int, *, failed_label: str = "fail
     print(f"{PROG}: {', '.join(parts)}", file=sys.stderr)
 
 
+def counted(number: int, noun: str) -> str:
+    """``1 file``, ``2 files``, ``3 studies``, ``2 series``.
+
+    >>> counted(1, "study"), counted(3, "study"), counted(2, "series")
+    ('1 study', '3 studies', '2 series')
+    """
+    plural = {"study": "studies", "series": "series"}.get(noun, noun + "s")
+    return f"{number} {noun if number == 1 else plural}"
+
+
 def print_table(header: list[str], rows: list[list[str]], out: TextIO | None = None) -> None:
     out = out or sys.stdout
     widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(header)]

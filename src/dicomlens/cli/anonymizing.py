@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from dicomlens.cli._common import PROG, Progress, command, end_startup, report_error
+from dicomlens.cli._common import PROG, Progress, command, counted, end_startup, report_error
 from dicomlens.errors import EXIT_FAILED, EXIT_OK, FileError
 
 _KEY_VARIABLE = "DICOMLENS_KEY"
@@ -133,10 +133,10 @@ def _run_anonymize(args: argparse.Namespace) -> int:
         raise FileError(f"{', '.join(args.paths)}: no files found")
     verb = "would write" if args.dry_run else "anonymized"
     counts = ", ".join(
-        _count(n, noun) for n, noun in ((len(patients), "patient"), (len(studies), "study"),
+        counted(n, noun) for n, noun in ((len(patients), "patient"), (len(studies), "study"),
                                          (len(series), "series"))
     )  # fmt: skip
-    parts = [f"{verb} {_count(written, 'file')} ({counts}) into {args.output}"]
+    parts = [f"{verb} {counted(written, 'file')} ({counts}) into {args.output}"]
     if written:
         parts[0] += "; no removed value found in any output"
     if failed:
@@ -147,7 +147,3 @@ def _run_anonymize(args: argparse.Namespace) -> int:
     print(f"{PROG}: {', '.join(parts)}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
 
-
-def _count(number: int, noun: str) -> str:
-    plural = {"study": "studies", "series": "series"}.get(noun, noun + "s")
-    return f"{number} {noun if number == 1 else plural}"

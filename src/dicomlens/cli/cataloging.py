@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from dicomlens.cli._common import PROG, Progress, command, end_startup, print_table
+from dicomlens.cli._common import PROG, Progress, command, counted, end_startup, print_table
 from dicomlens.errors import EXIT_FAILED, EXIT_OK, UsageError, WriteError
 
 CATALOG_VARIABLE = "DICOMLENS_CATALOG"
@@ -69,11 +69,12 @@ def _run_index(args: argparse.Namespace) -> int:
     with Catalog(path, readonly=True) as catalog:
         counts = catalog.counts()
     print(
-        f"{PROG}: {path}: read {report.read} files ({report.instances} instances, "
-        f"{len(report.errors)} failed, {report.others} non-DICOM), {report.unchanged} unchanged, "
-        f"{report.removed} removed; catalog holds {counts['patients']} patients, "
-        f"{counts['studies']} studies, {counts['series']} series, "
-        f"{counts['instances']} instances, {counts['errors']} errors",
+        f"{PROG}: {path}: read {counted(report.read, 'file')} "
+        f"({counted(report.instances, 'instance')}, {len(report.errors)} failed, "
+        f"{report.others} non-DICOM), {report.unchanged} unchanged, {report.removed} removed; "
+        f"catalog holds {counted(counts['patients'], 'patient')}, "
+        f"{counted(counts['studies'], 'study')}, {counted(counts['series'], 'series')}, "
+        f"{counted(counts['instances'], 'instance')}, {counted(counts['errors'], 'error')}",
         file=sys.stderr,
     )
     return EXIT_FAILED if report.errors else EXIT_OK
