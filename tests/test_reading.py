@@ -19,6 +19,7 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
 )
 
+from dicomlens import reading
 from dicomlens.errors import CorruptDicomError, DicomlensWarning, FileError, NotDicomError
 from dicomlens.reading import iter_files, read, read_files
 
@@ -350,3 +351,94 @@ def test_file_changed_while_being_read_is_refused(
     monkeypatch.setattr(pydicom, "dcmread", rewritten_meanwhile)
     with pytest.raises(FileError, match=r"moving\.dcm: file changed while being read; try again$"):
         read(path)
+
+
+# ---------------------------------------------------------------------------
+# The in-memory read gives what the guarded read gives
+# ---------------------------------------------------------------------------
+
+
+def _read_both(path: Path, **options: object) -> tuple[object, object]:
+    """``read`` as it runs (in memory when it can), and forced through the guarded file."""
+    results = []
+    for quick in (True, False):
+        with warnings.catch_warnings(record=True) as noticed:
+            warnings.simplefilter("always")
+            if quick:
+                outcome: object = _outcome(path, **options)
+            else:
+                with pytest.MonkeyPatch.context() as patch:
+                    patch.setattr(reading, "_read_in_memory", lambda *args: None)
+                    outcome = _outcome(path, **options)
+        results.append((outcome, sorted(str(w.message) for w in noticed)))
+    return results[0], results[1]
+
+
+def _outcome(path: Path, **options: object) -> object:
+    """What ``read`` gave: every element as read (raw, unconverted) and the meta, or the error."""
+    try:
+        ds = read(path, **options)  # type: ignore[arg-type]
+    except FileError as exc:
+        return ("error", type(exc).__name__, str(exc))
+    elements = [
+        (
+            (raw.tag, raw.VR, raw.length, raw.value, raw.value_tell)
+            if isinstance(raw, pydicom.dataelem.RawDataElement)
+            else (raw.tag, raw.VR, str(raw.value))
+        )
+        for raw in ds.values()
+    ]
+    return elements, ds.file_meta, ds.preamble, ds.filename, ds.original_encoding
+
+
+_READ_OPTIONS = [
+    {"stop_before_pixels": True, "decode": ()},
+    {"defer_size": 16384, "decode": ()},
+    {},
+]
+
+
+@pytest.mark.parametrize("options", _READ_OPTIONS, ids=["header", "deferred", "whole"])
+def test_in_memory_read_equals_guarded_read_for_every_bundled_file(
+    options: dict[str, object],
+) -> None:
+    files = sorted(bundled("CT_small.dcm").parent.rglob("*.dcm"))
+    assert len(files) > 50
+    for path in files:
+        quick, guarded = _read_both(path, **options)
+        assert quick == guarded, path.name
+
+
+def test_in_memory_read_equals_guarded_read_on_scanner_data(shared_data: Path) -> None:
+    files = sorted(p for p in shared_data.rglob("*") if p.is_file())[::3]
+    for path in files:
+        for options in _READ_OPTIONS[:2]:
+            quick, guarded = _read_both(path, **options)
+            assert quick == guarded, path
+
+
+def test_header_beyond_the_in_memory_prefix_is_read_whole(tmp_path: Path, ct_small: Path) -> None:
+    ds = pydicom.dcmread(ct_small)
+    ds.add_new(0x00291005, "UT", "x" * (reading._IN_MEMORY + 1000))  # longer than the prefix
+    ds.add_new(0x00291010, "LT", "after the long value")
+    path = tmp_path / "long_header.dcm"
+    ds.save_as(path)
+    quick, guarded = _read_both(path, stop_before_pixels=True, decode=())
+    assert quick == guarded
+    assert read(path, stop_before_pixels=True)[0x00291010].value == "after the long value"
+
+
+def test_elements_after_deferred_pixel_data_are_kept(tmp_path: Path, ct_small: Path) -> None:
+    ds = pydicom.dcmread(ct_small)
+    ds.add_new(0xFFFCFFFC, "OB", b"\0" * 16)  # Data Set Trailing Padding, after the pixels
+    path = tmp_path / "trailing.dcm"
+    ds.save_as(path)
+    quick, guarded = _read_both(path, defer_size=1024, decode=())
+    assert quick == guarded
+    assert 0xFFFCFFFC in read(path, defer_size=1024, decode=())
+
+
+def test_deferred_values_of_an_in_memory_read_come_from_the_file(ct_small: Path) -> None:
+    ds = read(ct_small, defer_size=1024, decode=())
+    assert ds.get_item(0x7FE00010, keep_deferred=True).value is None
+    assert ds.PixelData == pydicom.dcmread(ct_small).PixelData

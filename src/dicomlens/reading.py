@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import re
+import stat
 import warnings
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -69,6 +70,8 @@ MAX_DEPTH = 64
 DEFER_SIZE = 64 << 20
 """Values longer than this (bytes) stay in the file until used, by default."""
 _ZERO_RUN = 4096  # element headers of zeros in a row: not a data set (RELIABILITY R23)
+_IN_MEMORY = 1 << 16  # bytes: headers are parsed from memory when they fit in this
+_DEFLATED_UID = DeflatedExplicitVRLittleEndian.encode()
 
 
 def read(
@@ -95,8 +98,9 @@ def read(
         Also read files without the ``DICM`` prefix (raw data sets); the result
         must still look like DICOM.
     decode
-        Decode only these top-level tags now (with everything inside them), for
-        callers that will touch nothing else; None decodes every value.
+        Decode only these top-level tags now (with everything inside them) and the
+        file meta, for callers that will touch nothing else; None decodes every
+        value; an empty collection decodes nothing (pydicom has read the transfer syntax).
     defer_size
         Leave values longer than this many bytes in the file (pydicom reads them
         on first access); their position is in ``ds.get_item(tag, keep_deferred=True).value_tell``.
@@ -121,12 +125,79 @@ def read(
     'CT'
     """
     file = Path(path)
-    size = _file_size(file)
-    before = fingerprint(file)
+    found = _examine(file)
+    size, before = found.st_size, (found.st_size, found.st_mtime_ns, found.st_ino)
     if size == 0:
         raise NotDicomError(f"{file}: empty file (0 bytes)")
     if size < _PREAMBLE_AND_PREFIX and not force:
         raise NotDicomError(f"{file}: file too short to be DICOM ({size} bytes)")
+    ds = None if force else _read_in_memory(file, found, stop_before_pixels, defer_size)
+    short_reads: list[tuple[int, int, int]] = []
+    if ds is None:
+        ds = _read_guarded(file, size, stop_before_pixels, force, defer_size, short_reads)
+    if force:
+        _check_plausible(ds, file)
+    _check_lengths(ds, file, None if _is_deflated(ds) else size)
+    _check_meta(ds, file, size)
+    _check_short_reads(ds, file, short_reads)
+    if has_executable_preamble(ds):
+        warnings.warn(
+            f"{file}: the preamble holds an executable signature (CVE-2019-11687)",
+            DicomlensWarning,
+            stacklevel=2,
+        )
+    _check_elements(ds, file, max_depth)  # before decoding: a clearer message than pydicom's
+    if decode is None or decode:
+        _decode(ds, file, decode)
+        _check_elements(ds, file, max_depth)  # the sequences decoding has just built
+    if not _unchanged(file, before):  # RELIABILITY R26: another process wrote it meanwhile
+        raise FileError(f"{file}: file changed while being read; try again")
+    return ds
+
+
+def _read_in_memory(
+    file: Path, found: os.stat_result, stop_before_pixels: bool, defer_size: int | None
+) -> FileDataset | None:
+    """The quick way for the common case: parse the file's first bytes from memory,
+    without the guard's per-read checks. None (read the guarded way) whenever the
+    parse needed bytes beyond them or anything was unusual (a warning, an error, a
+    deflated data set, zero element headers), so results never differ."""
+    size = found.st_size
+    header_only = stop_before_pixels or (defer_size is not None and defer_size < _IN_MEMORY)
+    if size > _IN_MEMORY and not header_only:
+        return None
+    try:
+        with file.open("rb") as fh:
+            data = fh.read(_IN_MEMORY)
+        if _DEFLATED_UID in data:
+            return None  # the guarded read bounds the inflation
+        stream = io.BytesIO(data)
+        with warnings.catch_warnings(record=True) as noticed:
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(
+                stream, stop_before_pixels=stop_before_pixels, defer_size=defer_size
+            )
+    except Exception:  # the guarded read names the problem
+        return None
+    end = stream.tell()
+    complete = len(data) == size or end < len(data) or end == size
+    if noticed or not complete or 0 in ds._dict:
+        return None
+    ds.filename, ds.buffer, ds.fileobj_type = str(file), None, open
+    ds.timestamp = found.st_mtime  # as pydicom sets it: deferred values are read from the file
+    return ds
+
+
+def _read_guarded(
+    file: Path,
+    size: int,
+    stop_before_pixels: bool,
+    force: bool,
+    defer_size: int | None,
+    short_reads: list[tuple[int, int, int]],
+) -> FileDataset:
+    """Parse through :class:`_LengthGuard`, mapping every failure to one clear error;
+    values that ran into the end of the file are added to ``short_reads``."""
     try:
         with _LengthGuard(file, size) as fh, warnings.catch_warnings(record=True) as noticed:
             warnings.simplefilter("always")
@@ -171,22 +242,7 @@ def read(
     except Exception as exc:  # pydicom raises a dozen types for damaged input
         raise CorruptDicomError(f"{file}: cannot parse ({type(exc).__name__}: {exc})") from exc
     _pass_on(noticed, file)
-    if force:
-        _check_plausible(ds, file)
-    _check_lengths(ds, file, None if _is_deflated(ds) else size)
-    _check_meta(ds, file, size)
-    _check_short_reads(ds, file, fh.short_reads)
-    if has_executable_preamble(ds):
-        warnings.warn(
-            f"{file}: the preamble holds an executable signature (CVE-2019-11687)",
-            DicomlensWarning,
-            stacklevel=2,
-        )
-    _check_elements(ds, file, max_depth)  # before decoding: a clearer message than pydicom's
-    _decode(ds, file, decode)
-    _check_elements(ds, file, max_depth)  # the sequences decoding has just built
-    if not _unchanged(file, before):  # RELIABILITY R26: another process wrote it meanwhile
-        raise FileError(f"{file}: file changed while being read; try again")
+    short_reads += fh.short_reads
     return ds
 
 
@@ -276,18 +332,19 @@ def _check_inflation(data: bytes) -> None:
         return  # not ours to judge here: pydicom reports a corrupt stream
 
 
-def _file_size(file: Path) -> int:
+def _examine(file: Path) -> os.stat_result:
+    """The file's status, or a clear error for a missing file, a folder, no permission."""
     try:
-        stat = file.stat()
+        found = file.stat()
     except FileNotFoundError:
         raise FileError(f"{file}: no such file or directory") from None
     except PermissionError:
         raise FileError(f"{file}: permission denied") from None
     except OSError as exc:
         raise FileError(f"{file}: {exc.strerror or exc}") from None
-    if file.is_dir():
+    if stat.S_ISDIR(found.st_mode):
         raise FileError(f"{file}: is a directory")
-    return stat.st_size
+    return found
 
 
 def _not_dicom_reason(file: Path) -> str:
