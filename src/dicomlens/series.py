@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final, NamedTuple
@@ -201,30 +201,39 @@ def _first(keyword: str, *places: Dataset | None) -> Any:
     return None
 
 
-def slice_infos(ds: Dataset, path: Path) -> list[SliceInfo]:
+Values = Callable[..., Any]
+"""A top-level element's value by keyword, with a default: ``Dataset.get`` or alike."""
+
+
+def slice_infos(ds: Dataset, path: Path, values: Values | None = None) -> list[SliceInfo]:
     """One :class:`SliceInfo` per image in a (header-only) dataset: one for a
-    classic file, one per frame for an enhanced multi-frame file."""
-    frames = _number(ds.get("NumberOfFrames"), int) or 1
+    classic file, one per frame for an enhanced multi-frame file.
+
+    ``values`` gives top-level values by keyword (``ds.get`` by default), for
+    callers that have already decoded them; sequences are read from ``ds``.
+    """
+    get = values or ds.get
+    frames = _number(get("NumberOfFrames"), int) or 1
     common: dict[str, Any] = {
         "path": path,
-        "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
-        "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
-        "study_instance_uid": str(ds.get("StudyInstanceUID", "")),
-        "rows": int(ds.get("Rows", 0) or 0),
-        "columns": int(ds.get("Columns", 0) or 0),
-        "series_number": _number(ds.get("SeriesNumber"), int),
-        "series_description": str(ds.get("SeriesDescription", "")),
-        "modality": str(ds.get("Modality", "")),
-        "instance_number": _number(ds.get("InstanceNumber"), int),
-        "acquisition_time": str(ds.get("AcquisitionTime", "")) or None,
-        "image_type": tuple(str(v) for v in (ds.get("ImageType") or ())),
+        "sop_instance_uid": _text(get("SOPInstanceUID")),
+        "series_instance_uid": _text(get("SeriesInstanceUID")),
+        "study_instance_uid": _text(get("StudyInstanceUID")),
+        "rows": _number(get("Rows"), int) or 0,
+        "columns": _number(get("Columns"), int) or 0,
+        "series_number": _number(get("SeriesNumber"), int),
+        "series_description": _text(get("SeriesDescription")),
+        "modality": _text(get("Modality")),
+        "instance_number": _number(get("InstanceNumber"), int),
+        "acquisition_time": _text(get("AcquisitionTime")) or None,
+        "image_type": _texts(get("ImageType")),
     }
     common["mosaic"] = "MOSAIC" in common["image_type"]
-    common["native_pixels"] = _native_pixels(ds) if frames == 1 else None
+    common["native_pixels"] = _native_pixels(ds, get) if frames == 1 else None
     shared_groups = _item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if per_frame is None or (frames == 1 and shared_groups is None):
-        return [SliceInfo(frame=None, **common, **_classic_geometry(ds))]
+        return [SliceInfo(frame=None, **common, **_classic_geometry(get))]
     infos = []
     for index, frame in enumerate(per_frame[:frames]):
         geometry = _frame_geometry(frame, shared_groups, ds)
@@ -232,7 +241,18 @@ def slice_infos(ds: Dataset, path: Path) -> list[SliceInfo]:
     return infos
 
 
-def _native_pixels(ds: Dataset) -> NativePixels | None:
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    """A multi-valued string's values (a single value comes as a plain string)."""
+    if value is None or value == "":
+        return ()
+    return (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
+
+
+def _native_pixels(ds: Dataset, get: Values) -> NativePixels | None:
     """The file position of plain pixel data left in the file by a deferred read."""
     if _PIXEL_DATA not in ds:
         return None
@@ -240,29 +260,29 @@ def _native_pixels(ds: Dataset) -> NativePixels | None:
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if not isinstance(raw, RawDataElement) or raw.value is not None or syntax not in _NATIVE_LE:
         return None
-    bits = _number(ds.get("BitsAllocated"), int)
-    stored = _number(ds.get("BitsStored"), int) or bits
-    samples = _number(ds.get("SamplesPerPixel"), int) or 1
-    rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    bits = _number(get("BitsAllocated"), int)
+    stored = _number(get("BitsStored"), int) or bits
+    samples = _number(get("SamplesPerPixel"), int) or 1
+    rows, columns = _number(get("Rows"), int) or 0, _number(get("Columns"), int) or 0
     if bits not in (8, 16) or samples != 1 or not 0 < stored <= bits:
         return None
     if raw.length != rows * columns * bits // 8:
         return None  # odd layouts and damaged data go through pydicom
-    kind = "i" if ds.get("PixelRepresentation") == 1 else "u"
+    kind = "i" if get("PixelRepresentation") == 1 else "u"
     return NativePixels(raw.value_tell, f"<{kind}{bits // 8}", bits - stored)
 
 
-def _classic_geometry(ds: Dataset) -> dict[str, Any]:
+def _classic_geometry(get: Values) -> dict[str, Any]:
     return {
-        "position": _floats(ds.get("ImagePositionPatient"), 3),
-        "orientation": _floats(ds.get("ImageOrientationPatient"), 6),
-        "pixel_spacing": _floats(ds.get("PixelSpacing"), 2),
-        "slice_thickness": _number(ds.get("SliceThickness")),
-        "echo_number": _number(_first("EchoNumbers", ds), int),
-        "echo_time": _number(ds.get("EchoTime")),
-        "temporal_position": _number(ds.get("TemporalPositionIdentifier"), int),
-        "slope": _number(ds.get("RescaleSlope")) or 1.0,
-        "intercept": _number(ds.get("RescaleIntercept")) or 0.0,
+        "position": _floats(get("ImagePositionPatient"), 3),
+        "orientation": _floats(get("ImageOrientationPatient"), 6),
+        "pixel_spacing": _floats(get("PixelSpacing"), 2),
+        "slice_thickness": _number(get("SliceThickness")),
+        "echo_number": _number(get("EchoNumbers"), int),
+        "echo_time": _number(get("EchoTime")),
+        "temporal_position": _number(get("TemporalPositionIdentifier"), int),
+        "slope": _number(get("RescaleSlope")) or 1.0,
+        "intercept": _number(get("RescaleIntercept")) or 0.0,
     }
 
 
