@@ -3,6 +3,7 @@ that agree with a brute-force pydicom scan (RELIABILITY.md 7.5)."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -374,3 +376,109 @@ def test_dicomdir_records_are_never_followed_outside_the_root(tmp_path: Path) ->
     with Catalog(db, readonly=True) as catalog:
         paths = [Path(p) for (p,) in catalog.execute("SELECT path FROM files")]
     assert paths and all(root.resolve() in p.parents for p in paths)
+
+
+# ---------------------------------------------------------------------------
+# Rows: every element as pydicom decodes it
+# ---------------------------------------------------------------------------
+
+
+def _plain(value: object) -> object:
+    """A pydicom value as the catalog's JSON holds it (independent of the catalog's code):
+    an empty value as null, each of several values as a number or a string."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, pydicom.multival.MultiValue | list | tuple):
+        return [v if isinstance(v, int | float) else str(v) for v in value]
+    return value if isinstance(value, int | float) else str(value)
+
+
+def test_indexed_values_equal_what_pydicom_decodes(tmp_path: Path) -> None:
+    """Every top-level public element of every bundled file (implicit and explicit VR,
+    big endian, character sets, UN-encoded): the catalog's value is pydicom's."""
+    from dicomlens.catalog import file_rows
+
+    files = readable(sorted(TEST_FILES.rglob("*.dcm")))
+    compared = 0
+    for row in file_rows(files, workers=2):
+        assert row.instance is not None, row.reason
+        elements = json.loads(row.instance.elements)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(row.path, stop_before_pixels=True)
+            for element in ds:
+                key = f"{element.tag:08X}"
+                if element.tag.is_private or element.VR in ("SQ", "OB", "OW", "UN", "OF", "OD"):
+                    continue
+                if element.VR in ("US or SS", "OB or OW"):
+                    continue
+                assert elements.get(key) == _plain(element.value), (row.path, key)
+                compared += 1
+    assert compared > 3000
+
+
+def test_same_bytes_under_other_charsets_and_creators_stay_apart(tmp_path: Path) -> None:
+    from dicomlens.catalog import file_rows
+
+    paths = []
+    for number, (charset, creator) in enumerate([("ISO_IR 100", "ACME 1"),
+                                                 ("ISO_IR 144", "OTHER 2")]):  # fmt: skip
+        ds = pydicom.dcmread(bundled("CT_small.dcm"))
+        ds.SpecificCharacterSet = charset
+        ds[0x00100010] = pydicom.DataElement(0x00100010, "PN", b"M\xfcller")  # the same bytes
+        ds.private_block(0x0029, creator, create=True).add_new(0x10, "LO", "same value")
+        paths.append(tmp_path / f"{number}.dcm")
+        ds.save_as(paths[-1])
+    first, second = (json.loads(r.instance.elements) for r in file_rows(paths) if r.instance)
+    names = [str(pydicom.dcmread(p).PatientName) for p in paths]
+    assert names[0] != names[1]
+    assert [first["00100010"], second["00100010"]] == names
+    assert first["0029xx10[ACME 1]"] == second["0029xx10[OTHER 2]"] == "same value"
+    assert "0029xx10[OTHER 2]" not in first
+
+
+def test_un_encoded_elements_long_texts_and_pixel_offsets_are_indexed(tmp_path: Path) -> None:
+    db = tmp_path / "catalog.db"
+    names = ["rtdose_rle.dcm", "examples_ybr_color.dcm", "CT_small.dcm"]
+    index([bundled(n) for n in names], db)
+    with Catalog(db, readonly=True) as catalog:
+        rows = {
+            Path(path).name: (modality, uid, offset, length, json.loads(elements))
+            for path, modality, uid, offset, length, elements in catalog.execute(
+                "SELECT f.path, se.modality, i.sop_instance_uid, i.pixel_offset, "
+                "i.pixel_length, i.elements FROM instances i JOIN files f ON f.id = i.file "
+                "JOIN series se ON se.id = i.series"
+            )
+        }
+    # rtdose_rle.dcm stores its public elements as UN: pydicom's dictionary gives their VRs
+    rtdose = pydicom.dcmread(bundled("rtdose_rle.dcm"))
+    assert rows["rtdose_rle.dcm"][:2] == ("RTDOSE", rtdose.SOPInstanceUID)
+    assert rows["rtdose_rle.dcm"][4]["00200032"] == [float(v) for v in rtdose.ImagePositionPatient]
+    # a 27 kB private XML text (longer than what the header read keeps in memory)
+    ybr = pydicom.dcmread(bundled("examples_ybr_color.dcm"))
+    assert rows["examples_ybr_color.dcm"][4]["0019xx50[SonoSite Private Data]"] == str(
+        ybr[0x00191050].value
+    )
+    # where the uncompressed pixels are in the file
+    ct = pydicom.dcmread(bundled("CT_small.dcm"), defer_size=1024)
+    pixels = ct.get_item(0x7FE00010, keep_deferred=True)
+    assert rows["CT_small.dcm"][2:4] == (pixels.value_tell, pixels.length)
+    data = bundled("CT_small.dcm").read_bytes()
+    assert data[pixels.value_tell : pixels.value_tell + pixels.length] == ct.PixelData
+
+
+def test_a_file_changed_since_indexing_is_read_again_not_at_its_old_offset(
+    make_ct_series: Callable[..., Path], tmp_path: Path
+) -> None:
+    folder = make_ct_series(4)
+    db = tmp_path / "catalog.db"
+    index([folder], db)
+    changed = sorted(folder.glob("*.dcm"))[1]
+    ds = pydicom.dcmread(changed)
+    ds.ImageComments = "moves the pixel data " * 20  # the pixels now start further on
+    ds.PixelData = (ds.pixel_array + 1000).astype(ds.pixel_array.dtype).tobytes()
+    ds.save_as(changed)
+    with Catalog(db, readonly=True) as catalog:
+        (from_catalog,) = group_series(catalog.slices([folder]))
+    (scanned,) = scan_folder([folder]).series
+    np.testing.assert_array_equal(from_catalog.volume().array, scanned.volume().array)

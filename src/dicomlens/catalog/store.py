@@ -343,13 +343,16 @@ class Catalog:
         """The images recorded (under the given files or folders), as the series
         grouping needs them: volumes load from the catalog without re-reading headers."""
         from dicomlens.catalog.rows import slices_from_json  # pydicom: only when asked
-        sql = "SELECT files.path, instances.slices FROM instances JOIN files ON files.id = file"
+        sql = (
+            "SELECT files.path, instances.slices, size, mtime_ns, inode "
+            "FROM instances JOIN files ON files.id = file"
+        )
         infos: list[SliceInfo] = []
         roots = [str(Path(p).resolve()) for p in under]
-        for path, slices in self.db.execute(sql + " ORDER BY files.path"):
+        for path, slices, *recorded in self.db.execute(sql + " ORDER BY files.path"):
             if roots and not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
                 continue
-            infos.extend(slices_from_json(slices, path))
+            infos.extend(slices_from_json(slices, path, tuple(recorded)))
         return infos
 
     def counts(self) -> dict[str, int]:

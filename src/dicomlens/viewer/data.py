@@ -36,6 +36,7 @@ __all__ = ["Library", "NotFound"]
 _VALUE_WIDTH: Final = 120
 _THUMBNAIL: Final = 64
 _AXIS_LETTERS: Final = (("L", "R"), ("P", "A"), ("H", "F"))  # +x, +y, +z in LPS
+_SLICES: Final = "f.path, i.slices, f.size, f.mtime_ns, f.inode"  # with the file's fingerprint
 
 
 class NotFound(DicomlensError):
@@ -164,14 +165,13 @@ class Library:
 
     def slice_info(self, instance_id: int, frame: int) -> SliceInfo:
         rows = self._query(
-            "SELECT f.path, i.slices FROM instances i JOIN files f ON f.id = i.file "
-            "WHERE i.id = ?",
+            f"SELECT {_SLICES} FROM instances i JOIN files f ON f.id = i.file WHERE i.id = ?",
             (instance_id,),
         )
         if not rows:
             raise NotFound(f"no instance {instance_id}")
-        path, slices = rows[0]
-        infos = slices_from_json(slices, path)
+        path, slices, *recorded = rows[0]
+        infos = slices_from_json(slices, path, tuple(recorded))
         matching = [s for s in infos if (s.frame or 0) == frame]
         if not matching:
             raise NotFound(f"instance {instance_id} has no frame {frame}")
@@ -213,13 +213,16 @@ def _slice_entry(info: SliceInfo, ids: dict[str, int]) -> dict[str, Any]:
 def _series(catalog: Path, series_id: int) -> list[Series]:
     with Catalog(catalog, readonly=True) as db:
         rows = db.execute(
-            "SELECT f.path, i.slices FROM instances i JOIN files f ON f.id = i.file "
-            "WHERE i.series = ?",
+            f"SELECT {_SLICES} FROM instances i JOIN files f ON f.id = i.file WHERE i.series = ?",
             (series_id,),
         ).fetchall()
     if not rows:
         raise NotFound(f"no series {series_id}")
-    infos = [info for path, slices in rows for info in slices_from_json(slices, path)]
+    infos = [
+        info
+        for path, slices, *recorded in rows
+        for info in slices_from_json(slices, path, tuple(recorded))
+    ]
     if not infos:
         raise NotFound(f"series {series_id} has no images")
     return group_series(infos)
