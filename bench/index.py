@@ -5,7 +5,8 @@ run; then re-indexing the unchanged tree, and a series-level query on a 100,000-
 catalog.
 
 The corpus: pydicom's CT_small and MR_small copied with new UIDs into
-patient/study/series folders (20 slices per series).
+patient/study/series folders (20 slices per series, each slice at its own position,
+slice location and instance number, as in a scanner's series).
 
 Targets (issue 6): index >= 7,000 files/s (>= gdcm.Scanner); re-index of an unchanged
 tree >= 50,000 files/s; a series-level query on 100,000 instances <= 50 ms.
@@ -63,11 +64,12 @@ sys.exit(main(["index", sys.argv[1], "--catalog", sys.argv[2]]))
 
 
 def make_corpus(count: int) -> Path:
-    folder = WORK / f"tree_{count}"
+    folder = WORK / f"series_{count}"
     if folder.is_dir() and sum(1 for _ in folder.rglob("*.dcm")) == count:
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     templates = [pydicom.dcmread(get_testdata_file(n)) for n in ("CT_small.dcm", "MR_small.dcm")]
+    starts = [[float(v) for v in t.ImagePositionPatient] for t in templates]
     for number in range(count):
         series, slice_number = divmod(number, PER_SERIES)
         ds = templates[series % 2]
@@ -77,6 +79,9 @@ def make_corpus(count: int) -> Path:
             ds.PatientID = f"P{series // 8:05d}"
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         ds.InstanceNumber = slice_number + 1
+        x, y, z = starts[series % 2]
+        ds.ImagePositionPatient = [x, y, round(z + 2.5 * slice_number, 2)]
+        ds.SliceLocation = ds.ImagePositionPatient[2]
         target = folder / ds.PatientID / ds.StudyInstanceUID[-12:] / f"s{series:05d}"
         target.mkdir(parents=True, exist_ok=True)
         ds.save_as(target / f"{slice_number:03d}.dcm")

@@ -183,8 +183,8 @@ def _dumps(value: Any) -> str:
 _Member = tuple[str, str, Any]  # element key, '"key":value' (JSON), value
 _MemoKey = tuple[int, str | None, str, bytes | None, bool, tuple[str, ...]]
 _members: dict[_MemoKey, _Member] = {}
-_MEMO_LIMIT: Final = 1 << 16  # entries
-_MEMO_MAX_BYTES: Final = 1024  # longer values are decoded every time
+_MEMO_LIMIT: Final = 1 << 15  # entries (values are short: a few MB per worker)
+_MEMO_MAX_BYTES: Final = 256  # longer values are decoded every time
 _LONGEST_TEXT: Final = 1 << 20  # bytes of a deferred text value read for the catalog
 
 
