@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +160,39 @@ def test_second_indexer_is_refused(archive: Path, tmp_path: Path) -> None:
         pytest.raises(CatalogError, match=f"being indexed by PID {os.getpid()}"),
     ):
         index([archive], db)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (RELIABILITY I9); skips where mounting is not allowed."""
+    where = tmp_path / "tiny"
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()})")
+    yield where
+    subprocess.run(["umount", str(where)], check=True)
+
+
+def test_disk_full_rolls_back_and_the_catalog_still_opens(
+    tiny_disk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # I9
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for number in range(300):  # about 2 MB of catalog rows
+        shutil.copy(bundled("CT_small.dcm"), folder / f"{number}.dcm")
+    db = tiny_disk / "catalog.db"
+    assert main(["index", str(folder), "--catalog", str(db)]) == 1
+    err = capsys.readouterr().err
+    assert "database or disk is full" in err and "nothing of this batch kept" in err
+    assert "Traceback" not in err
+    with Catalog(db, readonly=True) as catalog:
+        assert catalog.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert catalog.counts()["instances"] == 0  # the batch was rolled back whole
 
 
 def test_foreign_schema_is_refused(tmp_path: Path) -> None:
@@ -482,3 +515,4 @@ def test_a_file_changed_since_indexing_is_read_again_not_at_its_old_offset(
         (from_catalog,) = group_series(catalog.slices([folder]))
     (scanned,) = scan_folder([folder]).series
     np.testing.assert_array_equal(from_catalog.volume().array, scanned.volume().array)
+
