@@ -516,3 +516,27 @@ def test_a_file_changed_since_indexing_is_read_again_not_at_its_old_offset(
     (scanned,) = scan_folder([folder]).series
     np.testing.assert_array_equal(from_catalog.volume().array, scanned.volume().array)
 
+
+def test_purge_deletes_the_catalog_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:  # I11
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    shutil.copy(bundled("CT_small.dcm"), folder)
+    db = tmp_path / "catalog.db"
+    index([folder], db)
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600  # PHI: readable by the owner only
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["purge", "--catalog", str(db)]) == 2  # no confirmation, nothing deleted
+    assert "add --yes to confirm" in capsys.readouterr().err and db.exists()
+    with Catalog(db) as catalog, catalog.writer(), pytest.raises(CatalogError, match="PID"):
+        from dicomlens.catalog import purge
+
+        purge(db)  # being indexed
+    assert main(["purge", "--catalog", str(db), "--yes"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["archive"]
+    assert (folder / "CT_small.dcm").read_bytes() == bundled("CT_small.dcm").read_bytes()
+    notes = tmp_path / "notes.db"
+    notes.write_text("not a catalog")
+    assert main(["purge", "--catalog", str(notes), "--yes"]) == 1
+    assert notes.read_text() == "not a catalog"

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from dicomlens.catalog.query import Condition, Level, QueryResult, query, run_sql
     from dicomlens.catalog.rows import file_rows
     from dicomlens.catalog.schema import FileRow, InstanceRow
-    from dicomlens.catalog.store import SCHEMA_VERSION, Catalog
+    from dicomlens.catalog.store import SCHEMA_VERSION, Catalog, purge
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -29,6 +29,7 @@ __all__ = [
     "QueryResult",
     "file_rows",
     "index",
+    "purge",
     "query",
     "run_sql",
 ]
@@ -36,6 +37,7 @@ __all__ = [
 _HOMES = {
     "SCHEMA_VERSION": "store",
     "Catalog": "store",
+    "purge": "store",
     "Condition": "query",
     "Level": "query",
     "QueryResult": "query",

@@ -27,7 +27,7 @@ from dicomlens.errors import CatalogError
 if TYPE_CHECKING:
     from dicomlens.series import SliceInfo
 
-__all__ = ["SCHEMA_VERSION", "Catalog"]
+__all__ = ["SCHEMA_VERSION", "Catalog", "purge"]
 
 SCHEMA_VERSION: Final = 1
 _DEAD_HOLDER_WAIT: Final = 10.0  # seconds
@@ -359,3 +359,25 @@ class Catalog:
         """How many patients, studies, series, instances and errors the catalog holds."""
         tables = ("patients", "studies", "series", "instances", "errors")
         return {t: self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+
+
+def purge(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete a catalog and its companion files (write-ahead log, shared memory, lock):
+    it holds PHI. Returns the files deleted.
+
+    Refuses a file that is not a dicomlens catalog, and a catalog being indexed.
+    The space is freed, not overwritten: on a disk that must be wiped, wipe the disk.
+    """
+    with Catalog(path, readonly=True) as catalog, catalog.writer():
+        main = catalog.path
+        companions = [main.with_name(main.name + suffix) for suffix in ("-wal", "-shm", ".lock")]
+        deleted = []
+        for file in [main, *companions]:
+            try:
+                file.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise CatalogError(f"{file}: cannot delete ({exc.strerror})") from exc
+            deleted.append(file)
+    return deleted

@@ -2,7 +2,7 @@
 
 This package is the only place that prints, reads ``sys.argv`` or decides exit
 codes: ``inspecting`` (tag, show, get, find, diff), ``volumes`` (series, volume,
-render), ``edits`` (edit), ``anonymizing`` (anonymize), ``cataloging`` (index,
+render), ``edits`` (edit), ``anonymizing`` (anonymize), ``cataloging`` (index, purge,
 query) and ``viewing`` (view) hold the commands, ``_common`` what they share.
 """
 
@@ -35,6 +35,7 @@ _COMMANDS = {
     "anonymize": "anonymizing",
     "index": "cataloging",
     "query": "cataloging",
+    "purge": "cataloging",
     "view": "viewing",
 }
 

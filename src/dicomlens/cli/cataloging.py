@@ -185,3 +185,40 @@ def _write_parquet(records: list[dict[str, Any]], path: str) -> None:
         pq.write_table(pa.Table.from_pylist(records), path)
     except (OSError, pa.ArrowException) as exc:
         raise WriteError(f"{path}: cannot write parquet ({exc})") from exc
+
+
+def add_purge(commands: Any) -> None:
+    sub = command(
+        commands,
+        "purge",
+        _run_purge,
+        "Delete a catalog with its companion files (-wal, -shm, .lock): catalogs hold "
+        "PHI (names, IDs, dates of every file indexed). Only dicomlens catalogs are deleted; "
+        "the files indexed are not touched. The space is freed, not overwritten.",
+        "  dicomlens purge --catalog archive.db --yes\n",
+    )
+    add_catalog_option(sub, what="the catalog to delete")
+    sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _run_purge(args: argparse.Namespace) -> int:
+    from dicomlens.catalog import Catalog, purge
+
+    end_startup()
+    path = catalog_path(args)
+    with Catalog(path, readonly=True) as catalog:  # refuses what is not a catalog
+        counts = catalog.counts()
+    what = (
+        f"{path} ({counted(counts['instances'], 'instance')} of "
+        f"{counted(counts['patients'], 'patient')})"
+    )
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"purge deletes {what}: add --yes to confirm")
+        answer = input(f"{PROG}: delete {what}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print(f"{PROG}: nothing deleted", file=sys.stderr)
+            return EXIT_OK
+    deleted = purge(path)
+    print(f"{PROG}: deleted {', '.join(str(file) for file in deleted)}", file=sys.stderr)
+    return EXIT_OK
