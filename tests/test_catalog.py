@@ -540,3 +540,38 @@ def test_purge_deletes_the_catalog_and_nothing_else(
     notes.write_text("not a catalog")
     assert main(["purge", "--catalog", str(notes), "--yes"]) == 1
     assert notes.read_text() == "not a catalog"
+
+
+def test_catalog_on_a_network_file_system_uses_a_rollback_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # I7
+    from dicomlens.catalog import store
+    from dicomlens.errors import DicomlensWarning
+
+    db = tmp_path / "catalog.db"
+    index([bundled("CT_small.dcm")], db)  # created locally: WAL
+    with Catalog(db, readonly=True) as catalog:
+        assert catalog.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    monkeypatch.setattr(store, "is_network_filesystem", lambda path: "nfs4")
+    with pytest.warns(DicomlensWarning, match=r"network file system \(nfs4\).*rollback journal"):
+        report = index([bundled("MR_small.dcm")], db)
+    assert report.instances == 1
+    with Catalog(db, readonly=True) as catalog:
+        assert catalog.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        assert catalog.counts()["instances"] == 2
+    assert not db.with_name("catalog.db-wal").exists()
+
+
+def test_filesystem_type_reads_the_mount_table(tmp_path: Path) -> None:
+    from dicomlens.catalog.filesystem import filesystem_type
+
+    table = tmp_path / "mountinfo"
+    table.write_text(
+        "22 1 0:21 / / rw - ext4 /dev/vda rw\n"
+        "40 22 0:40 / /mnt/pacs\\040share rw,relatime - nfs4 server:/export rw\n"
+        "41 22 0:41 / /mnt/pacs rw - cifs //server/pacs rw\n"
+    )
+    assert filesystem_type("/mnt/pacs share/a/catalog.db", table) == "nfs4"
+    assert filesystem_type("/mnt/pacs/catalog.db", table) == "cifs"
+    assert filesystem_type("/mnt/pacs2/catalog.db", table) == "ext4"
+    assert filesystem_type("/x", tmp_path / "missing") is None

@@ -17,12 +17,14 @@ import os
 import re
 import sqlite3
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from dicomlens.catalog.filesystem import is_network_filesystem
 from dicomlens.catalog.schema import LEVEL_COLUMNS, FileRow
-from dicomlens.errors import CatalogError
+from dicomlens.errors import CatalogError, DicomlensWarning
 
 if TYPE_CHECKING:
     from dicomlens.series import SliceInfo
@@ -165,13 +167,23 @@ class Catalog:
             except OSError as exc:
                 raise CatalogError(f"{self.path}: cannot create ({exc.strerror})") from exc
         uri = f"{self.path.resolve().as_uri()}?mode={'ro' if readonly else 'rw'}"
+        network = None if readonly else is_network_filesystem(self.path)
         try:
             self.db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.create_function("regexp", 2, _regexp, deterministic=True)
             self._check_schema()
+            if network:  # RELIABILITY I7: WAL needs shared memory on one host
+                self.db.execute("PRAGMA journal_mode = DELETE")
         except sqlite3.DatabaseError as exc:
             raise CatalogError(f"{self.path}: not a dicomlens catalog ({exc})") from exc
+        if network:
+            warnings.warn(
+                f"{self.path}: on a network file system ({network}): using a rollback "
+                "journal instead of WAL (slower; one computer at a time)",
+                DicomlensWarning,
+                stacklevel=2,
+            )
 
     def __enter__(self) -> Catalog:
         return self
