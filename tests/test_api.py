@@ -95,3 +95,19 @@ def test_python_api_from_the_product_page(ct_small: object) -> None:
         "OtherPatientIDsSequence[0].TypeOfPatientID",
         "OtherPatientIDsSequence[1].TypeOfPatientID",
     ]
+
+
+@pytest.mark.parametrize("package", ["dicomlens", "dicomlens.catalog"])
+def test_exported_names_stay_functions_after_every_submodule_is_imported(package: str) -> None:
+    """A submodule named like an exported function would replace it on the package
+    once imported (``dicomlens.catalog.query`` did); run in a fresh interpreter."""
+    script = f"""
+import importlib, pkgutil, types
+package = importlib.import_module({package!r})
+for info in pkgutil.iter_modules(package.__path__):
+    if not info.name.startswith("_") and info.name not in ("cli", "viewer"):
+        importlib.import_module(f"{package}.{{info.name}}")
+shadowed = [n for n in package.__all__ if isinstance(getattr(package, n), types.ModuleType)]
+assert not shadowed, shadowed
+"""
+    subprocess.run([sys.executable, "-c", script], check=True)

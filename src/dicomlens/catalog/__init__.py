@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dicomlens.catalog.indexing import IndexReport, index
-    from dicomlens.catalog.query import Condition, Level, QueryResult, query, run_sql
+    from dicomlens.catalog.querying import Condition, Level, QueryResult, query, run_sql
     from dicomlens.catalog.rows import file_rows
     from dicomlens.catalog.schema import FileRow, InstanceRow
     from dicomlens.catalog.store import SCHEMA_VERSION, Catalog, purge
@@ -38,11 +38,11 @@ _HOMES = {
     "SCHEMA_VERSION": "store",
     "Catalog": "store",
     "purge": "store",
-    "Condition": "query",
-    "Level": "query",
-    "QueryResult": "query",
-    "query": "query",
-    "run_sql": "query",
+    "Condition": "querying",
+    "Level": "querying",
+    "QueryResult": "querying",
+    "query": "querying",
+    "run_sql": "querying",
     "FileRow": "schema",
     "InstanceRow": "schema",
     "IndexReport": "indexing",
