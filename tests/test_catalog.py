@@ -94,6 +94,12 @@ def test_cli_summary_and_exit_status(
         f"dicomlens: {db}: read 9 files (5 instances, 2 failed, 2 non-DICOM), 0 unchanged, "
         "0 removed; catalog holds 5 patients, 5 studies, 5 series, 5 instances, 2 errors"
     )
+    assert "more than one path" not in err
+    shutil.copy(bundled("CT_small.dcm"), archive / "copy.dcm")
+    assert main(["index", str(archive), "--catalog", db]) == 0  # no new failure this time
+    assert "1 instance recorded at more than one path (SELECT * FROM conflicts)" in (
+        capsys.readouterr().err
+    )
 
 
 def test_rerun_reads_nothing_and_changes_nothing(archive: Path, tmp_path: Path) -> None:
@@ -136,10 +142,36 @@ def test_same_instance_at_two_paths_is_kept_twice(archive: Path, tmp_path: Path)
     shutil.copy(next(archive.rglob("MR_small.dcm")), copy)
     index([archive], db)
     with Catalog(db, readonly=True) as catalog:
-        rows = catalog.execute(
-            "SELECT sop_instance_uid, count(*) FROM instances GROUP BY 1 HAVING count(*) > 1"
-        ).fetchall()
-    assert len(rows) == 1 and rows[0][1] == 2
+        rows = catalog.execute("SELECT sop_instance_uid, copies, paths FROM conflicts").fetchall()
+    uid = pydicom.dcmread(copy).SOPInstanceUID
+    original = str(next(p for p in archive.rglob("MR_small.dcm") if p != copy))
+    assert rows == [(uid, 2, "\n".join(sorted([str(copy), original])))]
+    os.remove(original)  # re-imported from the new place: the old path goes, the conflict too
+    index([archive], db)
+    with Catalog(db, readonly=True) as catalog:
+        assert catalog.execute("SELECT count(*) FROM conflicts").fetchone() == (0,)
+        assert catalog.execute(
+            "SELECT path FROM files JOIN instances ON instances.file = files.id "
+            "WHERE sop_instance_uid = ?",
+            (uid,),
+        ).fetchall() == [(str(copy),)]
+
+
+def test_older_schema_is_migrated_when_written_and_read_as_it_is(tmp_path: Path) -> None:  # I8
+    from dicomlens.errors import DicomlensWarning
+
+    db = tmp_path / "catalog.db"
+    index([bundled("CT_small.dcm")], db)
+    with sqlite3.connect(db) as connection:  # as dicomlens' first catalogs were
+        connection.execute("DROP VIEW conflicts")
+        connection.execute("PRAGMA user_version = 1")
+    with Catalog(db, readonly=True) as catalog:
+        assert len(query(catalog, ["Modality=CT"]).rows) == 1
+    with pytest.warns(DicomlensWarning, match="catalog schema v1 migrated to v2"):
+        index([bundled("MR_small.dcm")], db)
+    with Catalog(db, readonly=True) as catalog:
+        assert catalog.execute("PRAGMA user_version").fetchone() == (2,)
+        assert catalog.execute("SELECT count(*) FROM conflicts").fetchone() == (0,)
 
 
 def test_symlink_loop_terminates_and_indexes_each_file_once(tmp_path: Path) -> None:
@@ -200,7 +232,7 @@ def test_foreign_schema_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(db) as connection:
         connection.execute("CREATE TABLE other (x)")
         connection.execute("PRAGMA user_version = 7")
-    with pytest.raises(CatalogError, match="catalog schema v7, this dicomlens uses v1"):
+    with pytest.raises(CatalogError, match="catalog schema v7, this dicomlens uses v2"):
         index([bundled("CT_small.dcm")], db)
     (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
     with pytest.raises(CatalogError, match="not a dicomlens catalog"):

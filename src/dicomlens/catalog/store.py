@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "Catalog", "purge"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 _DEAD_HOLDER_WAIT: Final = 10.0  # seconds
 _PARENT: Final = {"study": "patient", "series": "study", "instance": "series"}
 _TABLE: Final = {"patient": "patients", "study": "studies", "series": "series"}
@@ -114,8 +114,22 @@ CREATE INDEX series_modality ON series(modality);
 CREATE INDEX instances_series ON instances(series);
 CREATE INDEX instances_sop ON instances(sop_instance_uid);
 CREATE VIEW errors AS SELECT path, reason FROM files WHERE kind = 'error';
+{_CONFLICTS}
 PRAGMA user_version = {SCHEMA_VERSION};
 """
+
+
+# The same SOP Instance UID at several paths (copies, or a re-import from a new place):
+# all are kept, and listed here (RELIABILITY I10).
+_CONFLICTS: Final = """
+CREATE VIEW conflicts AS
+SELECT sop_instance_uid, count(*) AS copies, group_concat(path, char(10)) AS paths
+FROM instances JOIN files ON files.id = instances.file
+WHERE sop_instance_uid IS NOT NULL
+GROUP BY sop_instance_uid HAVING count(*) > 1;
+"""
+# Schema changes from each earlier version to the next.
+_MIGRATIONS: Final = {1: _CONFLICTS}
 
 
 def _lock(handle: Any) -> bool:
@@ -202,6 +216,19 @@ class Catalog:
         if version == 0 and tables == 0 and not self.readonly:
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.executescript(f"BEGIN; {_schema()} COMMIT;")
+            return
+        if version in _MIGRATIONS and self.readonly:
+            return  # an older catalog answers queries as it is
+        if version in _MIGRATIONS:
+            steps = "".join(_MIGRATIONS[v] for v in range(version, SCHEMA_VERSION))
+            self.db.executescript(
+                f"BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
+            warnings.warn(
+                f"{self.path}: catalog schema v{version} migrated to v{SCHEMA_VERSION}",
+                DicomlensWarning,
+                stacklevel=3,
+            )
             return
         raise CatalogError(
             f"{self.path}: catalog schema v{version}, this dicomlens uses v{SCHEMA_VERSION}: "

@@ -68,6 +68,13 @@ def _run_index(args: argparse.Namespace) -> int:
         print(f"{PROG}: ... and {more} more (SELECT * FROM errors)", file=sys.stderr)
     with Catalog(path, readonly=True) as catalog:
         counts = catalog.counts()
+        (conflicts,) = catalog.execute("SELECT count(*) FROM conflicts").fetchone()
+    if conflicts:
+        print(
+            f"{PROG}: {counted(conflicts, 'instance')} recorded at more than one path "
+            "(SELECT * FROM conflicts)",
+            file=sys.stderr,
+        )
     print(
         f"{PROG}: {path}: read {counted(report.read, 'file')} "
         f"({counted(report.instances, 'instance')}, {len(report.errors)} failed, "
