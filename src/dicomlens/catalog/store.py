@@ -123,7 +123,7 @@ PRAGMA user_version = {SCHEMA_VERSION};
 # all are kept, and listed here (RELIABILITY I10).
 _CONFLICTS: Final = """
 CREATE VIEW conflicts AS
-SELECT sop_instance_uid, count(*) AS copies, group_concat(path, char(10)) AS paths
+SELECT sop_instance_uid, count(*) AS copies, json_group_array(path) AS paths
 FROM instances JOIN files ON files.id = instances.file
 WHERE sop_instance_uid IS NOT NULL
 GROUP BY sop_instance_uid HAVING count(*) > 1;
