@@ -91,7 +91,7 @@ def test_cli_summary_and_exit_status(
     err = capsys.readouterr().err
     assert "lying.dcm: truncated" in err and "cut.dcm: truncated" in err
     assert err.splitlines()[-1] == (
-        f"dicomlens: {db}: read 9 files (5 instances, 2 failed, 2 non-DICOM), 0 unchanged, "
+        f"dicomlens: {db}: read 9 files (5 instances, 2 failed, 2 other), 0 unchanged, "
         "0 removed; catalog holds 5 patients, 5 studies, 5 series, 5 instances, 2 errors"
     )
     assert "more than one path" not in err
@@ -445,6 +445,22 @@ def test_dicomdir_records_are_never_followed_outside_the_root(tmp_path: Path) ->
     assert paths and all(root.resolve() in p.parents for p in paths)
 
 
+def test_dicomdir_is_recorded_as_a_directory_and_its_files_as_instances(tmp_path: Path) -> None:
+    root = tmp_path / "media"
+    shutil.copytree(bundled("dicomdirtests/DICOMDIR").parent / "TINY_ALPHA", root)
+    db = tmp_path / "catalog.db"
+    report = index([root], db)
+    listed = pydicom.dcmread(root / "DICOMDIR").DirectoryRecordSequence
+    images = [r for r in listed if r.DirectoryRecordType == "IMAGE"]
+    assert (report.instances, report.others, report.errors) == (len(images), 2, [])  # + README
+    with Catalog(db, readonly=True) as catalog:
+        assert catalog.execute(
+            "SELECT kind, reason FROM files WHERE path = ?", (str(root.resolve() / "DICOMDIR"),)
+        ).fetchall() == [("other", "a DICOMDIR: the files it lists are indexed as they are found")]
+        recorded = {uid for (uid,) in catalog.execute("SELECT sop_instance_uid FROM instances")}
+    assert recorded == {r.ReferencedSOPInstanceUIDInFile for r in images}
+
+
 # ---------------------------------------------------------------------------
 # Rows: every element as pydicom decodes it
 # ---------------------------------------------------------------------------
@@ -468,6 +484,9 @@ def test_indexed_values_equal_what_pydicom_decodes(tmp_path: Path) -> None:
     files = readable(sorted(TEST_FILES.rglob("*.dcm")))
     compared = 0
     for row in file_rows(files, workers=2):
+        if row.kind == "other":
+            assert "DICOMDIR" in Path(row.path).name, row.reason
+            continue
         assert row.instance is not None, row.reason
         elements = json.loads(row.instance.elements)
         with warnings.catch_warnings():

@@ -93,7 +93,7 @@ def test_index_records_every_bad_file_and_keeps_the_good(tmp_path: Path) -> None
     assert len([line for line in err.splitlines() if line.startswith("dicomlens: error: ")]) == bad
     assert (
         f"read {len(ROWS)} files ({len(ROWS) - len(failing)} instances, {bad} failed, "
-        f"{len(not_dicom)} non-DICOM)" in err.splitlines()[-1]
+        f"{len(not_dicom)} other)" in err.splitlines()[-1]
     )
 
 

@@ -42,7 +42,6 @@ from pydicom.uid import (
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    MediaStorageDirectoryStorage,
 )
 
 from dicomlens._version import __version__
@@ -63,7 +62,7 @@ from dicomlens.errors import (
     WriteError,
 )
 from dicomlens.profile import Option, Profile, Treatment
-from dicomlens.reading import iter_files
+from dicomlens.reading import is_dicomdir, iter_files
 from dicomlens.tags import ElementRef, TagLike, parse_tag
 
 __all__ = [
@@ -735,7 +734,7 @@ class _Job:
     def _run(self, result: FileAnonymization) -> None:
         source = result.source
         ds = read_for_writing(source)
-        if ds.file_meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
+        if is_dicomdir(ds):
             result.skipped = "DICOMDIR omitted (it lists the original file names)"
             return
         reason = burned_in_reason(ds)

@@ -25,7 +25,7 @@ import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.uid import DeflatedExplicitVRLittleEndian, MediaStorageDirectoryStorage
 from pydicom.valuerep import VR as VR_
 
 from dicomlens.errors import (
@@ -41,6 +41,7 @@ __all__ = [
     "ReadResult",
     "fingerprint",
     "has_executable_preamble",
+    "is_dicomdir",
     "iter_files",
     "read",
     "read_files",
@@ -257,6 +258,11 @@ def _pass_on(noticed: list[warnings.WarningMessage], file: Path) -> None:
                 "before the end of the file"
             )
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+
+def is_dicomdir(ds: FileDataset) -> bool:
+    """Whether the file is a DICOMDIR (a media directory listing other files)."""
+    return bool(ds.file_meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage)
 
 
 def has_executable_preamble(ds: FileDataset) -> bool:

@@ -26,7 +26,7 @@ class IndexReport:
     unchanged: int = 0
     removed: int = 0
     instances: int = 0
-    others: int = 0
+    others: int = 0  # not DICOM, or a DICOMDIR
     errors: list[tuple[str, str]] = field(default_factory=list)
 
 

@@ -16,7 +16,7 @@ import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from pydicom.charset import convert_encodings
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -29,7 +29,7 @@ from pydicom.values import convert_value
 
 from dicomlens.catalog.schema import LEVEL_COLUMNS, FileRow, InstanceRow
 from dicomlens.errors import FileError
-from dicomlens.reading import fingerprint, read_files
+from dicomlens.reading import fingerprint, is_dicomdir, read_files
 from dicomlens.series import NativePixels, SliceInfo, slice_infos
 
 __all__ = [
@@ -90,6 +90,8 @@ def _rows(listed: list[tuple[Path, None, bool]], workers: int) -> Iterator[FileR
             yield FileRow(path, size, mtime_ns, inode, "other", "not a DICOM file")
         elif result.error is not None:
             yield FileRow(path, size, mtime_ns, inode, "error", _reason(result.error, path))
+        elif isinstance(result.value, _NotAnInstance):
+            yield FileRow(path, size, mtime_ns, inode, "other", result.value.reason)
         elif isinstance(result.value, str):
             yield FileRow(path, size, mtime_ns, inode, "error", result.value)
         else:
@@ -101,8 +103,14 @@ def _reason(error: FileError, path: str) -> str:
     return text[len(path) + 2 :] if text.startswith(path + ": ") else text
 
 
-def _instance_or_reason(ds: FileDataset) -> InstanceRow | str:
+class _NotAnInstance(NamedTuple):
+    reason: str
+
+
+def _instance_or_reason(ds: FileDataset) -> InstanceRow | _NotAnInstance | str:
     """The row of a dataset, or why its values cannot be read (a damaged value)."""
+    if is_dicomdir(ds):
+        return _NotAnInstance("a DICOMDIR: the files it lists are indexed as they are found")
     try:
         return _instance_row(ds)
     except Exception as exc:  # pydicom's value converters raise many kinds

@@ -78,7 +78,7 @@ def _run_index(args: argparse.Namespace) -> int:
     print(
         f"{PROG}: {path}: read {counted(report.read, 'file')} "
         f"({counted(report.instances, 'instance')}, {len(report.errors)} failed, "
-        f"{report.others} non-DICOM), {report.unchanged} unchanged, {report.removed} removed; "
+        f"{report.others} other), {report.unchanged} unchanged, {report.removed} removed; "
         f"catalog holds {counted(counts['patients'], 'patient')}, "
         f"{counted(counts['studies'], 'study')}, {counted(counts['series'], 'series')}, "
         f"{counted(counts['instances'], 'instance')}, {counted(counts['errors'], 'error')}",
