@@ -54,6 +54,19 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
         template.PixelData = (base + 10 * k).tobytes()
         template.save_as(series / f"{k:02d}.dcm")
+    split = root / "split"  # five axial slices and a sagittal localizer in one series
+    split.mkdir()
+    template.SeriesInstanceUID = pydicom.uid.generate_uid()
+    template.SeriesDescription = "with localizer"
+    for k in range(6):
+        localizer = k == 5
+        template.ImageOrientationPatient = [0, 1, 0, 0, 0, -1] if localizer else [1, 0, 0, 0, 1, 0]
+        template.ImagePositionPatient = [0.0, -100.0, 100.0] if localizer else [-100.0, -100.0, 5.0 * k]
+        template.InstanceNumber = k + 1
+        template.SOPInstanceUID = template.file_meta.MediaStorageSOPInstanceUID = (
+            pydicom.uid.generate_uid()
+        )
+        template.save_as(split / f"{k:02d}.dcm")
     shutil.copy(bundled("MR_small.dcm"), root / "mr.dcm")
     hostile = pydicom.dcmread(bundled("MR_small.dcm"))
     hostile.PatientName = XSS
@@ -288,6 +301,21 @@ def test_canvas_after_a_preset_matches_pydicom_windowing(page: Any, catalog: Pat
     windowed = apply_windowing(values.astype(np.float64), voi)
     expected = (windowed + 32768) / 65535 * 255  # scaled to 8 bits
     assert np.abs(grey - np.round(expected)).max() <= 1
+
+
+def test_a_split_series_opens_on_its_largest_part_and_shows_the_others(page: Any) -> None:
+    page.click("button.series:has-text('with localizer')")
+    page.wait_for_selector("#part:not([hidden])")
+    options = page.locator("#part option").all_text_contents()
+    assert len(options) == 2 and "5 slices" in " ".join(options)
+    _wait(page, lambda: _label(page).startswith("slice 3 / 5"))  # the axial part, not the localizer
+    assert "part" in str(page.text_content("#series-title"))
+    localizer = next(n for n, text in enumerate(options) if "1 slice " in text)
+    page.select_option("#part", str(localizer))
+    _wait(page, lambda: _label(page).startswith("slice 1 / 1"))
+    assert page.text_content("#edge-left") != ""  # orientation letters of the sagittal part
+    page.click("button.series:has-text('(12)')")
+    page.wait_for_selector("#part[hidden]", state="attached")
 
 
 def test_tag_search_finds_window_center_by_name(page: Any) -> None:

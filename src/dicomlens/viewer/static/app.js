@@ -19,6 +19,10 @@ async function getJSON(path) {
   return response.json();
 }
 
+function slices(count) {
+  return `${count} slice${count === 1 ? "" : "s"}`;
+}
+
 function element(tag, text, attributes = {}) {
   const node = document.createElement(tag);
   if (text !== undefined && text !== null) node.textContent = String(text);
@@ -61,16 +65,29 @@ async function openSeries(id, button) {
   button?.classList.add("active");
   const info = await getJSON(`/api/series/${id}`);
   state.series = info;
-  state.part = 0;
   state.varying = new Set(info.varying);
-  const part = info.parts[0];
-  state.index = Math.floor(part.slices.length / 2);
   const preset = info.presets[0];
   if (preset) { state.center = preset.center; state.width = preset.width; }
-  document.getElementById("series-title").textContent =
-    `${part.description || "series"} — ${part.slices.length} slices` +
-    (info.parts.length > 1 ? ` (part 1 of ${info.parts.length}: ${part.split})` : "");
   showPresets(info.presets);
+  // A series split in parts (a localizer among axial slices, echoes…): the largest first.
+  const sizes = info.parts.map((part) => part.slices.length);
+  const chooser = document.getElementById("part");
+  chooser.replaceChildren(...info.parts.map((part, n) => element("option",
+    `part ${n + 1}: ${slices(part.slices.length)}` + (part.split ? ` (${part.split})` : ""),
+    { value: n })));
+  chooser.hidden = info.parts.length < 2;
+  await showPart(sizes.indexOf(Math.max(...sizes)));
+}
+
+async function showPart(number) {
+  const info = state.series;
+  const part = info.parts[number];
+  state.part = number;
+  state.index = Math.floor(part.slices.length / 2);
+  document.getElementById("part").value = String(number);
+  document.getElementById("series-title").textContent =
+    `${part.description || "series"} — ${slices(part.slices.length)}` +
+    (info.parts.length > 1 ? ` (part ${number + 1} of ${info.parts.length})` : "");
   for (const side of ["top", "bottom", "left", "right"]) {
     document.getElementById(`edge-${side}`).textContent = part.orientation[side] || "";
   }
@@ -216,6 +233,10 @@ canvas.addEventListener("pointermove", (event) => {
   draw();
 });
 canvas.addEventListener("pointerup", () => { drag = null; });
+
+document.getElementById("part").addEventListener("change", (event) => {
+  showPart(Number(event.target.value));
+});
 
 let searchTimer = null;
 document.getElementById("search").addEventListener("input", () => {
