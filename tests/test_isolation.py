@@ -14,6 +14,7 @@ from conftest import bundled
 from dicomlens.errors import CorruptDicomError, SeriesError
 from dicomlens.isolation import run_isolated
 from dicomlens.reading import read
+from dicomlens.series import slice_infos
 from dicomlens.volume import MAX_IMAGE_BYTES, _stored_frame
 
 
@@ -35,7 +36,8 @@ def _refuse() -> None:
 
 def test_result_comes_back_equal() -> None:
     path = bundled("JPEG2000.dcm")
-    isolated = run_isolated(_stored_frame, path, None, MAX_IMAGE_BYTES, what=str(path))
+    (info,) = slice_infos(read(path, stop_before_pixels=True), path)
+    isolated = run_isolated(_stored_frame, info, MAX_IMAGE_BYTES, what=str(path))
     np.testing.assert_array_equal(isolated, read(path).pixel_array)
 
 

@@ -59,14 +59,20 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     template.SeriesInstanceUID = pydicom.uid.generate_uid()
     template.SeriesDescription = "with localizer"
     for k in range(6):
-        localizer = k == 5
-        template.ImageOrientationPatient = [0, 1, 0, 0, 0, -1] if localizer else [1, 0, 0, 0, 1, 0]
-        template.ImagePositionPatient = [0.0, -100.0, 100.0] if localizer else [-100.0, -100.0, 5.0 * k]
+        if k == 5:  # the localizer
+            template.ImageOrientationPatient = [0, 1, 0, 0, 0, -1]
+            template.ImagePositionPatient = [0.0, -100.0, 100.0]
+        else:
+            template.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+            template.ImagePositionPatient = [-100.0, -100.0, 5.0 * k]
         template.InstanceNumber = k + 1
         template.SOPInstanceUID = template.file_meta.MediaStorageSOPInstanceUID = (
             pydicom.uid.generate_uid()
         )
         template.save_as(split / f"{k:02d}.dcm")
+    colour = pydicom.dcmread(bundled("SC_rgb_rle_2frame.dcm"))  # RGB, RLE, two frames
+    colour.SeriesDescription = "colour"
+    colour.save_as(root / "colour.dcm")
     shutil.copy(bundled("MR_small.dcm"), root / "mr.dcm")
     hostile = pydicom.dcmread(bundled("MR_small.dcm"))
     hostile.PatientName = XSS
@@ -148,6 +154,23 @@ def test_frames_are_modality_values(client: TestClient, catalog: Path) -> None:
     names = [p["name"] for p in info["presets"]]
     assert names[:3] == ["SOFT TISSUE", "LUNG WINDOW", "brain"] and "lung" in names
     assert "00200032" in info["varying"] and "00280010" not in info["varying"]
+
+
+def test_colour_frames_and_thumbnails_are_rgb(client: TestClient) -> None:
+    tree = _get(client, "/api/tree").json()
+    (series,) = [s for p in tree for st in p["studies"] for s in st["series"]
+                 if s["description"] == "colour"]  # fmt: skip
+    (part,) = _get(client, f"/api/series/{series['id']}").json()["parts"]
+    response = _get(client, f"/api/frame/{part['slices'][0]['instance']}/0")
+    assert response.status_code == 200 and response.headers["x-dtype"] == "rgb8"
+    rgb = np.frombuffer(response.content, np.uint8).reshape(100, 100, 3)
+    expected = pydicom.dcmread(bundled("SC_rgb_rle_2frame.dcm")).pixel_array[0]
+    np.testing.assert_array_equal(rgb, expected)  # the first frame
+    thumbnail = _get(client, f"/api/series/{series['id']}/thumbnail.png")
+    assert thumbnail.status_code == 200
+    from PIL import Image
+
+    assert Image.open(BytesIO(thumbnail.content)).mode == "RGB"
 
 
 def test_tag_search_by_any_notation(client: TestClient) -> None:
@@ -316,6 +339,21 @@ def test_a_split_series_opens_on_its_largest_part_and_shows_the_others(page: Any
     assert page.text_content("#edge-left") != ""  # orientation letters of the sagittal part
     page.click("button.series:has-text('(12)')")
     page.wait_for_selector("#part[hidden]", state="attached")
+
+
+def test_colour_image_is_drawn_as_the_file_holds_it(page: Any) -> None:
+    page.click("button.series:has-text('colour')")
+    _wait(page, lambda: page.text_content("#window-label") == "colour")
+    drawn = np.array(
+        page.evaluate(
+            "() => Array.from(document.getElementById('image').getContext('2d')"
+            ".getImageData(0, 0, 100, 100).data)"
+        ),
+        dtype=np.uint8,
+    ).reshape(100, 100, 4)
+    expected = pydicom.dcmread(bundled("SC_rgb_rle_2frame.dcm")).pixel_array[0]
+    np.testing.assert_array_equal(drawn[:, :, :3], expected)  # the first frame, exactly
+    assert (drawn[:, :, 3] == 255).all()
 
 
 def test_tag_search_finds_window_center_by_name(page: Any) -> None:

@@ -14,6 +14,7 @@ from dicomlens.volume import (
     MAX_IMAGE_BYTES,
     PRESETS,
     Window,
+    colour_to_uint8,
     file_windows,
     full_range_window,
     window_to_uint8,
@@ -83,7 +84,4 @@ def _colour(series: Series, index: int | None) -> NDArray[np.uint8]:
         raise SeriesError(f"{info.path}: cannot decode pixel data ({exc})") from exc
     if pixels.ndim == 4:
         pixels = pixels[info.frame or 0]
-    if pixels.dtype != np.uint8:
-        high = float(pixels.max()) or 1.0
-        pixels = np.round(pixels / high * 255)
-    return pixels.astype(np.uint8)
+    return colour_to_uint8(pixels)

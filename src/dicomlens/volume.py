@@ -42,6 +42,7 @@ __all__ = [
     "PRESETS",
     "Volume",
     "Window",
+    "colour_to_uint8",
     "file_windows",
     "full_range_window",
     "load_slice",
@@ -229,8 +230,17 @@ class _Decoder:
             return out
         if info.path not in self.decoded:
             self.decoded[info.path] = _decode(info.path, self.limit)
-        pixels = self.decoded[info.path]
-        return pixels[info.frame] if info.frame is not None and pixels.ndim == 3 else pixels
+        return _frame_of(self.decoded[info.path], info)
+
+
+def _frame_of(pixels: NDArray[Any], info: SliceInfo) -> NDArray[Any]:
+    """The slice's frame of a decoded file: pydicom gives frames first (frames x rows x
+    columns, x samples for colour) and no frame axis for a single frame."""
+    if info.frame is None:
+        return pixels
+    image = (info.rows, info.columns)
+    framed = pixels.ndim == 4 or (pixels.ndim == 3 and pixels.shape[1:] == image)
+    return pixels[info.frame] if framed else pixels
 
 
 def load_slice(
@@ -254,9 +264,7 @@ def load_slice(
     ((128, 128), -896)
     """
     if isolated and info.native_pixels is None:
-        stored = run_isolated(
-            _stored_frame, info.path, info.frame, max_image_bytes, what=str(info.path)
-        )
+        stored = run_isolated(_stored_frame, info, max_image_bytes, what=str(info.path))
     else:
         stored = _Decoder(max_image_bytes).pixels(info)
     if not rescale or (info.slope == 1 and info.intercept == 0):
@@ -267,9 +275,8 @@ def load_slice(
     return plane
 
 
-def _stored_frame(path: Path, frame: int | None, limit: int) -> NDArray[Any]:
-    pixels = _decode(path, limit)
-    return pixels[frame] if frame is not None and pixels.ndim == 3 else pixels
+def _stored_frame(info: SliceInfo, limit: int) -> NDArray[Any]:
+    return _frame_of(_decode(info.path, limit), info)
 
 
 def _rescale(planes: NDArray[Any], slices: dict[int, SliceInfo]) -> NDArray[Any]:
@@ -498,6 +505,15 @@ def window_to_uint8(values: NDArray[Any], window: Window) -> NDArray[np.uint8]:
     voi.VOILUTFunction = window.function
     out = apply_windowing(np.asarray(values, dtype=np.float64), voi)
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def colour_to_uint8(pixels: NDArray[Any]) -> NDArray[np.uint8]:
+    """Colour samples (RGB, as pydicom decodes them) as 0..255: 8-bit data as it is,
+    deeper data scaled by its maximum."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    high = float(pixels.max()) or 1.0
+    return np.round(pixels / high * 255).astype(np.uint8)
 
 
 def full_range_window(values: NDArray[Any]) -> Window:

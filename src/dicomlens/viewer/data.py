@@ -25,6 +25,7 @@ from dicomlens.values import value_text
 from dicomlens.volume import (
     PRESETS,
     Window,
+    colour_to_uint8,
     file_windows,
     full_range_window,
     load_slice,
@@ -109,7 +110,7 @@ class Library:
                 }
                 for part in parts
             ],
-            "presets": self._presets(_middle(parts[0])),
+            "presets": self._presets(_middle(_largest(parts))),
             "varying": self._varying(series_id),
         }
 
@@ -147,17 +148,20 @@ class Library:
         return sorted(k for k in keys if len({i.get(k) for i in instances}) > 1)
 
     def thumbnail(self, series_id: int) -> bytes:
-        """A small PNG of the middle slice, in the file's first window (or full range)."""
-        part = self.series(series_id)[0]
-        values = load_slice(_middle(part), isolated=True)
-        presets = self._presets(_middle(part))
-        window = (
-            Window(presets[0]["center"], presets[0]["width"])
-            if presets
-            else full_range_window(values)
-        )
-        grey = window_to_uint8(values, window) if values.ndim == 2 else values.astype(np.uint8)
-        picture = Image.fromarray(grey)
+        """A small PNG of the middle slice of the largest part, in the file's first window
+        (or the full range); colour as it is."""
+        shown = _middle(_largest(self.series(series_id)))
+        values = _first_frame(load_slice(shown, isolated=True))
+        if values.ndim == 2:
+            presets = self._presets(shown)
+            window = (
+                Window(presets[0]["center"], presets[0]["width"])
+                if presets
+                else full_range_window(values)
+            )
+            picture = Image.fromarray(window_to_uint8(values, window))
+        else:
+            picture = Image.fromarray(colour_to_uint8(values))
         picture.thumbnail((_THUMBNAIL, _THUMBNAIL))
         out = io.BytesIO()
         picture.save(out, format="PNG")
@@ -195,6 +199,11 @@ class Library:
         return [row for row in rows if wanted(row)]
 
 
+def _largest(parts: list[Series]) -> Series:
+    """The part the viewer opens (a split series: the one with the most slices)."""
+    return max(parts, key=lambda part: len(part.slices))
+
+
 def _middle(part: Series) -> SliceInfo:
     """The slice the viewer shows first."""
     return part.slices[len(part.slices) // 2]
@@ -230,12 +239,20 @@ def _series(catalog: Path, series_id: int) -> list[Series]:
 
 @lru_cache(maxsize=256)
 def _frame(info: SliceInfo) -> Frame:
-    values = load_slice(info, isolated=True)
+    values = _first_frame(load_slice(info, isolated=True))
+    if values.ndim == 3 and values.shape[2] == 3:  # colour: shown as it is, no window
+        return Frame(colour_to_uint8(values).tobytes(), "rgb8", *values.shape[:2])
     if values.ndim != 2:
-        raise DicomlensError("colour and multi-sample images are not shown yet")
+        raise DicomlensError(f"images of {values.shape[-1]} samples per pixel are not shown")
     array = _compact(values)
     return Frame(array.astype(array.dtype.newbyteorder("<")).tobytes(), array.dtype.name,
                  *array.shape)  # fmt: skip
+
+
+def _first_frame(values: NDArray[Any]) -> NDArray[Any]:
+    """The first frame of a multi-frame image catalogued as one slice (a cine loop)."""
+    framed = values.ndim == 4 or (values.ndim == 3 and values.shape[2] not in (3, 4))
+    return values[0] if framed else values
 
 
 def _compact(values: NDArray[Any]) -> NDArray[Any]:

@@ -127,8 +127,9 @@ async function fetchFrame(slice) {
       const rows = Number(response.headers.get("X-Rows"));
       const columns = Number(response.headers.get("X-Columns"));
       const type = response.headers.get("X-Dtype");
+      if (type === "rgb8") return { rows, columns, values: new Uint8Array(buffer), colour: true };
       const values = type === "int16" ? new Int16Array(buffer) : new Float32Array(buffer);
-      return { rows, columns, values };
+      return { rows, columns, values, colour: false };
     })());
   }
   return state.cache.get(key);
@@ -164,8 +165,19 @@ function draw() {
     canvas.height = frame.rows;
   }
   const image = context.createImageData(frame.columns, frame.rows);
-  const low = state.center - 0.5, span = Math.max(state.width, 1) - 1;
   const pixels = image.data, values = frame.values;
+  if (frame.colour) {  // RGB as the file holds it: no window
+    for (let i = 0, at = 0; i < values.length; i += 3, at += 4) {
+      pixels[at] = values[i];
+      pixels[at + 1] = values[i + 1];
+      pixels[at + 2] = values[i + 2];
+      pixels[at + 3] = 255;
+    }
+    context.putImageData(image, 0, 0);
+    document.getElementById("window-label").textContent = "colour";
+    return;
+  }
+  const low = state.center - 0.5, span = Math.max(state.width, 1) - 1;
   for (let i = 0; i < values.length; i++) {
     let grey = span > 0 ? ((values[i] - low) / span + 0.5) * 255 : (values[i] > low ? 255 : 0);
     grey = grey < 0 ? 0 : grey > 255 ? 255 : Math.round(grey);
