@@ -34,6 +34,8 @@ def main() -> int:
 
     series = make_series(500)
     catalog = series.parent / "viewer_catalog.db"
+    for stale in series.parent.glob("viewer_catalog.db*"):  # indexed by this version
+        stale.unlink()
     index([series], catalog)
     port = free_port()
     app = create_app(str(catalog), token="bench", port=port)

@@ -59,7 +59,8 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     template.SeriesInstanceUID = pydicom.uid.generate_uid()
     template.SeriesDescription = "with localizer"
     for k in range(6):
-        if k == 5:  # the localizer
+        if k == 5:  # the localizer, with a comment the others lack
+            template.ImageComments = "scout"
             template.ImageOrientationPatient = [0, 1, 0, 0, 0, -1]
             template.ImagePositionPatient = [0.0, -100.0, 100.0]
         else:
@@ -154,6 +155,15 @@ def test_frames_are_modality_values(client: TestClient, catalog: Path) -> None:
     names = [p["name"] for p in info["presets"]]
     assert names[:3] == ["SOFT TISSUE", "LUNG WINDOW", "brain"] and "lung" in names
     assert "00200032" in info["varying"] and "00280010" not in info["varying"]
+
+
+def test_elements_that_vary_across_a_series(client: TestClient) -> None:
+    tree = _get(client, "/api/tree").json()
+    (series,) = [s for p in tree for st in p["studies"] for s in st["series"]
+                 if s["description"] == "with localizer"]  # fmt: skip
+    varying = _get(client, f"/api/series/{series['id']}").json()["varying"]
+    assert {"00200037", "00200032", "00204000", "00080018"} <= set(varying)  # 00204000: one has it
+    assert "00280010" not in varying and "00080060" not in varying
 
 
 def test_colour_frames_and_thumbnails_are_rgb(client: TestClient) -> None:

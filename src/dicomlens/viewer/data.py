@@ -4,7 +4,6 @@ frames of modality values and the tags of one instance (no HTTP here)."""
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -137,15 +136,14 @@ class Library:
 
     def _varying(self, series_id: int) -> list[str]:
         """Top-level elements whose value differs between the series' instances
-        (or that some instances lack)."""
-        instances = [
-            {key: json.dumps(value, sort_keys=True) for key, value in json.loads(text).items()}
-            for (text,) in self._query(
-                "SELECT elements FROM instances WHERE series = ?", (series_id,)
-            )
-        ]
-        keys = set().union(*instances) if instances else set()
-        return sorted(k for k in keys if len({i.get(k) for i in instances}) > 1)
+        (or that some instances lack), compared by SQLite over the stored JSON."""
+        rows = self._query(
+            "SELECT key FROM instances, json_each(instances.elements) WHERE series = ? "
+            "GROUP BY key HAVING count(DISTINCT quote(value)) > 1 "
+            "OR count(*) < (SELECT count(*) FROM instances WHERE series = ?) ORDER BY key",
+            (series_id, series_id),
+        )
+        return [key for (key,) in rows]
 
     def thumbnail(self, series_id: int) -> bytes:
         """A small PNG of the middle slice of the largest part, in the file's first window
