@@ -132,10 +132,12 @@ def read(
         raise NotDicomError(f"{file}: empty file (0 bytes)")
     if size < _PREAMBLE_AND_PREFIX and not force:
         raise NotDicomError(f"{file}: file too short to be DICOM ({size} bytes)")
-    ds = None if force else _read_in_memory(file, found, stop_before_pixels, defer_size)
-    short_reads: list[tuple[int, int, int]] = []
-    if ds is None:
-        ds = _read_guarded(file, size, stop_before_pixels, force, defer_size, short_reads)
+    quick = None if force else _read_in_memory(file, found, stop_before_pixels, defer_size)
+    short_reads: list[tuple[int, int, int]] = []  # (position, wanted, got)
+    if quick is not None:
+        ds = quick
+    else:
+        ds, short_reads = _read_guarded(file, size, stop_before_pixels, force, defer_size)
     if force:
         _check_plausible(ds, file)
     _check_lengths(ds, file, None if _is_deflated(ds) else size)
@@ -182,7 +184,7 @@ def _read_in_memory(
         return None
     end = stream.tell()
     complete = len(data) == size or end < len(data) or end == size
-    if noticed or not complete or 0 in ds._dict:
+    if noticed or not complete or 0x00000000 in ds:  # a run of zero headers: judged guarded
         return None
     ds.filename, ds.buffer, ds.fileobj_type = str(file), None, open
     ds.timestamp = found.st_mtime  # as pydicom sets it: deferred values are read from the file
@@ -190,15 +192,10 @@ def _read_in_memory(
 
 
 def _read_guarded(
-    file: Path,
-    size: int,
-    stop_before_pixels: bool,
-    force: bool,
-    defer_size: int | None,
-    short_reads: list[tuple[int, int, int]],
-) -> FileDataset:
-    """Parse through :class:`_LengthGuard`, mapping every failure to one clear error;
-    values that ran into the end of the file are added to ``short_reads``."""
+    file: Path, size: int, stop_before_pixels: bool, force: bool, defer_size: int | None
+) -> tuple[FileDataset, list[tuple[int, int, int]]]:
+    """Parse through :class:`_LengthGuard`, mapping every failure to one clear error.
+    Also gives the values that ran into the end of the file (position, wanted, got)."""
     try:
         with _LengthGuard(file, size) as fh, warnings.catch_warnings(record=True) as noticed:
             warnings.simplefilter("always")
@@ -243,8 +240,7 @@ def _read_guarded(
     except Exception as exc:  # pydicom raises a dozen types for damaged input
         raise CorruptDicomError(f"{file}: cannot parse ({type(exc).__name__}: {exc})") from exc
     _pass_on(noticed, file)
-    short_reads += fh.short_reads
-    return ds
+    return ds, fh.short_reads
 
 
 def _pass_on(noticed: list[warnings.WarningMessage], file: Path) -> None:
