@@ -128,3 +128,45 @@ def truncate_inside(path: Path, tag: int = 0x00080018) -> None:
     so that it is damaged wherever its variable-length values put that element."""
     value_start = pydicom.dcmread(path).get_item(tag).value_tell
     path.write_bytes(path.read_bytes()[: value_start + 3])
+
+
+def read_both_ways(path: Path, **options: object) -> tuple[object, object]:
+    """``read`` as it runs (from memory when it can) and forced through the guarded
+    file: each outcome (every element as read, the meta, or the error) with the
+    warnings it gave."""
+    import warnings
+
+    from dicomlens import reading
+
+    results = []
+    for quick in (True, False):
+        with warnings.catch_warnings(record=True) as noticed, pytest.MonkeyPatch.context() as patch:
+            warnings.simplefilter("always")
+            if not quick:
+                patch.setattr(reading, "_read_in_memory", lambda *args: None)
+            outcome = _read_outcome(path, **options)
+        results.append((outcome, sorted(str(w.message) for w in noticed)))
+    return results[0], results[1]
+
+
+def _read_outcome(path: Path, **options: object) -> object:
+    from dicomlens.errors import FileError
+    from dicomlens.reading import read
+
+    try:
+        ds = read(path, **options)  # type: ignore[arg-type]
+    except FileError as exc:
+        return ("error", type(exc).__name__, str(exc))
+    return _as_read(ds), _as_read(ds.file_meta), ds.preamble, ds.filename, ds.original_encoding
+
+
+def _as_read(ds: pydicom.Dataset) -> list[tuple[object, ...]]:
+    """The elements as they were read (raw: tag, VR, length, bytes, position), unconverted."""
+    return [
+        (
+            (raw.tag, raw.VR, raw.length, raw.value, raw.value_tell)
+            if isinstance(raw, pydicom.dataelem.RawDataElement)
+            else (raw.tag, raw.VR, repr(raw.value))
+        )
+        for raw in ds.values()
+    ]

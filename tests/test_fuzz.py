@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import bundled
+from conftest import bundled, read_both_ways
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -95,5 +95,28 @@ def test_damaged_files_raise_only_documented_errors(seed_name: str) -> None:
     @given(changes=mutations)
     def check(changes: list[Mutation]) -> None:
         _round_trip(damage(seed, changes))
+
+    check()
+
+
+@pytest.mark.parametrize("seed_name", SEEDS)
+def test_damaged_files_read_the_same_from_memory_and_guarded(seed_name: str) -> None:
+    """The quick in-memory read never gives another result (or error) than the guarded one."""
+    seed = bundled(seed_name).read_bytes()
+
+    @settings(
+        max_examples=max(EXAMPLES // 3, 50),
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(changes=mutations, header_only=st.booleans())
+    def check(changes: list[Mutation], header_only: bool) -> None:
+        options = {"stop_before_pixels": True} if header_only else {"defer_size": 1024}
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "fuzzed.dcm"
+            path.write_bytes(damage(seed, changes))
+            quick, guarded = read_both_ways(path, decode=(), **options)
+        assert quick == guarded
 
     check()

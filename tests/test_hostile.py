@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import bundled
+from conftest import bundled, read_both_ways
 from hostile import ROWS, Row
 
 MEMORY_LIMIT_MB = 200
@@ -130,3 +130,13 @@ def test_encapsulated_pixels_with_delimiter_bytes_round_trip(tmp_path: Path) -> 
     assert after.PixelData == before.PixelData
     assert str(after.PatientName) == "Round^Trip"
     assert pydicom.dcmread(result.target).PatientName == "Round^Trip"
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda row: row.name)
+def test_quick_and_guarded_reads_agree(row: Row, tmp_path: Path) -> None:
+    """Every hostile file reads the same (or fails with the same message) from memory
+    and through the guarded file."""
+    path = row.write(tmp_path / f"{row.name}.dcm")
+    for options in ({"stop_before_pixels": True}, {"defer_size": 1024}, {}):
+        quick, guarded = read_both_ways(path, **options)
+        assert quick == guarded, options

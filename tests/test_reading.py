@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import bundled
+from conftest import bundled, read_both_ways
 from pydicom.dataset import FileMetaDataset
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import (
@@ -358,39 +358,6 @@ def test_file_changed_while_being_read_is_refused(
 # ---------------------------------------------------------------------------
 
 
-def _read_both(path: Path, **options: object) -> tuple[object, object]:
-    """``read`` as it runs (in memory when it can), and forced through the guarded file."""
-    results = []
-    for quick in (True, False):
-        with warnings.catch_warnings(record=True) as noticed:
-            warnings.simplefilter("always")
-            if quick:
-                outcome: object = _outcome(path, **options)
-            else:
-                with pytest.MonkeyPatch.context() as patch:
-                    patch.setattr(reading, "_read_in_memory", lambda *args: None)
-                    outcome = _outcome(path, **options)
-        results.append((outcome, sorted(str(w.message) for w in noticed)))
-    return results[0], results[1]
-
-
-def _outcome(path: Path, **options: object) -> object:
-    """What ``read`` gave: every element as read (raw, unconverted) and the meta, or the error."""
-    try:
-        ds = read(path, **options)  # type: ignore[arg-type]
-    except FileError as exc:
-        return ("error", type(exc).__name__, str(exc))
-    elements = [
-        (
-            (raw.tag, raw.VR, raw.length, raw.value, raw.value_tell)
-            if isinstance(raw, pydicom.dataelem.RawDataElement)
-            else (raw.tag, raw.VR, str(raw.value))
-        )
-        for raw in ds.values()
-    ]
-    return elements, ds.file_meta, ds.preamble, ds.filename, ds.original_encoding
-
-
 _READ_OPTIONS = [
     {"stop_before_pixels": True, "decode": ()},
     {"defer_size": 16384, "decode": ()},
@@ -405,7 +372,7 @@ def test_in_memory_read_equals_guarded_read_for_every_bundled_file(
     files = sorted(bundled("CT_small.dcm").parent.rglob("*.dcm"))
     assert len(files) > 50
     for path in files:
-        quick, guarded = _read_both(path, **options)
+        quick, guarded = read_both_ways(path, **options)
         assert quick == guarded, path.name
 
 
@@ -413,7 +380,7 @@ def test_in_memory_read_equals_guarded_read_on_scanner_data(shared_data: Path) -
     files = sorted(p for p in shared_data.rglob("*") if p.is_file())[::3]
     for path in files:
         for options in _READ_OPTIONS[:2]:
-            quick, guarded = _read_both(path, **options)
+            quick, guarded = read_both_ways(path, **options)
             assert quick == guarded, path
 
 
@@ -423,7 +390,7 @@ def test_header_beyond_the_in_memory_prefix_is_read_whole(tmp_path: Path, ct_sma
     ds.add_new(0x00291010, "LT", "after the long value")
     path = tmp_path / "long_header.dcm"
     ds.save_as(path)
-    quick, guarded = _read_both(path, stop_before_pixels=True, decode=())
+    quick, guarded = read_both_ways(path, stop_before_pixels=True, decode=())
     assert quick == guarded
     assert read(path, stop_before_pixels=True)[0x00291010].value == "after the long value"
 
@@ -433,7 +400,7 @@ def test_elements_after_deferred_pixel_data_are_kept(tmp_path: Path, ct_small: P
     ds.add_new(0xFFFCFFFC, "OB", b"\0" * 16)  # Data Set Trailing Padding, after the pixels
     path = tmp_path / "trailing.dcm"
     ds.save_as(path)
-    quick, guarded = _read_both(path, defer_size=1024, decode=())
+    quick, guarded = read_both_ways(path, defer_size=1024, decode=())
     assert quick == guarded
     assert 0xFFFCFFFC in read(path, defer_size=1024, decode=())
 

@@ -182,13 +182,39 @@ def _read_in_memory(
             )
     except Exception:  # the guarded read names the problem
         return None
-    end = stream.tell()
-    complete = len(data) == size or end < len(data) or end == size
-    if noticed or not complete or 0x00000000 in ds:  # a run of zero headers: judged guarded
+    if noticed or not _plainly_read(ds, stream.tell(), len(data), size):
         return None
     ds.filename, ds.buffer, ds.fileobj_type = str(file), None, open
     ds.timestamp = found.st_mtime  # as pydicom sets it: deferred values are read from the file
     return ds
+
+
+def _plainly_read(ds: Dataset, end: int, read: int, size: int) -> bool:
+    """Whether a parse of the first ``read`` bytes of a file of ``size`` bytes, which
+    stopped at ``end``, is surely what the guarded read gives: no value ran into the
+    end of the file (pydicom keeps such a value short, silently).
+
+    Either the parse stopped inside the bytes read (before the pixel data; a short
+    read ends at the end of the bytes), or it took the whole file and its last value
+    ends at the last byte. Values of undefined length (found by reading ahead),
+    values decoded while reading (character set, sequences) when they come last,
+    zero element headers and an empty data set are left to the guarded read.
+    """
+    last, ends_at_size, decoded_at = -1, False, -1
+    for raw in ds.values():
+        if not isinstance(raw, RawDataElement):
+            decoded_at = max(decoded_at, raw.file_tell if raw.file_tell is not None else size)
+        elif raw.length == _UNDEFINED_LENGTH:
+            return False
+        elif raw.value_tell > last:
+            last, ends_at_size = raw.value_tell, raw.value_tell + raw.length == size
+            if raw.value is not None and len(raw.value) < raw.length:
+                return False
+    if last < 0 or 0x00000000 in ds:
+        return False
+    if end != size:
+        return end < read
+    return ends_at_size and decoded_at < last
 
 
 def _read_guarded(
