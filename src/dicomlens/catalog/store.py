@@ -125,8 +125,11 @@ _CONFLICTS: Final = """
 CREATE VIEW conflicts AS
 SELECT sop_instance_uid, count(*) AS copies, json_group_array(path) AS paths
 FROM instances JOIN files ON files.id = instances.file
-WHERE sop_instance_uid IS NOT NULL
-GROUP BY sop_instance_uid HAVING count(*) > 1;
+WHERE sop_instance_uid IN (
+    SELECT sop_instance_uid FROM instances WHERE sop_instance_uid IS NOT NULL
+    GROUP BY sop_instance_uid HAVING count(*) > 1
+)
+GROUP BY sop_instance_uid;
 """
 # Schema changes from each earlier version to the next.
 _MIGRATIONS: Final = {1: _CONFLICTS}
