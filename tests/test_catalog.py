@@ -582,6 +582,19 @@ def test_purge_deletes_the_catalog_and_nothing_else(
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     assert main(["purge", "--catalog", str(db)]) == 2  # no confirmation, nothing deleted
     assert "add --yes to confirm" in capsys.readouterr().err and db.exists()
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+
+    def say_no(prompt: str) -> str:
+        assert "1 instance of 1 patient" in prompt
+        return "n"
+
+    def hang_up(prompt: str) -> str:  # Ctrl-D
+        raise EOFError
+
+    for reply in (say_no, hang_up):
+        monkeypatch.setattr("builtins.input", reply)
+        assert main(["purge", "--catalog", str(db)]) == 0
+        assert "nothing deleted" in capsys.readouterr().err and db.exists()
     with Catalog(db) as catalog, catalog.writer(), pytest.raises(CatalogError, match="PID"):
         from dicomlens.catalog import purge
 

@@ -222,7 +222,10 @@ def _run_purge(args: argparse.Namespace) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise UsageError(f"purge deletes {what}: add --yes to confirm")
-        answer = input(f"{PROG}: delete {what}? [y/N] ")
+        try:
+            answer = input(f"{PROG}: delete {what}? [y/N] ")
+        except EOFError:  # Ctrl-D: no
+            answer = ""
         if answer.strip().lower() not in ("y", "yes"):
             print(f"{PROG}: nothing deleted", file=sys.stderr)
             return EXIT_OK
