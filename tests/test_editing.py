@@ -18,7 +18,7 @@ import pytest
 from conftest import TEST_FILES, bundled, readable, shared_data_root, truncate_inside
 from pydicom.dataset import Dataset
 
-from dicomlens.editing import Edit, apply_edits, edit
+from dicomlens.editing import Edit, apply_edits, edit, remove_stale_temporaries
 from dicomlens.errors import EditError, FileError, UsageError
 from dicomlens.reading import read
 
@@ -281,6 +281,8 @@ edit([sys.argv[1]], set=["PatientName=New^Version"], in_place=True)
 
 
 def test_sigkill_leaves_every_file_old_or_new(make_ct_series: Callable[..., Path]) -> None:  # W2
+    """Killed at random moments, a batch leaves each file old or new; the temporary
+    file it was writing stays hidden (walks skip it) until the next run removes it."""
     folder = make_ct_series(30)
     old = _hashes(folder)
     rng = random.Random(3)
@@ -290,11 +292,26 @@ def test_sigkill_leaves_every_file_old_or_new(make_ct_series: Callable[..., Path
         child.send_signal(signal.SIGKILL)
         child.wait()
         for name, digest in _hashes(folder).items():
+            if name.startswith(".") and f".{child.pid}.tmp." in name:
+                continue  # what the killed run was writing
             assert name in old, f"stray file {name}"
             if digest != old[name]:
                 assert read(folder / name).PatientName == "New^Version"
-    leftovers = [p.name for p in folder.iterdir() if p.name.startswith(".")]
-    assert leftovers == []
+    results = edit([folder], set=["PatientName=New^Version"], in_place=True)
+    assert all(r.error is None for r in results) and len(results) == 30
+    assert sorted(_hashes(folder)) == sorted(old)  # the killed runs' temporaries removed
+    assert {str(read(p).PatientName) for p in folder.iterdir()} == {"New^Version"}
+
+
+def test_only_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> None:  # W2
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    names = [f".abc123.{dead.pid}.tmp.a.dcm", f".def456.{os.getpid()}.tmp.b.dcm",
+             ".hidden.dcm", "c.dcm", f"x.{dead.pid}.tmp.c.dcm"]  # fmt: skip
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    remove_stale_temporaries([tmp_path, tmp_path / "missing"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])
 
 
 _EDITOR = """

@@ -43,6 +43,7 @@ from dicomlens.errors import (
     UsageError,
     WriteError,
 )
+from dicomlens.processes import is_alive
 from dicomlens.reading import fingerprint, has_executable_preamble, iter_files, read
 from dicomlens.tags import ElementRef, PathStep, TagPath, parse_tag
 from dicomlens.values import value_text
@@ -58,6 +59,7 @@ __all__ = [
     "is_within",
     "read_for_writing",
     "recording_failures",
+    "remove_stale_temporaries",
     "sync_folders",
 ]
 
@@ -91,7 +93,8 @@ def atomic_output(
     folder = target.parent if str(target.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=folder, prefix=".", suffix=f".tmp.{target.name}")
+        suffix = f".{os.getpid()}.tmp.{target.name}"  # the PID tells a stale one
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".", suffix=suffix)
     except OSError as exc:
         raise WriteError(f"{target}: cannot write ({exc.strerror or exc})") from exc
     os.close(fd)
@@ -115,6 +118,25 @@ def atomic_output(
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+_TEMPORARY: Final = re.compile(r"\.[^.]+\.([0-9]+)\.tmp\..")  # as atomic_output names them
+
+
+def remove_stale_temporaries(folders: Iterable[Path]) -> None:
+    """Delete the temporary files that writers killed before they finished left in
+    ``folders`` (:func:`atomic_output`'s, of processes gone; RELIABILITY W2). Others
+    are left alone, as is what cannot be listed or deleted: it stays hidden."""
+    for folder in set(folders):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            found = _TEMPORARY.match(name)
+            if found and not is_alive(int(found[1])):
+                with contextlib.suppress(OSError):
+                    os.unlink(folder / name)
 
 
 def _umask() -> int:
@@ -526,6 +548,8 @@ def edit(
     conditions = [_condition(text) for text in where]
     job = _Job(tuple(edits), tuple(conditions), allow_invalid, dry_run, backup, overwrite)
     tasks = _plan(paths, Path(out) if out is not None else None, in_place=in_place)
+    if not dry_run:
+        remove_stale_temporaries(target.parent for _, target, _, _ in tasks)
     workers = 1 if fail_fast else 2 * (os.cpu_count() or 1)  # fsync waits overlap work
     if workers < 2 or len(tasks) < _PARALLEL_FROM:
         results = []

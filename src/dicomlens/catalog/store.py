@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 from dicomlens.catalog.filesystem import is_network_filesystem
 from dicomlens.catalog.schema import LEVEL_COLUMNS, FileRow
 from dicomlens.errors import CatalogError, DicomlensWarning
+from dicomlens.processes import is_alive
 
 if TYPE_CHECKING:
     from dicomlens.series import SliceInfo
@@ -146,19 +147,9 @@ def _lock(handle: Any) -> bool:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip()
-            if (holder.isdigit() and _alive(int(holder))) or time.monotonic() > deadline:
+            if (holder.isdigit() and is_alive(int(holder))) or time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Catalog:
