@@ -143,7 +143,7 @@ def read_both_ways(path: Path, **options: object) -> tuple[object, object]:
         with warnings.catch_warnings(record=True) as noticed, pytest.MonkeyPatch.context() as patch:
             warnings.simplefilter("always")
             if not quick:
-                patch.setattr(reading, "_read_in_memory", lambda *args: None)
+                patch.setattr(reading.files, "_read_in_memory", lambda *args: None)
             outcome = _read_outcome(path, **options)
         results.append((outcome, sorted(str(w.message) for w in noticed)))
     return results[0], results[1]

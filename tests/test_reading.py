@@ -386,7 +386,7 @@ def test_in_memory_read_equals_guarded_read_on_scanner_data(shared_data: Path) -
 
 def test_header_beyond_the_in_memory_prefix_is_read_whole(tmp_path: Path, ct_small: Path) -> None:
     ds = pydicom.dcmread(ct_small)
-    ds.add_new(0x00291005, "UT", "x" * (reading._IN_MEMORY + 1000))  # longer than the prefix
+    ds.add_new(0x00291005, "UT", "x" * (reading.files._IN_MEMORY + 1000))  # longer than the prefix
     ds.add_new(0x00291010, "LT", "after the long value")
     path = tmp_path / "long_header.dcm"
     ds.save_as(path)

@@ -1,4 +1,4 @@
-"""Read DICOM files and walk folders: the only place dicomlens reads files.
+"""Read one DICOM file with every check, walk folders and read batches.
 
 :func:`read` wraps :func:`pydicom.dcmread` with the checks pydicom leaves out
 (files too short, truncated meta or data set, forced reads of junk) and turns
@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import pydicom
 from pydicom.dataelem import RawDataElement
@@ -41,6 +41,7 @@ __all__ = [
     "ReadResult",
     "fingerprint",
     "has_executable_preamble",
+    "in_processes",
     "is_dicomdir",
     "iter_files",
     "read",
@@ -48,6 +49,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 
 _PREAMBLE_AND_PREFIX = 132
 _UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -125,7 +128,18 @@ def read(
     >>> read(get_testdata_file("CT_small.dcm")).Modality
     'CT'
     """
-    file = Path(path)
+    return _read_checked(Path(path), stop_before_pixels, force, decode, defer_size, max_depth)[0]
+
+
+def _read_checked(
+    file: Path,
+    stop_before_pixels: bool,
+    force: bool,
+    decode: Collection[int] | None,
+    defer_size: int | None,
+    max_depth: int,
+) -> tuple[FileDataset, tuple[int, int, int]]:
+    """:func:`read`, also giving the file's fingerprint (size, mtime_ns, inode) as read."""
     found = _examine(file)
     size, before = found.st_size, (found.st_size, found.st_mtime_ns, found.st_ino)
     if size == 0:
@@ -147,7 +161,7 @@ def read(
         warnings.warn(
             f"{file}: the preamble holds an executable signature (CVE-2019-11687)",
             DicomlensWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     _check_elements(ds, file, max_depth)  # before decoding: a clearer message than pydicom's
     if decode is None or decode:
@@ -155,7 +169,7 @@ def read(
         _check_elements(ds, file, max_depth)  # the sequences decoding has just built
     if not _unchanged(file, before):  # RELIABILITY R26: another process wrote it meanwhile
         raise FileError(f"{file}: file changed while being read; try again")
-    return ds
+    return ds, before
 
 
 def _read_in_memory(
@@ -402,7 +416,7 @@ def _check_meta(ds: FileDataset, file: Path, size: int) -> None:
         warnings.warn(
             f"{file}: file meta has no Transfer Syntax UID; read as {syntax} VR little endian",
             DicomlensWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
@@ -435,7 +449,7 @@ def _check_lengths(ds: Dataset, file: Path, size: int | None) -> None:
         warnings.warn(
             f"{file}: Pixel Data shorter than declared ({got} of {raw.length} bytes)",
             TruncatedPixelDataWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     elif got < raw.length:
         raise CorruptDicomError(
@@ -471,7 +485,7 @@ def _check_plausible(ds: Dataset, file: Path) -> None:
         warnings.warn(
             f"{file}: no file meta; transfer syntax guessed as {guess}",
             DicomlensWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
@@ -651,11 +665,19 @@ def read_files(
         max_depth=max_depth,
         extract=extract,
     )
-    if workers < 2 or extract is None or len(files) < _PARALLEL_FROM:
-        yield from map(job, files)
+    yield from in_processes(job, files, workers=workers if extract is not None else 1)
+
+
+def in_processes(
+    job: Callable[[_Item], _Result], items: Sequence[_Item], *, workers: int
+) -> Iterator[_Result]:
+    """``map(job, items)`` in ``workers`` processes (for 64 items or more), in order;
+    ``job`` must be picklable. Each process takes runs of consecutive items."""
+    if workers < 2 or len(items) < _PARALLEL_FROM:
+        yield from map(job, items)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(job, files, chunksize=max(16, len(files) // (workers * 8)))
+        yield from pool.map(job, items, chunksize=max(16, len(items) // (workers * 8)))
 
 
 def _read_one(

@@ -1,0 +1,430 @@
+"""Read files that resemble a file already read, letting pydicom parse only what differs.
+
+The files of a series repeat most of their header byte for byte: the same elements
+in the same order, most of them with the same values. A :class:`Layout` is one file
+as pydicom read it: the bytes and the span of every element (values left in the
+file, such as pixel data, are neither kept nor compared). Another file is compared
+with it byte by byte (with numpy). Where the bytes are the same, pydicom would read
+the same elements; an element whose value alone differs keeps its tag, VR and length
+(its header is the same); an element whose header differs is parsed by pydicom where
+it now lies, and the elements after it are compared at their new place.
+
+The result, a :class:`Likeness`, is what :func:`~dicomlens.reading.read` with
+``decode=()`` gives, as changes to the layout's elements. Whenever that cannot be
+shown (other elements, a changed character set, private creator or transfer
+syntax, more bytes or fewer, anything unusual) :meth:`Layout.read_like` gives None
+and the file is read as usual, with every check.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import os
+import stat
+import warnings
+from pathlib import Path
+from typing import Final, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import FileDataset
+from pydicom.filereader import data_element_generator
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+from pydicom.values import convert_value
+
+from dicomlens.reading.files import (
+    _KNOWN_VRS,
+    _PREAMBLE_AND_PREFIX,
+    _UNDEFINED_LENGTH,
+    MAX_DEPTH,
+    _is_deflated,
+    _read_checked,
+    has_executable_preamble,
+)
+
+__all__ = ["LaidOut", "Layout", "Likeness", "read_with_layout"]
+
+Fingerprint = tuple[int, int, int]  # size, mtime_ns, inode
+_GROUP_LENGTH_HEADER: Final = 12  # (0002,0000) UL 4: the file meta group length counts after it
+# Elements whose value changes how others are read or decoded: the transfer syntax,
+# the media storage class (a DICOMDIR), the character set, and what pydicom consults
+# to settle ambiguous VRs ("US or SS", "OB or OW"); private creators too.
+_CONTEXT_TAGS: Final = frozenset(
+    {0x00020002, 0x00020010, 0x00080005, 0x00280100, 0x00280103, 0x00283002, 0x54001004}
+)
+_MOST_CHANGES: Final = 64  # changed elements beyond which a file is read whole
+_GROWTH: Final = 4096  # bytes read past an element's former end when it is parsed again
+
+
+class LaidOut(NamedTuple):
+    """A file read whole: its data set, its fingerprint as read, and its layout when
+    it can serve to read similar files."""
+
+    dataset: FileDataset
+    fingerprint: Fingerprint
+    layout: Layout | None
+
+
+def read_with_layout(path: str | os.PathLike[str], *, defer_size: int) -> LaidOut:
+    """:func:`~dicomlens.reading.read` with ``decode=()``, and the file's layout.
+
+    >>> from pydicom.data import get_testdata_file
+    >>> ct = get_testdata_file("CT_small.dcm")
+    >>> ds, _, layout = read_with_layout(ct, defer_size=16384)
+    >>> layout.read_like(ct).changed
+    {}
+    """
+    ds, fingerprint = _read_checked(Path(path), False, False, (), defer_size, MAX_DEPTH)
+    return LaidOut(ds, fingerprint, Layout.of(ds, fingerprint, defer_size=defer_size))
+
+
+class Likeness(NamedTuple):
+    """A file read against a :class:`Layout`: the layout's elements, with ``changed``
+    (by index, file meta first) holding those whose bytes differ in this file."""
+
+    path: str
+    fingerprint: Fingerprint
+    layout: Layout
+    changed: dict[int, RawDataElement]
+    shifts: tuple[tuple[int, int], ...]  # (first index, offset from the layout's place)
+
+    def element(self, index: int) -> RawDataElement:
+        """Element ``index`` of this file as pydicom reads it (its position included)."""
+        found = self.changed.get(index)
+        if found is not None:
+            return found
+        element = self.layout.elements[index]
+        shift = self.shifts[bisect.bisect_right(self.shifts, (index, 1 << 62)) - 1][1]
+        return element._replace(value_tell=element.value_tell + shift) if shift else element
+
+
+class _Segment(NamedTuple):
+    """Bytes of the layout's file compared as one: from ``start`` (an element's
+    header, or the file's first byte) to ``end`` (the file's end, or where a value
+    left in the file begins). Its pieces start at ``marks`` (relative to ``start``):
+    elements ``first`` up to ``after``, after the preamble (piece -1) in the first."""
+
+    start: int
+    end: int
+    first: int
+    after: int
+    marks: NDArray[np.intp]
+    array: NDArray[np.uint8]
+
+
+class Layout:
+    """One file as pydicom read it (``decode=()``): the span of each element, file meta
+    first, and the bytes of all but the values left in the file. Made by :meth:`of`."""
+
+    def __init__(
+        self,
+        elements: list[RawDataElement],
+        starts: list[int],
+        segments: list[_Segment],
+        meta_count: int,
+        encoding: tuple[bool, bool],
+        defer_size: int,
+    ) -> None:
+        self.elements = tuple(elements)
+        self.meta_count = meta_count
+        self.encoding = encoding  # of the data set: (implicit VR, little endian)
+        self.defer_size = defer_size
+        self._segments = segments
+        self._starts = starts
+        self._starts_array = np.array(starts, dtype=np.int64)
+        self._ends = [element.value_tell + element.length for element in elements]
+        self._headers = [
+            _segment_bytes(segments, start, element.value_tell)
+            for start, element in zip(starts, elements, strict=True)
+        ]
+        self._context = frozenset(
+            index for index, element in enumerate(elements)
+            if element.tag in _CONTEXT_TAGS or element.tag.is_private_creator
+        )  # fmt: skip
+        # pydicom looks at these headers to choose how to read what follows
+        self._fixed_headers = frozenset({0, meta_count})
+        first = elements[0]  # the file meta group length, as read() checked it
+        self._group_length = (
+            convert_value(first.VR or "UL", first) if first.tag == 0x00020000 else None
+        )
+
+    @classmethod
+    def of(cls, ds: FileDataset, fingerprint: Fingerprint, *, defer_size: int) -> Layout | None:
+        """The layout of the file ``ds`` was read from (``read(..., decode=(),
+        defer_size=defer_size)``; its fingerprint then) or None when the file does
+        not lend itself to it: elements that do not tile the file end to end
+        (duplicates, undefined lengths), a deflated data set, a preamble that warns,
+        no transfer syntax, a file changed since. The spans come from pydicom's
+        element parser, run once more over the bytes and checked against ``ds``."""
+        meta = ds.file_meta
+        if has_executable_preamble(ds) or "TransferSyntaxUID" not in meta or not len(ds):
+            return None
+        implicit, little = ds.original_encoding
+        if meta.original_encoding != (False, True) or _is_deflated(ds) or implicit is None:
+            return None
+        encoding = (implicit, bool(little))
+        holes = sorted(
+            (element.value_tell, element.value_tell + element.length)
+            for element in ds.values()
+            if type(element) is RawDataElement and element.value is None and element.length
+        )
+        edges = [0, *(edge for hole in holes for edge in hole), fingerprint[0]]
+        ranges = list(zip(edges[::2], edges[1::2], strict=True))
+        chunks = _read_ranges(str(ds.filename), ranges, fingerprint)
+        parsed = None if chunks is None else _parse(chunks, ranges, encoding, defer_size)
+        if parsed is None:
+            return None
+        meta_elements, data_elements = parsed
+        if [e.tag for e in meta_elements] != list(meta.keys()) or not _as_read(data_elements, ds):
+            return None
+        elements = meta_elements + data_elements
+        starts = _tiling(elements, len(meta_elements), implicit, fingerprint[0])
+        if starts is None or chunks is None:
+            return None
+        segments = [
+            _segment(begin, end, starts, chunk)
+            for (begin, end), chunk in zip(ranges, chunks, strict=True)
+            if end > begin
+        ]
+        return cls(elements, starts, segments, len(meta_elements), encoding, defer_size)
+
+    def read_like(self, path: str | os.PathLike[str]) -> Likeness | None:
+        """``path`` read against this layout, or None when it must be read whole
+        (other elements, a changed context element, an unreadable file: the full
+        read then gives the result, or the error)."""
+        try:
+            handle = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            before = os.fstat(handle)
+            if not stat.S_ISREG(before.st_mode):
+                return None
+            found = self._changes(handle)
+            after = os.stat(path)
+        except OSError:
+            return None
+        finally:
+            os.close(handle)
+        fingerprint = (before.st_size, before.st_mtime_ns, before.st_ino)
+        if found is None or (after.st_size, after.st_mtime_ns, after.st_ino) != fingerprint:
+            return None
+        changed, shifts = found
+        if self._ends[-1] + shifts[-1][1] != before.st_size:
+            return None  # more or fewer bytes after the last element
+        if not self._meta_fits(changed.get(0), fingerprint[0]):
+            return None
+        return Likeness(str(path), fingerprint, self, changed, tuple(shifts))
+
+    def _meta_fits(self, group_length: RawDataElement | None, size: int) -> bool:
+        """Whether the file meta group length (changed, or the layout's) leaves the file
+        meta inside the file, as :func:`read` demands (else the full read says so)."""
+        value = self._group_length
+        if group_length is not None:
+            try:
+                value = convert_value(group_length.VR or "UL", group_length)
+            except Exception:  # the full read reports it
+                return False
+        return (
+            not isinstance(value, int)
+            or _PREAMBLE_AND_PREFIX + _GROUP_LENGTH_HEADER + value <= size
+        )
+
+    def _changes(
+        self, handle: int
+    ) -> tuple[dict[int, RawDataElement], list[tuple[int, int]]] | None:
+        """The elements of the open file that differ from the layout's, and the offset of
+        the elements after each one that moved; None when they cannot be told apart."""
+        changed: dict[int, RawDataElement] = {}
+        shifts = [(0, 0)]
+        shift = 0
+        for segment in self._segments:
+            piece = segment.first - (segment.start == 0)  # the preamble first
+            while piece < segment.after:
+                mark = segment.marks[piece - segment.first + (segment.start == 0)]
+                ours = segment.array[mark:]
+                window = os.pread(handle, len(ours), segment.start + mark + shift)
+                differ = np.ones(len(ours), dtype=bool)  # bytes past the file's end differ
+                differ[: len(window)] = ours[: len(window)] != np.frombuffer(window, np.uint8)
+                marks = segment.marks[piece - segment.first + (segment.start == 0) :] - mark
+                moved = False
+                for index in (
+                    np.flatnonzero(np.logical_or.reduceat(differ, marks)) + piece
+                ).tolist():
+                    if index < 0 or index in self._context or len(changed) >= _MOST_CHANGES:
+                        return None  # the preamble, or context that changed, or too much
+                    element = self._same_header(window, segment.start + mark + shift, index, shift)
+                    if element is None:
+                        element = self._parsed(handle, index, shift)
+                        if element is None:
+                            return None
+                        changed[index] = element
+                        shift = element.value_tell + element.length - self._ends[index]
+                        shifts.append((index + 1, shift))
+                        piece, moved = index + 1, True
+                        break  # the elements after it are compared at their new place
+                    changed[index] = element
+                if not moved:
+                    break
+        return changed, shifts
+
+    def _same_header(
+        self, window: bytes, offset: int, index: int, shift: int
+    ) -> RawDataElement | None:
+        """Element ``index`` when only its value differs (same tag, VR and length);
+        ``window`` holds the file's bytes from ``offset`` on."""
+        element = self.elements[index]
+        header = self._headers[index]
+        start = self._starts[index] + shift - offset
+        if window[start : start + len(header)] != header:
+            return None
+        value_start = start + len(header)
+        value = None
+        if element.value is not None:
+            value = window[value_start : value_start + element.length]
+            if len(value) < element.length:
+                return None  # past the bytes read: parsed where it lies instead
+        return element._replace(value=value, value_tell=element.value_tell + shift)
+
+    def _parsed(self, handle: int, index: int, shift: int) -> RawDataElement | None:
+        """Element ``index`` parsed by pydicom where it now lies, when it is the same
+        element (same tag) of a defined length with a known VR (its value read whole)."""
+        if index in self._fixed_headers:
+            return None
+        position = self._starts[index] + shift
+        chunk = os.pread(handle, self._ends[index] - self._starts[index] + _GROWTH, position)
+        encoding = (False, True) if index < self.meta_count else self.encoding
+        with warnings.catch_warnings(record=True) as noticed:
+            warnings.simplefilter("always")
+            try:
+                parser = data_element_generator(
+                    io.BytesIO(chunk), *encoding, defer_size=self.defer_size
+                )
+                element = next(parser, None)
+            except Exception:  # damaged here: the full read says how
+                return None
+        if noticed or not isinstance(element, RawDataElement):
+            return None
+        if element.tag != self.elements[index].tag or element.length == _UNDEFINED_LENGTH:
+            return None
+        if element.VR is not None and element.VR not in _KNOWN_VRS:
+            return None
+        value_tell = element.value_tell + position
+        if element.value is not None and len(element.value) < element.length:
+            value = os.pread(handle, element.length, value_tell)  # it grew: read it whole
+            if len(value) < element.length:
+                return None  # the file ends inside it
+            element = element._replace(value=value)
+        return element._replace(value_tell=value_tell)
+
+
+def _read_ranges(
+    path: str, ranges: list[tuple[int, int]], fingerprint: Fingerprint
+) -> list[bytes] | None:
+    """The bytes of each range of the file, if it is still as it was read."""
+    try:
+        handle = os.open(path, os.O_RDONLY)
+        try:
+            found = os.fstat(handle)
+            chunks = [os.pread(handle, end - begin, begin) for begin, end in ranges]
+        finally:
+            os.close(handle)
+        after = os.stat(path)
+    except OSError:
+        return None
+    for seen in (found, after):
+        if (seen.st_size, seen.st_mtime_ns, seen.st_ino) != fingerprint:
+            return None
+    return chunks
+
+
+def _parse(
+    chunks: list[bytes], ranges: list[tuple[int, int]], encoding: tuple[bool, bool], defer_size: int
+) -> tuple[list[RawDataElement], list[RawDataElement]] | None:
+    """The file meta elements and the data set's, as pydicom's element parser reads
+    the chunks (the file's bytes but for the values left in it); None if anything but
+    plain elements of defined length turns up."""
+    first = io.BytesIO(chunks[0])
+    first.seek(_PREAMBLE_AND_PREFIX)
+    meta = _elements(first, 0, (False, True), defer_size, within_meta=True)
+    parts = [_elements(first, 0, encoding, defer_size)]
+    for (begin, _), chunk in zip(ranges[1:], chunks[1:], strict=True):
+        parts.append(_elements(io.BytesIO(chunk), begin, encoding, defer_size))
+    if meta is None or None in parts:
+        return None
+    return meta, [element for part in parts if part for element in part]
+
+
+def _elements(
+    stream: io.BytesIO,
+    offset: int,
+    encoding: tuple[bool, bool],
+    defer_size: int,
+    *,
+    within_meta: bool = False,
+) -> list[RawDataElement] | None:
+    """The elements pydicom's parser finds from the stream's position on (``offset``
+    is where the stream starts in the file): the file meta group, the stream then
+    left at its end, or the rest; None when anything but plain elements turns up."""
+    found: list[RawDataElement] = []
+    end = stream.tell()
+    try:
+        for element in data_element_generator(stream, *encoding, defer_size=defer_size):
+            if within_meta and element.tag >> 16 != 2:
+                break
+            if not isinstance(element, RawDataElement) or element.length == _UNDEFINED_LENGTH:
+                return None  # a sequence or a value of undefined length
+            found.append(element._replace(value_tell=element.value_tell + offset))
+            end = element.value_tell + element.length
+    except Exception:  # read() parsed these bytes: anything odd here is left to it
+        return None
+    stream.seek(end)
+    return found
+
+
+def _as_read(elements: list[RawDataElement], ds: FileDataset) -> bool:
+    """Whether ``elements`` are the data set's, in its order (no duplicate hidden)."""
+    if len(elements) != len(ds):
+        return False
+    for element, kept in zip(elements, ds.values(), strict=True):
+        if element.tag != kept.tag:
+            return False
+        if isinstance(kept, RawDataElement) and element != kept:
+            return False
+    return True
+
+
+def _tiling(
+    elements: list[RawDataElement], meta_count: int, implicit: bool, size: int
+) -> list[int] | None:
+    """Where each element's header starts, when the elements tile the file from the
+    end of the preamble to its last byte, nothing between them; else None."""
+    starts = []
+    end = _PREAMBLE_AND_PREFIX
+    for index, element in enumerate(elements):
+        explicit = not implicit or index < meta_count
+        start = element.value_tell - (12 if explicit and element.VR in EXPLICIT_VR_LENGTH_32 else 8)
+        if start != end or (element.value is not None and len(element.value) != element.length):
+            return None
+        starts.append(start)
+        end = element.value_tell + element.length
+    return starts if end == size and elements else None
+
+
+def _segment(begin: int, end: int, starts: list[int], chunk: bytes) -> _Segment:
+    """The segment of the file's bytes ``[begin, end)`` (``chunk``): the elements whose
+    header starts there, and the preamble when it is the first."""
+    first, after = bisect.bisect_left(starts, begin), bisect.bisect_left(starts, end)
+    marks = [0] * (begin == 0) + [start - begin for start in starts[first:after]]
+    array = np.frombuffer(chunk, np.uint8)
+    return _Segment(begin, end, first, after, np.array(marks, dtype=np.intp), array)
+
+
+def _segment_bytes(segments: list[_Segment], start: int, end: int) -> bytes:
+    """The layout file's bytes ``[start, end)``, from the segment that holds them."""
+    for segment in segments:
+        if segment.start <= start and end <= segment.end:
+            return segment.array[start - segment.start : end - segment.start].tobytes()
+    raise ValueError(f"bytes {start}-{end} are not kept")
