@@ -641,3 +641,51 @@ def test_filesystem_type_reads_the_mount_table(tmp_path: Path) -> None:
     assert filesystem_type("/mnt/pacs/catalog.db", table) == "cifs"
     assert filesystem_type("/mnt/pacs2/catalog.db", table) == "ext4"
     assert filesystem_type("/x", tmp_path / "missing") is None
+
+
+def _rows_both_ways(
+    paths: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[object], list[object], int]:
+    """file_rows as it runs (files like the last ones read against their templates) and
+    with every file read whole; also how many rows came from a template."""
+    from dicomlens.catalog import file_rows, rows
+
+    used = []
+    real_row = rows._Template.row
+
+    def counted(self: object, likeness: object) -> object:
+        row = real_row(self, likeness)  # type: ignore[arg-type]
+        used.append(row is not None)
+        return row
+
+    with monkeypatch.context() as patch:
+        patch.setattr(rows, "_templates", [])
+        patch.setattr(rows._Template, "row", counted)
+        quick = list(file_rows(paths))
+    with monkeypatch.context() as patch:
+        patch.setattr(rows, "_templates", [])
+        patch.setattr(rows, "_TEMPLATES_KEPT", 0)
+        whole = list(file_rows(paths))
+    return quick, whole, sum(used)
+
+
+def test_rows_from_templates_equal_rows_read_whole(
+    archive: Path, make_ct_series: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A generated series (UIDs and positions of other lengths), every bundled file and
+    broken ones: the same rows, fingerprints included, whether read whole or not."""
+    series = sorted(make_ct_series(15).iterdir())
+    paths = series + sorted(TEST_FILES.rglob("*.dcm")) + sorted(archive.rglob("*"))
+    quick, whole, used = _rows_both_ways([p for p in paths if p.is_file()], monkeypatch)
+    assert quick == whole
+    assert used >= len(series) - 1
+
+
+@pytest.mark.shared_data
+def test_scanner_rows_from_templates_equal_rows_read_whole(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = sorted(p for p in shared_data.rglob("*") if p.is_file() and "In" in p.parts)
+    quick, whole, used = _rows_both_ways(paths, monkeypatch)
+    assert quick == whole
+    assert used >= 170  # of the 196 decubitus slices and mosaics

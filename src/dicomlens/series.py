@@ -18,7 +18,7 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
@@ -56,6 +56,8 @@ _HEADER_KEYWORDS: Final = (
     "PerFrameFunctionalGroupsSequence",
 )  # fmt: skip
 _PIXEL_DATA: Final = 0x7FE00010
+_SHARED_GROUPS: Final = 0x52009229  # Shared Functional Groups Sequence
+_PER_FRAME_GROUPS: Final = 0x52009230  # Per-Frame Functional Groups Sequence
 _NATIVE_LE: Final = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 HEADER_TAGS: Final = frozenset(tag_for_keyword(keyword) or 0 for keyword in _HEADER_KEYWORDS)
 """The top-level elements :func:`slice_infos` reads (to decode only those when scanning)."""
@@ -187,7 +189,7 @@ def _number(value: Any, kind: type = float) -> Any:
         return None
 
 
-def _item(ds: Dataset | None, sequence: str) -> Dataset | None:
+def _item(ds: Dataset | None, sequence: str | int) -> Dataset | None:
     if ds is None or sequence not in ds or not ds[sequence].value:
         return None
     item: Dataset = ds[sequence].value[0]
@@ -205,12 +207,19 @@ Values = Callable[..., Any]
 """A top-level element's value by keyword, with a default: ``Dataset.get`` or alike."""
 
 
-def slice_infos(ds: Dataset, path: Path, values: Values | None = None) -> list[SliceInfo]:
+def slice_infos(
+    ds: Dataset,
+    path: Path,
+    values: Values | None = None,
+    *,
+    pixel_data: RawDataElement | DataElement | None = None,
+) -> list[SliceInfo]:
     """One :class:`SliceInfo` per image in a (header-only) dataset: one for a
     classic file, one per frame for an enhanced multi-frame file.
 
-    ``values`` gives top-level values by keyword (``ds.get`` by default), for
-    callers that have already decoded them; sequences are read from ``ds``.
+    ``values`` gives top-level values by keyword (``ds.get`` by default), and
+    ``pixel_data`` the Pixel Data element as read (``ds``'s by default), for callers
+    that have already read them; sequences and the file meta are read from ``ds``.
     """
     get = values or ds.get
     frames = _number(get("NumberOfFrames"), int) or 1
@@ -229,9 +238,11 @@ def slice_infos(ds: Dataset, path: Path, values: Values | None = None) -> list[S
         "image_type": _texts(get("ImageType")),
     }
     common["mosaic"] = "MOSAIC" in common["image_type"]
-    common["native_pixels"] = _native_pixels(ds, get) if frames == 1 else None
-    shared_groups = _item(ds, "SharedFunctionalGroupsSequence")
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if pixel_data is None and _PIXEL_DATA in ds:
+        pixel_data = ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    common["native_pixels"] = _native_pixels(ds, pixel_data, get) if frames == 1 else None
+    shared_groups = _item(ds, _SHARED_GROUPS)
+    per_frame = ds[_PER_FRAME_GROUPS].value if _PER_FRAME_GROUPS in ds else None
     if per_frame is None or (frames == 1 and shared_groups is None):
         return [SliceInfo(frame=None, **common, **_classic_geometry(get))]
     infos = []
@@ -252,11 +263,10 @@ def _texts(value: Any) -> tuple[str, ...]:
     return (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
 
 
-def _native_pixels(ds: Dataset, get: Values) -> NativePixels | None:
+def _native_pixels(
+    ds: Dataset, raw: RawDataElement | DataElement | None, get: Values
+) -> NativePixels | None:
     """The file position of plain pixel data left in the file by a deferred read."""
-    if _PIXEL_DATA not in ds:
-        return None
-    raw = ds.get_item(_PIXEL_DATA, keep_deferred=True)
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if not isinstance(raw, RawDataElement) or raw.value is not None or syntax not in _NATIVE_LE:
         return None

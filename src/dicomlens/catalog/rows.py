@@ -28,8 +28,15 @@ from pydicom.valuerep import PersonName
 from pydicom.values import convert_value
 
 from dicomlens.catalog.schema import LEVEL_COLUMNS, FileRow, InstanceRow
-from dicomlens.errors import FileError
-from dicomlens.reading import fingerprint, is_dicomdir, read_files
+from dicomlens.errors import FileError, NotDicomError
+from dicomlens.reading import (
+    Layout,
+    Likeness,
+    fingerprint,
+    in_processes,
+    is_dicomdir,
+    read_with_layout,
+)
 from dicomlens.series import NativePixels, SliceInfo, slice_infos
 
 __all__ = [
@@ -58,44 +65,71 @@ _PIXEL_DATA: Final = 0x7FE00010
 def file_rows(paths: Sequence[str | os.PathLike[str]], *, workers: int = 1) -> Iterator[FileRow]:
     """One :class:`FileRow` per path, in order; headers read in ``workers`` processes.
 
+    Each process reads runs of consecutive files; a file laid out like one it has
+    just read (the next slice of a series) is read against that file's layout, so
+    that only the elements whose bytes differ are parsed and decoded again.
+
     >>> from pydicom.data import get_testdata_file
     >>> (row,) = file_rows([get_testdata_file("CT_small.dcm")])
     >>> row.kind, row.instance.series["modality"], row.instance.instance["rows"]
     ('instance', 'CT', 128)
     """
-    listed = [(Path(p), None, False) for p in paths]
+    listed = [str(Path(p)) for p in paths]
     with warnings.catch_warnings():
         # Odd values and short pixel data do not stop a header from being indexed
         # (and pydicom's value warnings would quote the values into logs).
         warnings.simplefilter("ignore")
-        yield from _rows(listed, workers)
+        yield from in_processes(_file_row, listed, workers=workers)
 
 
-def _rows(listed: list[tuple[Path, None, bool]], workers: int) -> Iterator[FileRow]:
-    reads = read_files(
-        listed,
-        stop_before_pixels=False,  # pixel data deferred: its offset is kept
-        decode=(),
-        defer_size=_DEFER_BYTES,
-        extract=_instance_or_reason,
-        workers=workers,
-    )
-    for result in reads:
-        path = str(result.path)
-        try:
-            size, mtime_ns, inode = fingerprint(path)
-        except OSError:
-            size = mtime_ns = inode = 0
-        if result.ignorable:
-            yield FileRow(path, size, mtime_ns, inode, "other", "not a DICOM file")
-        elif result.error is not None:
-            yield FileRow(path, size, mtime_ns, inode, "error", _reason(result.error, path))
-        elif isinstance(result.value, _NotAnInstance):
-            yield FileRow(path, size, mtime_ns, inode, "other", result.value.reason)
-        elif isinstance(result.value, str):
-            yield FileRow(path, size, mtime_ns, inode, "error", result.value)
-        else:
-            yield FileRow(path, size, mtime_ns, inode, "instance", instance=result.value)
+# Per process: the templates of the layouts met last, the most recently used first.
+_templates: list[_Template] = []
+_TEMPLATES_KEPT: Final = 4
+
+
+def _file_row(path: str) -> FileRow:
+    """The row of one file: against a template when one fits, else read whole."""
+    for position, template in enumerate(_templates):
+        likeness = template.layout.read_like(path)
+        row = None if likeness is None else template.row(likeness)
+        if row is not None:
+            _templates.insert(0, _templates.pop(position))
+            return row
+    return _read_whole(path)
+
+
+def _read_whole(path: str) -> FileRow:
+    """The row of a file read with every check; its layout becomes a template."""
+    try:
+        ds, found, layout = read_with_layout(path, defer_size=_DEFER_BYTES)
+    except NotDicomError:
+        return FileRow(path, *_fingerprint_or_zeros(path), "other", "not a DICOM file")
+    except FileError as error:
+        return FileRow(path, *_fingerprint_or_zeros(path), "error", _reason(error, path))
+    if is_dicomdir(ds):
+        reason = "a DICOMDIR: the files it lists are indexed as they are found"
+        return FileRow(path, *found, "other", reason)
+    try:
+        encodings = _encodings(ds)
+        entries, creators = _entries(ds, encodings)
+        values = _values(entries)
+        pixels = ds.get_item(_PIXEL_DATA, keep_deferred=True) if _PIXEL_DATA in ds else None
+        instance = _instance_row(ds, path, _joined(entries), values, pixels, *_form(ds))
+    except Exception as exc:  # pydicom's value converters raise many kinds
+        return FileRow(path, *found, "error", f"cannot decode ({type(exc).__name__}: {exc})")
+    if layout is not None:
+        template = _Template.of(layout, ds, encodings, entries, creators, values)
+        if template is not None:
+            _templates.insert(0, template)
+            del _templates[_TEMPLATES_KEPT:]
+    return FileRow(path, *found, "instance", instance=instance)
+
+
+def _fingerprint_or_zeros(path: str) -> tuple[int, int, int]:
+    try:
+        return fingerprint(path)
+    except OSError:
+        return 0, 0, 0
 
 
 def _reason(error: FileError, path: str) -> str:
@@ -103,27 +137,92 @@ def _reason(error: FileError, path: str) -> str:
     return text[len(path) + 2 :] if text.startswith(path + ": ") else text
 
 
-class _NotAnInstance(NamedTuple):
-    reason: str
+class _Template(NamedTuple):
+    """A file read whole with its catalog row element by element: a file of the same
+    layout is a row by decoding only the elements whose bytes differ from it."""
+
+    layout: Layout
+    ds: FileDataset  # context for decoding (character set, creators, ambiguous VRs)
+    encodings: tuple[str, ...]
+    entries: list[_Member | None]  # per data set element; None: not in the JSON
+    creators: list[str | None]  # per data set element: its private block's creator
+    members: list[str]  # the JSON members, in order
+    places: dict[str, int]  # element key -> position among the members
+    values: dict[str, Any]
+    pixel_data: int | None  # the layout's index of the Pixel Data element
+    form: tuple[bool, str]  # whether it holds images, and its transfer syntax
+
+    @classmethod
+    def of(
+        cls,
+        layout: Layout,
+        ds: FileDataset,
+        encodings: tuple[str, ...],
+        entries: list[_Member | None],
+        creators: list[str | None],
+        values: dict[str, Any],
+    ) -> _Template | None:
+        """The template of a file, unless something of its row comes from elsewhere
+        than its elements' bytes: a text left in the file (read for the row),
+        functional groups (read for the slices), two elements with one key."""
+        if any(_left_in_file(e) and _is_text(e) for e in ds.values()):  # type: ignore[arg-type]
+            return None
+        groups = ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence")
+        if any(keyword in ds for keyword in groups):
+            return None
+        kept = [entry for entry in entries if entry is not None]
+        places = {key: place for place, (key, _, _) in enumerate(kept)}
+        if len(places) != len(kept):
+            return None
+        members = [member for _, member, _ in kept]
+        tags: list[int] = list(ds.keys())
+        pixel_data = layout.meta_count + tags.index(_PIXEL_DATA) if _PIXEL_DATA in ds else None
+        return cls(
+            layout, ds, encodings, entries, creators, members, places, values, pixel_data, _form(ds)
+        )
+
+    def row(self, likeness: Likeness) -> FileRow | None:
+        """The row of a file read against this template's layout; None when it must
+        be read whole (a changed element that cannot be decoded from its bytes alone)."""
+        members = self.members.copy()
+        values = self.values.copy()
+        meta_count = self.layout.meta_count
+        for index, element in likeness.changed.items():
+            if index < meta_count:
+                continue  # the file meta is not in the row (and its context did not change)
+            before = self.entries[index - meta_count]
+            if _left_in_file(element) and _is_text(element):
+                return None
+            try:
+                after = _entry(element, self.creators[index - meta_count], self.ds, self.encodings)
+            except Exception:  # the full read names the damage
+                return None
+            if (before is None) != (after is None):
+                return None
+            if after is not None:
+                members[self.places[after[0]]] = after[1]
+                values[after[0]] = after[2]
+        pixels = None if self.pixel_data is None else likeness.element(self.pixel_data)
+        text = "{" + ",".join(members) + "}"
+        instance = _instance_row(self.ds, likeness.path, text, values, pixels, *self.form)
+        return FileRow(likeness.path, *likeness.fingerprint, "instance", instance=instance)
 
 
-def _instance_or_reason(ds: FileDataset) -> InstanceRow | _NotAnInstance | str:
-    """The row of a dataset, or why its values cannot be read (a damaged value)."""
-    if is_dicomdir(ds):
-        return _NotAnInstance("a DICOMDIR: the files it lists are indexed as they are found")
-    try:
-        return _instance_row(ds)
-    except Exception as exc:  # pydicom's value converters raise many kinds
-        return f"cannot decode ({type(exc).__name__}: {exc})"
-
-
-def _instance_row(ds: FileDataset) -> InstanceRow:
-    text, values = _encoded(ds)
+def _instance_row(
+    ds: FileDataset,
+    path: str,
+    text: str,
+    values: dict[str, Any],
+    pixels: RawDataElement | DataElement | None,
+    images: bool,
+    syntax: str,
+) -> InstanceRow:
+    """The row of an instance from its elements' JSON and values, its Pixel Data element
+    as read, and its data set (for the structure: :func:`_form` tells the rest)."""
     levels = {
         level: {column: _first(values.get(key)) for column, key in columns.items()}
         for level, columns in _LEVEL_KEYS.items()
     }
-    pixels = ds.get_item(_PIXEL_DATA, keep_deferred=True) if _PIXEL_DATA in ds else None
     offset = length = None
     if isinstance(pixels, RawDataElement) and pixels.length != 0xFFFFFFFF:
         offset, length = pixels.value_tell, pixels.length
@@ -132,19 +231,24 @@ def _instance_row(ds: FileDataset) -> InstanceRow:
         found = values.get(_key_of_keyword(keyword))
         return default if found is None else found
 
-    infos = slice_infos(ds, Path(str(ds.filename)), value) if "Rows" in ds else []
-    syntax = ds.file_meta.get("TransferSyntaxUID", "") if hasattr(ds, "file_meta") else ""
+    infos = slice_infos(ds, Path(path), value, pixel_data=pixels) if images else []
     return InstanceRow(
         levels["patient"],
         levels["study"],
         levels["series"],
         levels["instance"],
-        str(syntax),
+        syntax,
         offset,
         length,
         json.dumps([_slice_fields(info) for info in infos], separators=(",", ":")),
         text,
     )
+
+
+def _form(ds: FileDataset) -> tuple[bool, str]:
+    """Whether a data set holds images (Rows), and its transfer syntax."""
+    syntax = ds.file_meta.get("TransferSyntaxUID", "") if hasattr(ds, "file_meta") else ""
+    return "Rows" in ds, str(syntax)
 
 
 def _first(value: Any) -> Any:
@@ -197,43 +301,87 @@ _LONGEST_TEXT: Final = 1 << 20  # bytes of a deferred text value read for the ca
 
 
 def _encoded(ds: Dataset, inherited: tuple[str, ...] | None = None) -> tuple[str, dict[str, Any]]:
-    """The JSON object of a data set's non-bulk elements, and its values by element key.
+    """The JSON object of a data set's non-bulk elements, and its values by element key."""
+    entries, _ = _entries(ds, _encodings(ds, inherited))
+    return _joined(entries), _values(entries)
+
+
+def _encodings(ds: Dataset, inherited: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The character encodings of a data set (a sequence item inherits its parent's)."""
+    if inherited is None or 0x00080005 in ds:
+        return tuple(convert_encodings(_charset_names(ds)))
+    return inherited
+
+
+def _entries(
+    ds: Dataset, encodings: tuple[str, ...]
+) -> tuple[list[_Member | None], list[str | None]]:
+    """Each element's JSON member and value (None: left out), and its private block's
+    creator, in file order.
 
     One pass over the raw elements: each converted by pydicom without being stored
     back in the dataset (the dataset's bookkeeping would cost more than the conversion).
     """
-    if inherited is None or 0x00080005 in ds:
-        encodings = tuple(convert_encodings(_charset_names(ds)))
-    else:
-        encodings = inherited
-    members: dict[str, str] = {}
-    values: dict[str, Any] = {}
+    entries: list[_Member | None] = []
+    creators_of: list[str | None] = []
     creators: dict[int, str] = {}
     for element in ds.values():  # as read: unconverted, in file order
         tag = int(element.tag)
-        vr = element.VR or _implicit_vr(tag)
-        raw: RawDataElement | DataElement | None = element
-        if type(element) is RawDataElement and element.value is None and element.length:
-            raw = _deferred_value(ds, element, vr)
-        if raw is None:
-            continue
         creator = None
         if tag & 0x10000 and tag & 0xFFFF >= 0x1000:  # a private element: find its block
             creator = creators.get(tag & 0xFFFF0000 | tag >> 8 & 0xFF)
-        if type(raw) is RawDataElement and vr in _PLAIN_VRS:
-            memo_key = (tag, creator, vr, raw.value, raw.is_little_endian, encodings)
-            key, members[key], value = _members.get(memo_key) or _decode_plain(memo_key, raw)
-        else:
-            decoded = _decoded_other(raw, ds, encodings)
-            if decoded is None:
-                continue
-            text, value = decoded
-            key, start = _member_start(tag, creator)
-            members[key] = start + text
-        values[key] = value
-        if tag & 0x10000 and 0x10 <= tag & 0xFFFF <= 0xFF and isinstance(value, str):
-            creators[tag] = value  # a private creator
-    return "{" + ",".join(members.values()) + "}", values
+        entry = _entry(element, creator, ds, encodings)
+        entries.append(entry)
+        creators_of.append(creator)
+        if entry is not None and element.tag.is_private_creator and isinstance(entry[2], str):
+            creators[tag] = entry[2]
+    return entries, creators_of
+
+
+def _entry(
+    element: RawDataElement | DataElement,
+    creator: str | None,
+    ds: Dataset,
+    encodings: tuple[str, ...],
+) -> _Member | None:
+    """One element's key, JSON member and value; None for bulk data."""
+    tag = int(element.tag)
+    vr = element.VR or _implicit_vr(tag)
+    raw: RawDataElement | DataElement | None = element
+    if _left_in_file(element):
+        raw = _deferred_value(ds, element)  # type: ignore[arg-type]
+        if raw is None:
+            return None
+    if type(raw) is RawDataElement and vr in _PLAIN_VRS:
+        memo_key = (tag, creator, vr, raw.value, raw.is_little_endian, encodings)
+        return _members.get(memo_key) or _decode_plain(memo_key, raw)
+    decoded = _decoded_other(raw, ds, encodings)
+    if decoded is None:
+        return None
+    text, value = decoded
+    key, start = _member_start(tag, creator)
+    return key, start + text, value
+
+
+def _joined(entries: list[_Member | None]) -> str:
+    return "{" + ",".join(entry[1] for entry in entries if entry is not None) + "}"
+
+
+def _values(entries: list[_Member | None]) -> dict[str, Any]:
+    return {entry[0]: entry[2] for entry in entries if entry is not None}
+
+
+def _left_in_file(element: RawDataElement | DataElement) -> bool:
+    """Whether the read left the element's value in the file (a long value)."""
+    return type(element) is RawDataElement and element.value is None and bool(element.length)
+
+
+def _is_text(raw: RawDataElement) -> bool:
+    """Whether a value left in the file is text that the catalog reads (a report, an
+    XML document); bulk data (binary VRs, unknown UN) and overlong values are not."""
+    vr = raw.VR or _implicit_vr(raw.tag)
+    plain = vr in _PLAIN_VRS or (raw.VR is None and raw.tag & 0x10000)  # implicit private
+    return bool(plain) and raw.length <= _LONGEST_TEXT
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -255,13 +403,10 @@ def _implicit_vr(tag: int) -> str | None:
     return vr if vr in _PLAIN_VRS else None
 
 
-def _deferred_value(
-    ds: Dataset, raw: RawDataElement, vr: str | None
-) -> RawDataElement | DataElement | None:
-    """A long value the read left in the file: read now if it is text (a report, an
-    XML document), None if it is bulk data or unreasonably long."""
-    plain = vr in _PLAIN_VRS or (raw.VR is None and raw.tag & 0x10000)  # implicit private
-    if not plain or raw.length > _LONGEST_TEXT or not isinstance(ds, FileDataset):
+def _deferred_value(ds: Dataset, raw: RawDataElement) -> RawDataElement | DataElement | None:
+    """A long value the read left in the file: read now if it is text, None if it is
+    bulk data or unreasonably long."""
+    if not _is_text(raw) or not isinstance(ds, FileDataset):
         return None
     return ds.get_item(raw.tag)
 
