@@ -136,6 +136,11 @@ GROUP BY sop_instance_uid;
 _MIGRATIONS: Final = {1: _CONFLICTS}
 
 
+@functools.cache
+def _insert_sql(table: str, names: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+
+
 def _lock(handle: Any) -> bool:
     """Take the writer lock. When its recorded holder is gone (killed), its worker
     processes may still hold it for a moment: wait for them, a few seconds at most."""
@@ -183,6 +188,10 @@ class Catalog:
             self._check_schema()
             if network:  # RELIABILITY I7: WAL needs shared memory on one host
                 self.db.execute("PRAGMA journal_mode = DELETE")
+            elif not readonly:
+                # In WAL mode a commit survives the process being killed without an
+                # fsync of its own; the log is synced when it is checkpointed.
+                self.db.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as exc:
             raise CatalogError(f"{self.path}: not a dicomlens catalog ({exc})") from exc
         if network:
@@ -208,6 +217,9 @@ class Catalog:
         if version == SCHEMA_VERSION:
             return
         if version == 0 and tables == 0 and not self.readonly:
+            # pages of 8 KiB hold an instance's elements (a few KiB of JSON) with fewer
+            # overflow pages: inserts cost a fifth less than with the default 4 KiB
+            self.db.execute("PRAGMA page_size = 8192")
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.executescript(f"BEGIN; {_schema()} COMMIT;")
             return
@@ -305,9 +317,7 @@ class Catalog:
             "slices": instance.slices,
             "elements": instance.elements,
         }
-        names = ", ".join(columns)
-        marks = ", ".join("?" * len(columns))
-        self.db.execute(f"INSERT INTO instances ({names}) VALUES ({marks})", list(columns.values()))
+        self.db.execute(_insert_sql("instances", tuple(columns)), list(columns.values()))
 
     def _level_id(
         self,
