@@ -689,3 +689,20 @@ def test_scanner_rows_from_templates_equal_rows_read_whole(
     quick, whole, used = _rows_both_ways(paths, monkeypatch)
     assert quick == whole
     assert used >= 170  # of the 196 decubitus slices and mosaics
+
+
+def test_two_blocks_of_one_creator_give_one_member(tmp_path: Path) -> None:
+    """Two private blocks under the same creator name one key twice: the JSON keeps one
+    member (the later value), so that SQLite and Python read the same object."""
+    from dicomlens.catalog import file_rows
+
+    ds = pydicom.dcmread(bundled("MR_small.dcm"))
+    ds.add_new(0x00290010, "LO", "ACME 1")
+    ds.add_new(0x00290011, "LO", "ACME 1")
+    ds.add_new(0x00291001, "LO", "first")
+    ds.add_new(0x00291101, "LO", "second")
+    ds.save_as(tmp_path / "twice.dcm")
+    (row,) = file_rows([tmp_path / "twice.dcm"])
+    assert row.instance is not None
+    assert row.instance.elements.count('"0029xx01[ACME 1]"') == 1
+    assert json.loads(row.instance.elements)["0029xx01[ACME 1]"] == "second"

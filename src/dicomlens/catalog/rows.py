@@ -112,9 +112,9 @@ def _read_whole(path: str) -> FileRow:
     try:
         encodings = _encodings(ds)
         entries, creators = _entries(ds, encodings)
-        values = _values(entries)
+        text, values = _object(entries)
         pixels = ds.get_item(_PIXEL_DATA, keep_deferred=True) if _PIXEL_DATA in ds else None
-        instance = _instance_row(ds, path, _joined(entries), values, pixels, *_form(ds))
+        instance = _instance_row(ds, path, text, values, pixels, *_form(ds))
     except Exception as exc:  # pydicom's value converters raise many kinds
         return FileRow(path, *found, "error", f"cannot decode ({type(exc).__name__}: {exc})")
     if layout is not None:
@@ -303,7 +303,7 @@ _LONGEST_TEXT: Final = 1 << 20  # bytes of a deferred text value read for the ca
 def _encoded(ds: Dataset, inherited: tuple[str, ...] | None = None) -> tuple[str, dict[str, Any]]:
     """The JSON object of a data set's non-bulk elements, and its values by element key."""
     entries, _ = _entries(ds, _encodings(ds, inherited))
-    return _joined(entries), _values(entries)
+    return _object(entries)
 
 
 def _encodings(ds: Dataset, inherited: tuple[str, ...] | None = None) -> tuple[str, ...]:
@@ -363,12 +363,15 @@ def _entry(
     return key, start + text, value
 
 
-def _joined(entries: list[_Member | None]) -> str:
-    return "{" + ",".join(entry[1] for entry in entries if entry is not None) + "}"
-
-
-def _values(entries: list[_Member | None]) -> dict[str, Any]:
-    return {entry[0]: entry[2] for entry in entries if entry is not None}
+def _object(entries: list[_Member | None]) -> tuple[str, dict[str, Any]]:
+    """The JSON object of the entries, and their values by key (an element key met
+    twice, two private blocks of one creator, keeps its first place and last value)."""
+    members: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for entry in entries:
+        if entry is not None:
+            key, members[key], values[key] = entry
+    return "{" + ",".join(members.values()) + "}", values
 
 
 def _left_in_file(element: RawDataElement | DataElement) -> bool:
