@@ -245,13 +245,18 @@ def _selection(level: str, extra: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _count_sql(count: str) -> str:
+    if count == "instances":  # one joined row per instance: nothing to make distinct
+        return "count(i.id)"
     return f"count(DISTINCT {_COUNTED[count]}.id)"
 
 
 def _select_sql(level: str, selected: list[str], where: list[str]) -> str:
+    # files only for the instance level (its path): the others count instances from
+    # the index on their series, without reading the instances' rows
+    files = "JOIN files f ON f.id = i.file " if level == "instance" else ""
     sql = (
-        f"SELECT {', '.join(selected)} FROM instances i "
-        "JOIN files f ON f.id = i.file JOIN series se ON se.id = i.series "
+        f"SELECT {', '.join(selected)} FROM instances i {files}"
+        "JOIN series se ON se.id = i.series "
         "JOIN studies st ON st.id = se.study JOIN patients p ON p.id = st.patient"
     )
     if where:
