@@ -240,7 +240,7 @@ def _instance_row(
         syntax,
         offset,
         length,
-        json.dumps([_slice_fields(info) for info in infos], separators=(",", ":")),
+        _SLICES_JSON.encode([_slice_fields(info) for info in infos]),
         text,
     )
 
@@ -286,8 +286,9 @@ def elements_json(ds: Dataset) -> str:
     return _encoded(ds)[0]
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# One encoder each, made once (json.dumps makes a new one for every call with options).
+_SLICES_JSON: Final = json.JSONEncoder(separators=(",", ":"))
+_dumps: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 # The same bytes of the same element decode to the same value: most elements repeat
