@@ -21,6 +21,8 @@ import numpy as np
 import pydicom
 import pytest
 from conftest import TEST_FILES, bundled, readable, truncate_inside
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dicomlens.catalog import Catalog, index, query
 from dicomlens.cli import main
@@ -685,10 +687,24 @@ def test_rows_from_templates_equal_rows_read_whole(
 def test_scanner_rows_from_templates_equal_rows_read_whole(
     shared_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Siemens slices and mosaics: most rows come from templates, their per-file
+    sequences (Referenced and Source Image Sequence) decoded value by value."""
+    from dicomlens.catalog import rows
+
+    sequences = []
+    real_entry_like = rows._SequenceTemplate.entry_like
+
+    def counted(self: object, element: object) -> object:
+        entry = real_entry_like(self, element)  # type: ignore[arg-type]
+        sequences.append(entry is not None)
+        return entry
+
+    monkeypatch.setattr(rows._SequenceTemplate, "entry_like", counted)
     paths = sorted(p for p in shared_data.rglob("*") if p.is_file() and "In" in p.parts)
     quick, whole, used = _rows_both_ways(paths, monkeypatch)
     assert quick == whole
     assert used >= 170  # of the 196 decubitus slices and mosaics
+    assert sum(sequences) >= 150
 
 
 def test_two_blocks_of_one_creator_give_one_member(tmp_path: Path) -> None:
@@ -706,3 +722,47 @@ def test_two_blocks_of_one_creator_give_one_member(tmp_path: Path) -> None:
     assert row.instance is not None
     assert row.instance.elements.count('"0029xx01[ACME 1]"') == 1
     assert json.loads(row.instance.elements)["0029xx01[ACME 1]"] == "second"
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(changes=st.lists(st.tuples(st.integers(0, 1 << 16), st.binary(min_size=1, max_size=6)),
+                        min_size=1, max_size=4))  # fmt: skip
+def test_sequences_differing_anywhere_give_the_full_read_row(
+    tmp_path: Path, changes: list[tuple[int, bytes]]
+) -> None:
+    """Bytes overwritten anywhere in a sequence's value (item headers, lengths, values,
+    nested sequences): the row from the template equals the row read whole."""
+    from dicomlens.catalog import rows
+
+    base = tmp_path / "base.dcm"
+    if not base.exists():
+        ds = pydicom.dcmread(bundled("CT_small.dcm"))
+        items = []
+        for number in range(3):
+            item = pydicom.Dataset()
+            item.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+            item.ReferencedSOPInstanceUID = f"1.2.3.4.{number}"
+            item.ReferencedFrameNumber = number + 1
+            inner = pydicom.Dataset()
+            inner.CodeValue = "12345"
+            item.PurposeOfReferenceCodeSequence = pydicom.Sequence([inner])
+            items.append(item)
+        ds.ReferencedImageSequence = pydicom.Sequence(items)
+        ds.save_as(base)
+    raw = pydicom.dcmread(base).get_item(0x00081140)
+    data = bytearray(base.read_bytes())
+    for where, payload in changes:
+        at = raw.value_tell + where % raw.length
+        data[at : at + len(payload)] = payload[: raw.value_tell + raw.length - at]
+    changed = tmp_path / "changed.dcm"
+    changed.write_bytes(bytes(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows._templates.clear()
+        rows._read_whole(str(base))
+        assert rows._templates, "the base file makes a template"
+        quick = rows._file_row(str(changed))
+        rows._templates.clear()
+        whole = rows._read_whole(str(changed))
+    assert quick == whole

@@ -18,6 +18,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
+import numpy as np
+from numpy.typing import NDArray
 from pydicom.charset import convert_encodings
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
@@ -30,6 +32,7 @@ from pydicom.values import convert_value
 from dicomlens.catalog.schema import LEVEL_COLUMNS, FileRow, InstanceRow
 from dicomlens.errors import FileError, NotDicomError
 from dicomlens.reading import (
+    CONTEXT_TAGS,
     Layout,
     Likeness,
     fingerprint,
@@ -151,6 +154,7 @@ class _Template(NamedTuple):
     values: dict[str, Any]
     pixel_data: int | None  # the layout's index of the Pixel Data element
     form: tuple[bool, str]  # whether it holds images, and its transfer syntax
+    sequences: dict[int, _SequenceTemplate]  # by data set element
 
     @classmethod
     def of(
@@ -177,9 +181,18 @@ class _Template(NamedTuple):
         members = [member for _, member, _ in kept]
         tags: list[int] = list(ds.keys())
         pixel_data = layout.meta_count + tags.index(_PIXEL_DATA) if _PIXEL_DATA in ds else None
+        sequences = {}
+        for number, (element, entry) in enumerate(zip(ds.values(), entries, strict=True)):
+            if entry is None:
+                continue
+            found = _SequenceTemplate.of(element, creators[number], ds, encodings)
+            if found is not None and found.key == entry[0]:
+                sequences[number] = found
+        form = _form(ds)
         return cls(
-            layout, ds, encodings, entries, creators, members, places, values, pixel_data, _form(ds)
-        )
+            layout, ds, encodings, entries, creators, members, places, values, pixel_data, form,
+            sequences,
+        )  # fmt: skip
 
     def row(self, likeness: Likeness) -> FileRow | None:
         """The row of a file read against this template's layout; None when it must
@@ -190,11 +203,15 @@ class _Template(NamedTuple):
         for index, element in likeness.changed.items():
             if index < meta_count:
                 continue  # the file meta is not in the row (and its context did not change)
-            before = self.entries[index - meta_count]
+            number = index - meta_count
+            before = self.entries[number]
             if _left_in_file(element) and _is_text(element):
                 return None
+            sequence = self.sequences.get(number)
             try:
-                after = _entry(element, self.creators[index - meta_count], self.ds, self.encodings)
+                after = sequence.entry_like(element) if sequence is not None else None
+                if after is None:
+                    after = _entry(element, self.creators[number], self.ds, self.encodings)
             except Exception:  # the full read names the damage
                 return None
             if (before is None) != (after is None):
@@ -206,6 +223,106 @@ class _Template(NamedTuple):
         text = "{" + ",".join(members) + "}"
         instance = _instance_row(self.ds, likeness.path, text, values, pixels, *self.form)
         return FileRow(likeness.path, *likeness.fingerprint, "instance", instance=instance)
+
+
+class _SequenceTemplate(NamedTuple):
+    """A sequence of a template, item by item: the same sequence in another file, with
+    the same bytes but for some values (each inside one element of an item, whose
+    header is unchanged), is decoded by decoding those values alone. Any other
+    difference: pydicom decodes it whole."""
+
+    element: RawDataElement
+    array: NDArray[np.uint8]  # its value
+    key: str
+    start: str  # the key as the start of a JSON member
+    items: list[_Item]
+    objects: list[tuple[str, dict[str, Any]]]  # each item's JSON object and values
+    leaf_starts: NDArray[np.intp]  # where each leaf's value lies in the sequence's
+    leaf_ends: NDArray[np.intp]
+    leaves: list[tuple[int, int, RawDataElement]]  # item, place in it, element
+
+    @classmethod
+    def of(
+        cls,
+        element: RawDataElement | DataElement,
+        creator: str | None,
+        ds: Dataset,
+        encodings: tuple[str, ...],
+    ) -> _SequenceTemplate | None:
+        """The template of a sequence as read (of a defined length, not yet decoded)."""
+        if type(element) is not RawDataElement or not element.value:
+            return None
+        decoded = convert_raw_data_element(element, encoding=list(encodings), ds=ds)
+        if decoded.VR != "SQ":
+            return None
+        value = element.value
+        items, objects, leaves = [], [], []
+        for number, item in enumerate(decoded.value):
+            item_encodings = _encodings(item, encodings)
+            entries, creators = _entries(item, item_encodings)
+            text, values = _object(entries)
+            if len(values) != sum(entry is not None for entry in entries):
+                return None  # an element key met twice
+            items.append(_Item(item, item_encodings, entries, creators))
+            objects.append((text, values))
+            for place, leaf in enumerate(item.values()):
+                if _is_leaf(leaf):
+                    if value[leaf.value_tell : leaf.value_tell + leaf.length] != leaf.value:
+                        return None  # positions not within the sequence: pydicom decodes
+                    leaves.append((leaf.value_tell, number, place, leaf))
+        leaves.sort(key=lambda found: found[0])
+        key, start = _member_start(int(element.tag), creator)
+        return cls(
+            element, np.frombuffer(value, np.uint8), key, start, items, objects,
+            np.array([leaf.value_tell for _, _, _, leaf in leaves], dtype=np.intp),
+            np.array([leaf.value_tell + leaf.length for _, _, _, leaf in leaves], dtype=np.intp),
+            [(number, place, leaf) for _, number, place, leaf in leaves],
+        )  # fmt: skip
+
+    def entry_like(self, element: RawDataElement) -> _Member | None:
+        """The entry of this sequence as another file holds it, when only leaf values
+        differ; None to decode it whole."""
+        value = element.value
+        if value is None or len(value) != len(self.array) or element.VR != self.element.VR:
+            return None
+        differ = np.flatnonzero(np.frombuffer(value, np.uint8) != self.array)
+        places = np.searchsorted(self.leaf_starts, differ, "right") - 1
+        if places.size and (places.min() < 0 or (differ >= self.leaf_ends[places]).any()):
+            return None  # a difference outside every leaf's value
+        objects = list(self.objects)
+        changed: dict[int, list[_Member | None]] = {}
+        for leaf in np.unique(places).tolist():
+            number, place, old = self.leaves[leaf]
+            item = self.items[number]
+            new = old._replace(value=value[old.value_tell : old.value_tell + old.length])
+            entries = changed.setdefault(number, list(item.entries))
+            entries[place] = _entry(new, item.creators[place], item.ds, item.encodings)
+            if (entries[place] is None) != (item.entries[place] is None):
+                return None
+        for number, entries in changed.items():
+            objects[number] = _object(entries)
+        text = "[" + ",".join(item_text for item_text, _ in objects) + "]"
+        return self.key, self.start + text, [item_values for _, item_values in objects]
+
+
+class _Item(NamedTuple):
+    """An item of a template's sequence, with its entries as the row has them."""
+
+    ds: Dataset
+    encodings: tuple[str, ...]
+    entries: list[_Member | None]
+    creators: list[str | None]
+
+
+def _is_leaf(element: RawDataElement | DataElement) -> bool:
+    """Whether an element of an item is decoded from its own bytes alone: a plain or
+    bulk value, not a sequence, not context for other elements."""
+    if type(element) is not RawDataElement or element.value is None:
+        return False
+    if element.tag in CONTEXT_TAGS or element.tag.is_private_creator:
+        return False
+    vr = element.VR or _implicit_vr(element.tag)
+    return vr in _PLAIN_VRS or (element.VR in _BULK_VRS and element.VR != "UN")
 
 
 def _instance_row(

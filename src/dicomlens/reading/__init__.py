@@ -18,9 +18,10 @@ from dicomlens.reading.files import (
     read,
     read_files,
 )
-from dicomlens.reading.layouts import LaidOut, Layout, Likeness, read_with_layout
+from dicomlens.reading.layouts import CONTEXT_TAGS, LaidOut, Layout, Likeness, read_with_layout
 
 __all__ = [
+    "CONTEXT_TAGS",
     "LaidOut",
     "Layout",
     "Likeness",

@@ -44,16 +44,16 @@ from dicomlens.reading.files import (
     has_executable_preamble,
 )
 
-__all__ = ["LaidOut", "Layout", "Likeness", "read_with_layout"]
+__all__ = ["CONTEXT_TAGS", "LaidOut", "Layout", "Likeness", "read_with_layout"]
 
 Fingerprint = tuple[int, int, int]  # size, mtime_ns, inode
 _GROUP_LENGTH_HEADER: Final = 12  # (0002,0000) UL 4: the file meta group length counts after it
-# Elements whose value changes how others are read or decoded: the transfer syntax,
-# the media storage class (a DICOMDIR), the character set, and what pydicom consults
-# to settle ambiguous VRs ("US or SS", "OB or OW"); private creators too.
-_CONTEXT_TAGS: Final = frozenset(
+CONTEXT_TAGS: Final = frozenset(
     {0x00020002, 0x00020010, 0x00080005, 0x00280100, 0x00280103, 0x00283002, 0x54001004}
 )
+"""Elements whose value changes how others are read or decoded: the transfer syntax,
+the media storage class (a DICOMDIR), the character set, and what pydicom consults to
+settle ambiguous VRs ("US or SS", "OB or OW"). Private creators are context too."""
 _MOST_CHANGES: Final = 64  # changed elements beyond which a file is read whole
 _GROWTH: Final = 4096  # bytes read past an element's former end when it is parsed again
 
@@ -141,7 +141,7 @@ class Layout:
         ]
         self._context = frozenset(
             index for index, element in enumerate(elements)
-            if element.tag in _CONTEXT_TAGS or element.tag.is_private_creator
+            if element.tag in CONTEXT_TAGS or element.tag.is_private_creator
         )  # fmt: skip
         # pydicom looks at these headers to choose how to read what follows
         self._fixed_headers = frozenset({0, meta_count})
