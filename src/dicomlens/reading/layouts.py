@@ -294,7 +294,10 @@ class Layout:
         if index in self._fixed_headers:
             return None
         position = self._starts[index] + shift
-        chunk = os.pread(handle, self._ends[index] - self._starts[index] + _GROWTH, position)
+        former = self.elements[index]
+        header = former.value_tell - self._starts[index]
+        held = 0 if former.value is None else former.length  # a long value: its header alone
+        chunk = os.pread(handle, header + held + _GROWTH, position)
         encoding = (False, True) if index < self.meta_count else self.encoding
         with warnings.catch_warnings(record=True) as noticed:
             warnings.simplefilter("always")
@@ -307,7 +310,7 @@ class Layout:
                 return None
         if noticed or not isinstance(element, RawDataElement):
             return None
-        if element.tag != self.elements[index].tag or element.length == _UNDEFINED_LENGTH:
+        if element.tag != former.tag or element.length == _UNDEFINED_LENGTH:
             return None
         if element.VR is not None and element.VR not in _KNOWN_VRS:
             return None
