@@ -123,6 +123,29 @@ def make_ct_series(tmp_path: Path, ct_small: Path) -> Callable[..., Path]:
     return build
 
 
+Mutation = tuple[str, int, bytes]  # kind, where, bytes
+_LENGTHS = [b"\xff\xff\xff\xff", b"\xff\xff\x00\x00", b"\x01\x00\x00\x00", b"\x00\x00\x00\x80"]
+
+
+def damage(seed: bytes, changes: list[Mutation]) -> bytes:
+    """The seed with a few bytes overwritten (some with plausible lengths), inserted,
+    a slice cut out or the end cut off; positions fall after the preamble."""
+    data = bytearray(seed)
+    for kind, where, payload in changes:
+        at = 128 + where % max(1, len(data) - 128)
+        if kind == "overwrite":
+            data[at : at + len(payload)] = payload
+        elif kind == "lengths":
+            data[at : at + 4] = _LENGTHS[payload[0] % len(_LENGTHS)]
+        elif kind == "insert":
+            data[at:at] = payload
+        elif kind == "cut":
+            del data[at : at + 1 + payload[0] % 64]
+        else:
+            del data[at:]
+    return bytes(data)
+
+
 def truncate_inside(path: Path, tag: int = 0x00080018) -> None:
     """Cut a file three bytes into the value of ``tag`` (SOP Instance UID by default),
     so that it is damaged wherever its variable-length values put that element."""

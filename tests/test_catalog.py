@@ -645,6 +645,20 @@ def test_filesystem_type_reads_the_mount_table(tmp_path: Path) -> None:
     assert filesystem_type("/x", tmp_path / "missing") is None
 
 
+def _counting(patch: pytest.MonkeyPatch, owner: type, name: str) -> list[bool]:
+    """Wrap a method: the list says, call by call, whether it gave something."""
+    real = getattr(owner, name)
+    given = []
+
+    def counted(self: object, *args: object) -> object:
+        found = real(self, *args)
+        given.append(found is not None)
+        return found
+
+    patch.setattr(owner, name, counted)
+    return given
+
+
 def _rows_both_ways(
     paths: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> tuple[list[object], list[object], int]:
@@ -652,17 +666,9 @@ def _rows_both_ways(
     with every file read whole; also how many rows came from a template."""
     from dicomlens.catalog import file_rows, rows
 
-    used = []
-    real_row = rows._Template.row
-
-    def counted(self: object, likeness: object) -> object:
-        row = real_row(self, likeness)  # type: ignore[arg-type]
-        used.append(row is not None)
-        return row
-
     with monkeypatch.context() as patch:
         patch.setattr(rows, "_templates", [])
-        patch.setattr(rows._Template, "row", counted)
+        used = _counting(patch, rows._Template, "row")
         quick = list(file_rows(paths))
     with monkeypatch.context() as patch:
         patch.setattr(rows, "_templates", [])
@@ -691,15 +697,7 @@ def test_scanner_rows_from_templates_equal_rows_read_whole(
     sequences (Referenced and Source Image Sequence) decoded value by value."""
     from dicomlens.catalog import rows
 
-    sequences = []
-    real_entry_like = rows._SequenceTemplate.entry_like
-
-    def counted(self: object, element: object) -> object:
-        entry = real_entry_like(self, element)  # type: ignore[arg-type]
-        sequences.append(entry is not None)
-        return entry
-
-    monkeypatch.setattr(rows._SequenceTemplate, "entry_like", counted)
+    sequences = _counting(monkeypatch, rows._SequenceTemplate, "entry_like")
     paths = sorted(p for p in shared_data.rglob("*") if p.is_file() and "In" in p.parts)
     quick, whole, used = _rows_both_ways(paths, monkeypatch)
     assert quick == whole

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import bundled, read_both_ways
+from conftest import Mutation, bundled, damage, read_both_ways
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,9 +28,6 @@ SEEDS = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "image_df
 EXAMPLES = int(os.environ.get("DICOMLENS_FUZZ_EXAMPLES", "300"))
 
 
-Mutation = tuple[str, int, bytes]
-_LENGTHS = [b"\xff\xff\xff\xff", b"\xff\xff\x00\x00", b"\x01\x00\x00\x00", b"\x00\x00\x00\x80"]
-
 mutations = st.lists(
     st.tuples(
         st.sampled_from(["overwrite", "lengths", "cut", "truncate"]),
@@ -40,23 +37,6 @@ mutations = st.lists(
     min_size=1,
     max_size=4,
 )
-
-
-def damage(seed: bytes, changes: list[Mutation]) -> bytes:
-    """The seed with a few bytes overwritten (some with plausible lengths), a slice
-    cut out or the end cut off; positions fall after the preamble."""
-    data = bytearray(seed)
-    for kind, where, payload in changes:
-        at = 128 + where % max(1, len(data) - 128)
-        if kind == "overwrite":
-            data[at : at + len(payload)] = payload
-        elif kind == "lengths":
-            data[at : at + 4] = _LENGTHS[payload[0] % len(_LENGTHS)]
-        elif kind == "cut":
-            del data[at : at + 1 + payload[0] % 64]
-        else:
-            del data[at:]
-    return bytes(data)
 
 
 def _round_trip(data: bytes) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import TEST_FILES, _as_read, bundled
+from conftest import TEST_FILES, Mutation, _as_read, bundled, damage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
@@ -264,7 +264,7 @@ def edits(keywords: list[str]) -> st.SearchStrategy[list[tuple[str, str]]]:
 
 damages = st.lists(
     st.tuples(
-        st.sampled_from(["overwrite", "insert", "cut"]),
+        st.sampled_from(["overwrite", "lengths", "insert", "cut"]),
         st.integers(0, 1 << 20),
         st.binary(min_size=1, max_size=12),
     ),
@@ -287,19 +287,6 @@ def _edited(seed: Path, changes: list[tuple[str, str]], out: Path) -> None:
             else:
                 setattr(ds, keyword, text)
         ds.save_as(out)
-
-
-def _damaged(seed: bytes, changes: list[tuple[str, int, bytes]]) -> bytes:
-    data = bytearray(seed)
-    for kind, where, payload in changes:
-        at = 128 + where % max(1, len(data) - 128)
-        if kind == "overwrite":
-            data[at : at + len(payload)] = payload
-        elif kind == "insert":
-            data[at:at] = payload
-        else:
-            del data[at : at + len(payload)]
-    return bytes(data)
 
 
 _PROPERTY = settings(
@@ -336,10 +323,10 @@ def test_damaged_files_read_against_the_seed_as_read_whole(seed_name: str) -> No
 
     @_PROPERTY
     @given(changes=damages)
-    def check(changes: list[tuple[str, int, bytes]]) -> None:
+    def check(changes: list[Mutation]) -> None:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "damaged.dcm"
-            path.write_bytes(_damaged(seed.read_bytes(), changes))
+            path.write_bytes(damage(seed.read_bytes(), changes))
             assert_read_alike(layout, path)
 
     check()
