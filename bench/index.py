@@ -10,12 +10,17 @@ slice location and instance number, as in a scanner's series).
 
 Targets (issue 6): index >= 7,000 files/s (>= gdcm.Scanner); re-index of an unchanged
 tree >= 50,000 files/s; a series-level query on 100,000 instances <= 50 ms.
-Run: .venv/bin/python bench/index.py [--files N] [--runs N]
+
+When the shared scanner data is there, the same three commands also run on real Siemens
+series (dcm_qa_decubitus: slices whose UIDs, positions, times and CSA headers change
+from file to file, mosaics), copied with new study, series and instance UIDs.
+Run: .venv/bin/python bench/index.py [--files N] [--runs N] [--scanner-copies N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -32,6 +37,8 @@ from _timing import median_times, print_times
 
 WORK = Path(__file__).resolve().parent / "_work"
 PER_SERIES = 20
+SHARED = Path(os.environ.get("DICOMLENS_TEST_DATA", Path(__file__).resolve().parents[2] /
+                             "shared" / "data"))  # fmt: skip
 
 PYDICOM_LOOP = """
 import os, sys, pydicom
@@ -88,6 +95,51 @@ def make_corpus(count: int) -> Path:
     return folder
 
 
+def make_scanner_corpus(copies: int) -> Path | None:
+    """The Siemens series of dcm_qa_decubitus, ``copies`` times, each copy with new UIDs
+    (as another patient's examination); None without the shared data."""
+    source = SHARED / "dcm_qa_decubitus" / "In"
+    if not source.is_dir():
+        return None
+    files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix != ".txt")
+    folder = WORK / f"scanner_{copies}"
+    if folder.is_dir() and sum(1 for _ in folder.rglob("*.dcm")) == copies * len(files):
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    for copy in range(copies):
+        uids: dict[str, str] = {}
+        for path in files:
+            ds = pydicom.dcmread(path)
+            for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
+                            "FrameOfReferenceUID"):  # fmt: skip
+                if keyword in ds:
+                    old = str(ds.data_element(keyword).value)
+                    ds.data_element(keyword).value = uids.setdefault(old, generate_uid())
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.PatientID = f"COPY{copy:03d}"
+            target = folder / f"copy{copy:03d}" / path.relative_to(source).with_suffix(".dcm")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            ds.save_as(target)
+    return folder
+
+
+def index_commands(corpus: Path, catalog: str) -> dict[str, list[str]]:
+    return {
+        "dicomlens index": [sys.executable, "-c", FRESH_INDEX, str(corpus), catalog],
+        "pydicom loop": [sys.executable, "-c", PYDICOM_LOOP, str(corpus)],
+        "gdcm.Scanner (15 tags)": [sys.executable, "-c", GDCM_SCANNER, str(corpus)],
+    }
+
+
+def report_index(corpus: Path, catalog: str, runs: int, label: str) -> None:
+    files = sum(1 for p in corpus.rglob("*") if p.is_file())
+    times = median_times(index_commands(corpus, catalog), runs=runs, warmup=1)
+    print(f"{label}: {files} files, median of {runs} runs each")
+    print_times(times, ours="dicomlens index")
+    for name, timing in times.items():
+        print(f"{name}: {files / timing.wall:,.0f} files/s")
+
+
 def query_latency(corpus: Path, instances: int) -> tuple[float, int]:
     """Median seconds of a series-level query on a catalog of ``instances`` rows
     (the corpus' rows, repeated under other paths and UIDs)."""
@@ -120,6 +172,8 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=5, help="timed runs per command (>= 5)")
     parser.add_argument("--query-instances", type=int, default=100000)
+    parser.add_argument("--scanner-copies", type=int, default=25,
+                        help="copies of the shared Siemens series (0: leave them out)")  # fmt: skip
     args = parser.parse_args()
     try:
         import gdcm  # noqa: F401
@@ -128,17 +182,11 @@ def main() -> int:
         return 2
     corpus = make_corpus(args.files)
     catalog = str(WORK / "bench_catalog.db")
-    commands = {
-        "dicomlens index": [sys.executable, "-c", FRESH_INDEX, str(corpus), catalog],
-        "pydicom loop": [sys.executable, "-c", PYDICOM_LOOP, str(corpus)],
-        "gdcm.Scanner (15 tags)": [sys.executable, "-c", GDCM_SCANNER, str(corpus)],
-    }
     runs = max(args.runs, 5)
-    times = median_times(commands, runs=runs, warmup=1)
-    print(f"{args.files} files, median of {runs} runs each")
-    print_times(times, ours="dicomlens index")
-    for name, timing in times.items():
-        print(f"{name}: {args.files / timing.wall:,.0f} files/s")
+    report_index(corpus, catalog, runs, "CT_small and MR_small copies")
+    scanner = make_scanner_corpus(args.scanner_copies) if args.scanner_copies else None
+    if scanner is not None:
+        report_index(scanner, str(WORK / "scanner_catalog.db"), runs, "Siemens series copies")
     bin_dir = Path(sys.executable).parent
     reindex = {"dicomlens index (unchanged)": [str(bin_dir / "dicomlens"), "index", str(corpus),
                                                "--catalog", catalog]}  # fmt: skip
