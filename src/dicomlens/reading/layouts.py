@@ -133,7 +133,6 @@ class Layout:
         self.defer_size = defer_size
         self._segments = segments
         self._starts = starts
-        self._starts_array = np.array(starts, dtype=np.int64)
         self._ends = [element.value_tell + element.length for element in elements]
         self._headers = [
             _segment_bytes(segments, start, element.value_tell)
@@ -241,14 +240,15 @@ class Layout:
         shifts = [(0, 0)]
         shift = 0
         for segment in self._segments:
-            piece = segment.first - (segment.start == 0)  # the preamble first
+            first_piece = segment.first - (segment.start == 0)  # the preamble is piece -1
+            piece = first_piece
             while piece < segment.after:
-                mark = segment.marks[piece - segment.first + (segment.start == 0)]
+                mark = segment.marks[piece - first_piece]
                 ours = segment.array[mark:]
                 window = os.pread(handle, len(ours), segment.start + mark + shift)
                 differ = np.ones(len(ours), dtype=bool)  # bytes past the file's end differ
                 differ[: len(window)] = ours[: len(window)] != np.frombuffer(window, np.uint8)
-                marks = segment.marks[piece - segment.first + (segment.start == 0) :] - mark
+                marks = segment.marks[piece - first_piece :] - mark
                 moved = False
                 for index in (
                     np.flatnonzero(np.logical_or.reduceat(differ, marks)) + piece
