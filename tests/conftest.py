@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from hypothesis import strategies as st
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 REPO = Path(__file__).resolve().parent.parent
@@ -124,6 +125,15 @@ def make_ct_series(tmp_path: Path, ct_small: Path) -> Callable[..., Path]:
 
 
 Mutation = tuple[str, int, bytes]  # kind, where, bytes
+
+
+def mutations(kinds: list[str], *, longest: int, most: int) -> st.SearchStrategy[list[Mutation]]:
+    """Lists of up to ``most`` changes for :func:`damage`, payloads up to ``longest`` bytes."""
+    change = st.tuples(
+        st.sampled_from(kinds), st.integers(0, 1 << 20), st.binary(min_size=1, max_size=longest)
+    )
+    return st.lists(change, min_size=1, max_size=most)
+
 _LENGTHS = [b"\xff\xff\xff\xff", b"\xff\xff\x00\x00", b"\x01\x00\x00\x00", b"\x00\x00\x00\x80"]
 
 

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import Mutation, bundled, damage, read_both_ways
+from conftest import Mutation, bundled, damage, mutations, read_both_ways
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,15 +28,7 @@ SEEDS = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "image_df
 EXAMPLES = int(os.environ.get("DICOMLENS_FUZZ_EXAMPLES", "300"))
 
 
-mutations = st.lists(
-    st.tuples(
-        st.sampled_from(["overwrite", "lengths", "cut", "truncate"]),
-        st.integers(0, 1 << 20),
-        st.binary(min_size=1, max_size=4),
-    ),
-    min_size=1,
-    max_size=4,
-)
+damages = mutations(["overwrite", "lengths", "cut", "truncate"], longest=4, most=4)
 
 
 def _round_trip(data: bytes) -> None:
@@ -72,7 +64,7 @@ def test_damaged_files_raise_only_documented_errors(seed_name: str) -> None:
         derandomize=True,  # the same cases on every CI run; longer runs explore more
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    @given(changes=mutations)
+    @given(changes=damages)
     def check(changes: list[Mutation]) -> None:
         _round_trip(damage(seed, changes))
 
@@ -90,7 +82,7 @@ def test_damaged_files_read_the_same_from_memory_and_guarded(seed_name: str) -> 
         derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    @given(changes=mutations, header_only=st.booleans())
+    @given(changes=damages, header_only=st.booleans())
     def check(changes: list[Mutation], header_only: bool) -> None:
         options = {"stop_before_pixels": True} if header_only else {"defer_size": 1024}
         with tempfile.TemporaryDirectory() as folder:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import TEST_FILES, Mutation, _as_read, bundled, damage
+from conftest import TEST_FILES, Mutation, _as_read, bundled, damage, mutations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
@@ -262,15 +262,7 @@ def edits(keywords: list[str]) -> st.SearchStrategy[list[tuple[str, str]]]:
     return st.lists(st.tuples(st.sampled_from(keywords), value), min_size=1, max_size=5)
 
 
-damages = st.lists(
-    st.tuples(
-        st.sampled_from(["overwrite", "lengths", "insert", "cut"]),
-        st.integers(0, 1 << 20),
-        st.binary(min_size=1, max_size=12),
-    ),
-    min_size=1,
-    max_size=3,
-)
+damages = mutations(["overwrite", "lengths", "insert", "cut"], longest=12, most=3)
 
 
 def _edited(seed: Path, changes: list[tuple[str, str]], out: Path) -> None:
