@@ -134,6 +134,7 @@ def mutations(kinds: list[str], *, longest: int, most: int) -> st.SearchStrategy
     )
     return st.lists(change, min_size=1, max_size=most)
 
+
 _LENGTHS = [b"\xff\xff\xff\xff", b"\xff\xff\x00\x00", b"\x01\x00\x00\x00", b"\x00\x00\x00\x80"]
 
 

@@ -284,8 +284,9 @@ def test_killed_indexer_resumes_to_the_same_catalog(tmp_path: Path) -> None:
 # Brute force: the same conditions evaluated by reading every file with pydicom.
 _QUERIES = {
     "Modality=MR": lambda ds: ds.get("Modality") == "MR",
-    "SliceThickness<=2": lambda ds: ds.get("SliceThickness") not in (None, "")
-    and float(ds.SliceThickness) <= 2,
+    "SliceThickness<=2": lambda ds: (
+        ds.get("SliceThickness") not in (None, "") and float(ds.SliceThickness) <= 2
+    ),
     "StudyDate>=2020-01-01": lambda ds: str(ds.get("StudyDate") or "") >= "20200101",
     "SeriesDescription~sag": lambda ds: "sag" in str(ds.get("SeriesDescription", "")).lower(),
     "EchoTime>5": lambda ds: ds.get("EchoTime") not in (None, "") and float(ds.EchoTime) > 5,
@@ -722,8 +723,12 @@ def test_two_blocks_of_one_creator_give_one_member(tmp_path: Path) -> None:
     assert json.loads(row.instance.elements)["0029xx01[ACME 1]"] == "second"
 
 
-@settings(max_examples=150, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(changes=st.lists(st.tuples(st.integers(0, 1 << 16), st.binary(min_size=1, max_size=6)),
                         min_size=1, max_size=4))  # fmt: skip
 def test_sequences_differing_anywhere_give_the_full_read_row(

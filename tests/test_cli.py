@@ -344,7 +344,7 @@ def test_series_table(run: Run, make_ct_series: Callable[..., Path]) -> None:
     assert (code, err) == (0, "")
     header, row = out.splitlines()
     assert header.split()[:3] == ["#", "DESCRIPTION", "MODALITY"]
-    assert row.split() == ["1", "CT", "5", "128x128x5", "0.6615x0.6615x2.5", "axial", "gap"]
+    assert row.split() == ["1", "CT", "5", "128x128x5", "3-D", "0.6615x0.6615x2.5", "axial", "gap"]
 
 
 def test_series_json(run: Run, make_ct_series: Callable[..., Path]) -> None:

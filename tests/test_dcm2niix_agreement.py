@@ -65,12 +65,35 @@ def test_12_bit(shared_data: Path, name: str) -> None:
         assert volume.array.min() < 0  # the sign bit in bit 11 was honoured
 
 
-def test_enhanced_multiframe(shared_data: Path) -> None:
+def test_enhanced_multiframe_4d(shared_data: Path) -> None:
     reference = nib.load(shared_data / "dcm_qa_enh/Ref/Siemens_REST1_w_SMS_PF7-8_6.nii")
-    series = _quiet_scan(shared_data / "dcm_qa_enh/In")
-    assert len(series) == reference.shape[3]
-    for time, one in enumerate(series):
-        assert_agrees(one.volume(), reference.slicer[..., time])
+    (series,) = _quiet_scan(shared_data / "dcm_qa_enh/In")
+    assert series.shape == (64, 64, 6, 4) and series.report.kind == "fMRI"
+    volume = series.volume()
+    assert [row["volume"] for row in volume.slices] == [t for t in range(4) for _ in range(6)]
+    assert_agrees(volume, reference)
+
+
+NIH_SERIES = {
+    "20180918GE/mr_0004": "DCM2NIIX_regression_test_4",
+    "20180918GE/mr_0005": "DCM2NIIX_regression_test_5",
+    "20180918GE/mr_0006": "DCM2NIIX_regression_test_6",
+    "20180918GE/mr_0007": "DCM2NIIX_regression_test_7",
+    "20180918Si/mr_0003": "EPI_PE=AP_3",
+    "20180918Si/mr_0004": "EPI_PE=PA_4",
+    "20180918Si/mr_0005": "EPI_PE=RL_5",
+    "20180918Si/mr_0006": "EPI_PE=LR_6",
+}
+
+
+@pytest.mark.parametrize("folder", NIH_SERIES)
+def test_nih_fmri_4d(shared_data: Path, folder: str) -> None:
+    """GE fMRI as classic slices (15 x 10 in one folder) and Siemens EPI mosaics."""
+    reference = nib.load(shared_data / f"dcm_qa_nih/Ref/{NIH_SERIES[folder]}.nii")
+    (series,) = _quiet_scan(shared_data / "dcm_qa_nih/In" / folder)
+    assert series.shape == reference.shape and series.report.kind == "fMRI"
+    assert series.report.verdict == "ok"
+    assert_agrees(series.volume(), reference)
 
 
 def _decubitus_references() -> list[Path]:
@@ -90,8 +113,8 @@ def test_decubitus_positions(shared_data: Path, sidecar: Path) -> None:
         assert series.report.orientation == "sagittal" and series.report.verdict == "ok"
         assert_agrees(series.volume(), reference)
         return
-    files = [s.path for s in series.slices]  # diffusion: one mosaic volume per file
-    assert len(files) == reference.shape[3]
-    for time, path in enumerate(files):
-        (one,) = _quiet_scan(path)
-        assert_agrees(one.volume(), reference.slicer[..., time])
+    assert series.shape == reference.shape and series.report.kind == "DWI"
+    volume = series.volume()  # diffusion: one mosaic file per volume
+    assert_agrees(volume, reference)
+    assert volume.bvals is not None
+    np.testing.assert_allclose(volume.bvals, np.loadtxt(sidecar.with_suffix(".bval")), atol=1)

@@ -15,7 +15,7 @@ from dicomlens.errors import CorruptDicomError, SeriesError
 from dicomlens.isolation import run_isolated
 from dicomlens.reading import read
 from dicomlens.series import slice_infos
-from dicomlens.volume import MAX_IMAGE_BYTES, _stored_frame
+from dicomlens.volume.pixels import MAX_IMAGE_BYTES, stored_frame
 
 
 def _crash() -> None:
@@ -37,7 +37,7 @@ def _refuse() -> None:
 def test_result_comes_back_equal() -> None:
     path = bundled("JPEG2000.dcm")
     (info,) = slice_infos(read(path, stop_before_pixels=True), path)
-    isolated = run_isolated(_stored_frame, info, MAX_IMAGE_BYTES, what=str(path))
+    isolated = run_isolated(stored_frame, info, MAX_IMAGE_BYTES, what=str(path))
     np.testing.assert_array_equal(isolated, read(path).pixel_array)
 
 

@@ -255,7 +255,6 @@ _TEXT_KEYWORDS = ["PatientName", "SeriesDescription", "SOPInstanceUID", "Instanc
                   "StudyID", "AccessionNumber"]  # fmt: skip
 
 
-
 def edits(keywords: list[str]) -> st.SearchStrategy[list[tuple[str, str]]]:
     """New values for some of ``keywords``."""
     value = st.text(alphabet="0123456789.", min_size=0, max_size=70)

@@ -114,11 +114,16 @@ def test_montage_tiles_row_by_row() -> None:
 def test_save_nifti_and_sidecar(make_ct_series: Callable[..., Path], tmp_path: Path) -> None:
     (series,) = scan([make_ct_series(6)])
     volume = series.volume()
-    sidecar = save_volume(volume, tmp_path / "ct.nii.gz", info={"series": series.summary()})
-    assert sidecar == tmp_path / "ct.json"
+    written = save_volume(volume, tmp_path / "ct.nii.gz", info={"series": series.summary()})
+    sidecar = tmp_path / "ct.json"
+    assert written == [tmp_path / "ct.nii.gz", sidecar]
     image = nib.load(tmp_path / "ct.nii.gz")
-    np.testing.assert_array_equal(np.asanyarray(image.dataobj), volume.array)
-    np.testing.assert_allclose(image.affine, volume.affine_ras, atol=1e-5)
+    # stored as dcm2niix stores it: rows flipped, the affine following
+    np.testing.assert_array_equal(np.asanyarray(image.dataobj), volume.array[:, ::-1])
+    flipped = volume.affine_ras.copy()
+    flipped[:3, 1] *= -1
+    flipped[:3, 3] = (volume.affine_ras @ [0, 127, 0, 1])[:3]  # the last row comes first
+    np.testing.assert_allclose(image.affine, flipped, atol=1e-5)
     meta = json.loads(sidecar.read_text())
     assert meta["geometry"]["verdict"] == "ok" and meta["shape"] == [128, 128, 6]
     assert len(meta["slices"]) == 6 and meta["series"]["files"] == 6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from dicomlens.volume import (
     colour_to_uint8,
     file_windows,
     full_range_window,
+    load_slice,
     window_to_uint8,
 )
 
@@ -52,21 +54,48 @@ def render_series(
     all_slices: bool = False,
     window: tuple[float, float] | None = None,
     preset: str | None = None,
+    frame: int | None = None,
     max_image_bytes: int = MAX_IMAGE_BYTES,
 ) -> list[NDArray[np.uint8]]:
     """Windowed 8-bit images (rows x columns) of one slice (the middle one by default)
-    or of every slice; colour images are returned as they are (rows x columns x 3)."""
+    or of every slice; colour images are returned as they are (rows x columns x 3).
+    ``frame`` picks a frame of a multi-frame image (a cine, a nuclear medicine set)
+    or, in a 4-D series, the volume whose slices are shown (the first by default)."""
     header = read(series.first.path, stop_before_pixels=True)
+    frames = int(header.get("NumberOfFrames") or 1)
+    if frame is not None and not 0 <= frame < max(frames, series.report.volumes):
+        raise UsageError(
+            f"frame {frame} out of range: there are {max(frames, series.report.volumes)}"
+        )
     if int(header.get("SamplesPerPixel", 1) or 1) > 1:
-        return [_colour(series, index)]
+        return [_colour(series, index, frame)]
+    if frames > 1 and series.first.frame is None:  # a classic multi-frame image
+        values = load_slice(
+            replace(series.first, frame=frame or 0), max_image_bytes=max_image_bytes
+        )
+        return _windowed(series, header, [values], window=window, preset=preset)
     volume = series.volume(rescale=True, max_image_bytes=max_image_bytes)
-    depth = volume.array.shape[2]
+    array = volume.array[..., frame or 0] if volume.array.ndim == 4 else volume.array
+    depth = array.shape[2]
     if index is not None and not -depth <= index < depth:
         raise UsageError(
             f"slice {index} out of range: the series has {depth} slices (0 to {depth - 1})"
         )
     chosen = range(depth) if all_slices else [depth // 2 if index is None else index % depth]
-    slices = [volume.array[:, :, k].T for k in chosen]
+    return _windowed(
+        series, header, [array[:, :, k].T for k in chosen], window=window, preset=preset
+    )
+
+
+def _windowed(
+    series: Series,
+    header: Any,
+    slices: list[NDArray[Any]],
+    *,
+    window: tuple[float, float] | None,
+    preset: str | None,
+) -> list[NDArray[np.uint8]]:
+    """8-bit pictures of modality values; MONOCHROME1 inverted."""
     shown = np.stack(slices)
     voi = choose_window(series, shown, window=window, preset=preset)
     images = [window_to_uint8(values, voi) for values in slices]
@@ -75,7 +104,7 @@ def render_series(
     return images
 
 
-def _colour(series: Series, index: int | None) -> NDArray[np.uint8]:
+def _colour(series: Series, index: int | None, frame: int | None) -> NDArray[np.uint8]:
     info = series.slices[len(series.slices) // 2 if index is None else index]
     ds = read(info.path)
     try:
@@ -83,5 +112,5 @@ def _colour(series: Series, index: int | None) -> NDArray[np.uint8]:
     except Exception as exc:  # decoders raise many types
         raise SeriesError(f"{info.path}: cannot decode pixel data ({exc})") from exc
     if pixels.ndim == 4:
-        pixels = pixels[info.frame or 0]
+        pixels = pixels[info.frame or frame or 0]
     return colour_to_uint8(pixels)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from dicomlens.series import (
     GeometryReport,
     SliceInfo,
     group_slices,
+    planar_spacing,
     slice_infos,
     sort_slices,
 )
@@ -66,9 +68,17 @@ class Series:
         return len({s.path for s in self.slices})
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        """Rows x columns x slices."""
-        return (self.first.rows, self.first.columns, len(self.slices))
+    def shape(self) -> tuple[int, ...]:
+        """Rows x columns x slices, and x volumes for a 4-D series (a mosaic's rows and
+        columns are those of one tile)."""
+        rows, columns, volumes = self.first.rows, self.first.columns, self.report.volumes
+        if self.first.mosaic and self.first.mosaic_slices:
+            side = math.ceil(math.sqrt(self.first.mosaic_slices))
+            rows, columns = rows // side, columns // side
+            return (rows, columns, self.first.mosaic_slices, volumes)[: 4 if volumes > 1 else 3]
+        if volumes > 1:
+            return (rows, columns, self.report.slices, volumes)
+        return (rows, columns, len(self.slices))
 
     def volume(
         self,
@@ -76,15 +86,18 @@ class Series:
         rescale: bool = True,
         dtype: npt.DTypeLike | None = None,
         strict: bool = False,
+        allow_incomplete: bool = False,
         max_image_bytes: int = MAX_IMAGE_BYTES,
     ) -> Volume:
         """Load the pixels (see :func:`dicomlens.volume.load_volume`)."""
         return load_volume(self.slices, self.report, rescale=rescale, dtype=dtype, strict=strict,
+                           allow_incomplete=allow_incomplete,
                            max_image_bytes=max_image_bytes)  # fmt: skip
 
     def summary(self) -> dict[str, Any]:
         """One row for ``dicomlens series``."""
-        spacing = self.first.pixel_spacing
+        spacing = planar_spacing(self.first)[0] if self.report.kind == "2-D" else None
+        spacing = spacing or self.first.pixel_spacing
         return {
             "number": self.number,
             "description": self.description,
@@ -93,14 +106,11 @@ class Series:
             "shape": list(self.shape),
             "spacing": [*spacing, self.report.spacing_mm] if spacing else None,
             "orientation": self.report.orientation,
-            "verdict": self._mosaic_verdict() if self.first.mosaic else self.report.verdict,
+            "kind": self.report.kind,
+            "verdict": self.report.verdict,
             "split": self.split_reason,
             "uid": self.uid,
         }
-
-    def _mosaic_verdict(self) -> str:
-        volumes = self.files
-        return f"Siemens mosaic: {volumes} volume{'s' if volumes != 1 else ''}, one per file"
 
     def __str__(self) -> str:
         return f"series {self.number} {self.description!r} ({self.modality}, {self.shape})"

@@ -22,7 +22,8 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dicomlens.errors import DicomlensWarning, SeriesError
+from dicomlens import vendors
+from dicomlens.errors import DicomlensWarning
 
 __all__ = [
     "HEADER_TAGS",
@@ -44,6 +45,8 @@ SPACING_ATOL: Final = 1e-2
 """Largest deviation from the regular slice spacing, in mm, still counted as regular."""
 TILT_MIN_DEGREES: Final = 0.01
 _GAP_FACTOR: Final = 1.5
+_MULTIPLE_TOLERANCE: Final = 0.15
+"""A step counts as missing slices only within this fraction of a whole multiple of the usual."""
 _OBLIQUE_COSINE: Final = math.cos(math.radians(10))
 _LPS_TO_RAS: Final = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -53,7 +56,9 @@ _HEADER_KEYWORDS: Final = (
     "ImageType", "NumberOfFrames", "ImagePositionPatient", "ImageOrientationPatient",
     "PixelSpacing", "SliceThickness", "EchoNumbers", "EchoTime", "TemporalPositionIdentifier",
     "RescaleSlope", "RescaleIntercept", "SharedFunctionalGroupsSequence",
-    "PerFrameFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence", "AcquisitionNumber", "TriggerTime", "DiffusionBValue",
+    "DiffusionGradientOrientation", "MRDiffusionSequence", "Manufacturer", "ImagerPixelSpacing",
+    "NominalScannedPixelSpacing",
 )  # fmt: skip
 _PIXEL_DATA: Final = 0x7FE00010
 _SHARED_GROUPS: Final = 0x52009229  # Shared Functional Groups Sequence
@@ -99,6 +104,18 @@ class SliceInfo:
     study_instance_uid: str = ""
     mosaic: bool = False
     native_pixels: NativePixels | None = None
+    acquisition_number: int | None = None
+    trigger_time: float | None = None
+    b_value: float | None = None
+    gradient: tuple[float, float, float] | None = None
+    """Diffusion gradient direction in patient (LPS) coordinates."""
+    volume_order: tuple[float, ...] = ()
+    """A vendor's own order of the volumes of a 4-D series (Philips)."""
+    mosaic_slices: int | None = None
+    frame_time: str | None = None
+    """FrameAcquisitionDateTime of an enhanced frame (for slice timing)."""
+    imager_pixel_spacing: tuple[float, float] | None = None
+    """ImagerPixelSpacing (or NominalScannedPixelSpacing) of a projection image."""
 
     @property
     def normal(self) -> NDArray[np.float64] | None:
@@ -143,10 +160,20 @@ class GeometryReport:
     tilt_degrees: float = 0.0
     mixed_rescale: bool = False
     notes: list[str] = field(default_factory=list)
+    volumes: int = 1
+    """Volumes of a 4-D series (1 for a 3-D one); slices are then volume after volume."""
+    kind: str = "3-D"
+    """``3-D``, ``2-D``, or for 4-D series ``fMRI``, ``DWI``, ``cardiac phases`` or ``4-D``."""
+    incomplete: list[str] = field(default_factory=list)
+    """Positions of a 4-D series with more or fewer slices than it has volumes."""
+    steps_mm: list[float] = field(default_factory=list)
+    """Every step between neighbouring slices, when they are not regular."""
 
     @property
     def verdict(self) -> str:
         problems = []
+        if self.incomplete:
+            problems.append("incomplete volumes")
         if self.gaps:
             problems.append("gap")
         if self.duplicates:
@@ -157,7 +184,7 @@ class GeometryReport:
             problems.append("tilt")
         if self.mixed_rescale:
             problems.append("mixed rescale")
-        if self.sorted_by != "position":
+        if self.sorted_by != "position" and not (self.kind == "2-D" and self.slices == 1):
             problems.append(f"sorted by {self.sorted_by}")
         return ", ".join(problems) or "ok"
 
@@ -213,15 +240,22 @@ def slice_infos(
     values: Values | None = None,
     *,
     pixel_data: RawDataElement | DataElement | None = None,
+    private: Callable[[int, str, int], Any] | None = None,
 ) -> list[SliceInfo]:
     """One :class:`SliceInfo` per image in a (header-only) dataset: one for a
     classic file, one per frame for an enhanced multi-frame file.
 
     ``values`` gives top-level values by keyword (``ds.get`` by default), and
     ``pixel_data`` the Pixel Data element as read (``ds``'s by default), for callers
-    that have already read them; sequences and the file meta are read from ``ds``.
+    that have already read them, and ``private(group, creator, offset)`` private values;
+    sequences and the file meta are read from ``ds``.
     """
     get = values or ds.get
+    fields = (
+        vendors.Fields(get, private)
+        if private
+        else vendors.Fields(get, vendors.Fields.of(ds).private)
+    )
     frames = _number(get("NumberOfFrames"), int) or 1
     common: dict[str, Any] = {
         "path": path,
@@ -236,18 +270,30 @@ def slice_infos(
         "instance_number": _number(get("InstanceNumber"), int),
         "acquisition_time": _text(get("AcquisitionTime")) or None,
         "image_type": _texts(get("ImageType")),
+        "acquisition_number": _number(get("AcquisitionNumber"), int),
+        "trigger_time": _number(get("TriggerTime")),
     }
     common["mosaic"] = "MOSAIC" in common["image_type"]
+    vendor = _text(get("Manufacturer")).upper()
+    if common["mosaic"]:
+        common["mosaic_slices"] = vendors.mosaic_slices(fields)
+    if "PHILIPS" in vendor:
+        common["volume_order"] = vendors.philips_volume_order(fields)
     if pixel_data is None and _PIXEL_DATA in ds:
         pixel_data = ds.get_item(_PIXEL_DATA, keep_deferred=True)
     common["native_pixels"] = _native_pixels(ds, pixel_data, get) if frames == 1 else None
     shared_groups = _item(ds, _SHARED_GROUPS)
     per_frame = ds[_PER_FRAME_GROUPS].value if _PER_FRAME_GROUPS in ds else None
     if per_frame is None or (frames == 1 and shared_groups is None):
-        return [SliceInfo(frame=None, **common, **_classic_geometry(get))]
+        b_value, gradient = vendors.diffusion(fields)
+        return [
+            SliceInfo(
+                frame=None, **common, **_classic_geometry(get), b_value=b_value, gradient=gradient
+            )
+        ]
     infos = []
     for index, frame in enumerate(per_frame[:frames]):
-        geometry = _frame_geometry(frame, shared_groups, ds)
+        geometry = _frame_geometry(frame, shared_groups, ds, fields)
         infos.append(SliceInfo(frame=index, **common, **geometry))
     return infos
 
@@ -287,6 +333,9 @@ def _classic_geometry(get: Values) -> dict[str, Any]:
         "position": _floats(get("ImagePositionPatient"), 3),
         "orientation": _floats(get("ImageOrientationPatient"), 6),
         "pixel_spacing": _floats(get("PixelSpacing"), 2),
+        "imager_pixel_spacing": _floats(
+            get("ImagerPixelSpacing") or get("NominalScannedPixelSpacing"), 2
+        ),
         "slice_thickness": _number(get("SliceThickness")),
         "echo_number": _number(get("EchoNumbers"), int),
         "echo_time": _number(get("EchoTime")),
@@ -296,7 +345,9 @@ def _classic_geometry(get: Values) -> dict[str, Any]:
     }
 
 
-def _frame_geometry(frame: Dataset, shared: Dataset | None, ds: Dataset) -> dict[str, Any]:
+def _frame_geometry(
+    frame: Dataset, shared: Dataset | None, ds: Dataset, fields: vendors.Fields
+) -> dict[str, Any]:
     def macro(sequence: str) -> list[Dataset | None]:
         return [_item(frame, sequence), _item(shared, sequence)]
 
@@ -304,7 +355,11 @@ def _frame_geometry(frame: Dataset, shared: Dataset | None, ds: Dataset) -> dict
     transform = macro("PixelValueTransformationSequence")
     content = macro("FrameContentSequence")
     echo = macro("MREchoSequence")
+    b_value, gradient = vendors.diffusion(fields, *macro("MRDiffusionSequence"))
     return {
+        "b_value": b_value,
+        "gradient": gradient,
+        "frame_time": _text(_first("FrameAcquisitionDateTime", *content)) or None,
         "position": _floats(_first("ImagePositionPatient", *macro("PlanePositionSequence")), 3),
         "orientation": _floats(
             _first("ImageOrientationPatient", *macro("PlaneOrientationSequence")), 6
@@ -328,7 +383,6 @@ _SPLIT_FIELDS: Final = (
     ("orientation", lambda s: s.orientation),
     ("pixel spacing", lambda s: s.pixel_spacing),
     ("echo", lambda s: (s.echo_number, s.echo_time)),
-    ("temporal position", lambda s: s.temporal_position),
     ("image type", lambda s: s.image_type[:3]),
 )
 
@@ -384,14 +438,20 @@ def _split_reason(parts: list[list[SliceInfo]], number: int) -> str:
 def sort_slices(slices: Sequence[SliceInfo]) -> tuple[list[SliceInfo], GeometryReport]:
     """Order slices along their common normal and describe the geometry.
 
-    Falls back to InstanceNumber (with a warning) when positions or
-    orientations are missing or the slices do not share one orientation.
-    Slices with the same SOP Instance UID are kept once.
+    Slices that repeat at the same positions form a 4-D series (time points,
+    diffusion directions, cardiac phases): they are returned volume after volume,
+    each volume in spatial order, and ``report.volumes`` says how many there are;
+    the volumes are ordered as acquired (:func:`volume_key`). Each Siemens mosaic
+    file is one volume. Falls back to InstanceNumber (with a warning) when
+    positions or orientations are missing or the slices do not share one
+    orientation. Slices with the same SOP Instance UID are kept once.
     """
     unique = _drop_repeated_uids(slices)
     notes = []
     if len(unique) < len(slices):
         notes.append(f"{len(slices) - len(unique)} repeated SOP Instance UID(s) kept once")
+    if unique and unique[0].mosaic:
+        return _sort_mosaics(unique, notes)
     normal = _common_normal(unique)
     if normal is None:
         ordered = sorted(unique, key=lambda s: (s.instance_number or 0, str(s.path), s.frame or 0))
@@ -403,10 +463,106 @@ def sort_slices(slices: Sequence[SliceInfo]) -> tuple[list[SliceInfo], GeometryR
                 stacklevel=2,
             )
         report = GeometryReport(len(ordered), _label_of(unique), "instance number", notes=notes)
+        if unique[0].position is None or unique[0].orientation is None:
+            report.kind = "2-D"
+            notes.append(_planar_note(unique[0]))
         return ordered, report
     distances = {id(s): float(np.dot(s.position, normal)) for s in unique}  # type: ignore[arg-type]
-    ordered = sorted(unique, key=lambda s: (distances[id(s)], s.instance_number or 0))
-    report = _geometry(ordered, [distances[id(s)] for s in ordered], normal, notes)
+    stacks = _stacks(sorted(unique, key=lambda s: distances[id(s)]), distances)
+    volumes = _volume_count([len(stack) for stack in stacks])
+    if volumes == 1:
+        ordered = [s for stack in stacks for s in sorted(stack, key=volume_key)]
+        report = _geometry(ordered, [distances[id(s)] for s in ordered], normal, notes)
+        return ordered, report
+    first = [stack[0] for stack in stacks]
+    report = _geometry(first, [distances[id(s)] for s in first], normal, notes)
+    report.volumes = volumes
+    report.kind = _kind_of(unique)
+    ordered = []
+    for number in range(volumes):
+        ordered.extend(stack[number] for stack in stacks if number < len(stack))
+    for stack in stacks:
+        if len(stack) != volumes:
+            where = ", ".join(f"{v:g}" for v in stack[0].position or ())
+            report.incomplete.append(
+                f"position ({where}) has {len(stack)} slice(s), the other positions {volumes}"
+            )
+    report.notes.append(f"{volumes} volumes of {len(stacks)} slices ({report.kind})")
+    return ordered, report
+
+
+def volume_key(info: SliceInfo) -> tuple[Any, ...]:
+    """Acquisition order of the slices at one position: temporal position, the
+    vendor's volume order, acquisition number, trigger time, acquisition time,
+    instance number, then the file."""
+    return (
+        info.temporal_position or 0,
+        info.volume_order,
+        info.acquisition_number or 0,
+        info.trigger_time or 0.0,
+        _seconds(info.frame_time[8:] if info.frame_time else info.acquisition_time),
+        info.instance_number or 0,
+        str(info.path),
+        info.frame or 0,
+    )
+
+
+def _seconds(time: str | None) -> float:
+    """Seconds since midnight of a DICOM TM value (``HHMMSS.FFFFFF``; 0 when absent)."""
+    if not time:
+        return 0.0
+    text = time.strip().replace(":", "")
+    try:
+        hours, minutes = int(text[:2] or 0), int(text[2:4] or 0)
+        return hours * 3600 + minutes * 60 + float(text[4:] or 0)
+    except ValueError:
+        return 0.0
+
+
+def _stacks(ordered: list[SliceInfo], distances: dict[int, float]) -> list[list[SliceInfo]]:
+    """Slices sorted along the normal, gathered by position (within SPACING_ATOL)."""
+    stacks: list[list[SliceInfo]] = []
+    for info in ordered:
+        if stacks and distances[id(info)] - distances[id(stacks[-1][0])] <= SPACING_ATOL:
+            stacks[-1].append(info)
+        else:
+            stacks.append([info])
+    for stack in stacks:
+        stack.sort(key=volume_key)
+    return stacks
+
+
+def _volume_count(counts: list[int]) -> int:
+    """Volumes of a series with ``counts`` slices per position: the usual count when
+    positions repeat (a 4-D series), 1 when most positions hold one slice (a 3-D
+    series, where a repeated position is a duplicate)."""
+    usual = max(set(counts), key=lambda c: (counts.count(c), c))
+    return usual if usual > 1 else 1
+
+
+def _kind_of(slices: Sequence[SliceInfo]) -> str:
+    """What a 4-D series holds: diffusion directions, cardiac phases or time points."""
+    if len({s.b_value for s in slices}) > 1 or any(s.gradient for s in slices):
+        return "DWI"
+    if any("DIFFUSION" in s.image_type for s in slices):
+        return "DWI"
+    if len({s.trigger_time for s in slices}) > 1:
+        return "cardiac phases"
+    return "fMRI" if slices[0].modality == "MR" else "4-D"
+
+
+def _sort_mosaics(
+    unique: list[SliceInfo], notes: list[str]
+) -> tuple[list[SliceInfo], GeometryReport]:
+    """Siemens mosaic files: one volume each, in acquisition order."""
+    ordered = sorted(unique, key=volume_key)
+    report = GeometryReport(
+        ordered[0].mosaic_slices or 0, _label_of(ordered), "position", notes=notes
+    )
+    report.volumes = len(ordered)
+    if len(ordered) > 1:
+        report.kind = _kind_of(ordered)
+        notes.append(f"{len(ordered)} Siemens mosaic volumes ({report.kind})")
     return ordered, report
 
 
@@ -463,13 +619,27 @@ def _geometry(
         notes.append("all slices at one position")
         return report
     expected = float(np.median(regular))
+    multiples = regular / expected
+    irregular = bool(np.any(np.abs(multiples - np.round(multiples)) > _MULTIPLE_TOLERANCE))
     for index in np.flatnonzero(steps > expected * _GAP_FACTOR):
         found = float(steps[index])
+        if irregular:
+            break  # steps that vary are not missing slices
         report.gaps.append(
             Gap(names[index], names[index + 1], round(expected, 4), round(found, 4),
                 max(round(found / expected) - 1, 1))
         )  # fmt: skip
     deviation = float(np.max(np.abs(regular - expected)))
+    if irregular:
+        report.steps_mm = [round(float(step), 4) for step in steps]
+        distinct = sorted({round(float(step), 2) for step in regular})
+        shown = ", ".join(f"{step:g}" for step in distinct[:8]) + (
+            " ..." if len(distinct) > 8 else ""
+        )
+        notes.append(
+            f"irregular spacing: steps of {shown} mm; converted as acquired with the median "
+            f"step {expected:.4g} mm in the affine (volume --resample makes it equidistant)"
+        )
     report.spacing_mm = round(expected, 6)
     report.spacing_min_mm = round(float(regular.min()), 6)
     report.spacing_max_mm = round(float(regular.max()), 6)
@@ -511,25 +681,42 @@ def _tilt(ordered: list[SliceInfo], normal: NDArray[np.float64]) -> float:
 # ---------------------------------------------------------------------------
 
 
+def planar_spacing(info: SliceInfo) -> tuple[tuple[float, float], str]:
+    """The pixel spacing (row, column) of an image and where it came from:
+    PixelSpacing, else ImagerPixelSpacing (at the detector), else 1 mm."""
+    for spacing, source in (
+        (info.pixel_spacing, "PixelSpacing"),
+        (info.imager_pixel_spacing, "ImagerPixelSpacing"),
+    ):
+        if spacing is not None and all(v > 0 for v in spacing):
+            return spacing, source
+    return (1.0, 1.0), "none (1 mm assumed)"
+
+
+def _planar_note(info: SliceInfo) -> str:
+    _, source = planar_spacing(info)
+    return (
+        "2-D image without patient position and orientation: rows and columns along the "
+        f"patient axes x and y, pixel spacing from {source}"
+    )
+
+
 def affine_lps(ordered: Sequence[SliceInfo]) -> NDArray[np.float64]:
     """4x4 affine from voxel index ``(i, j, k)`` = (column, row, slice) to LPS mm.
 
     The third column is the typical (median) step between neighbouring slice
     positions: a gantry tilt gives a sheared affine rather than a wrong one,
     and a missing slice does not stretch the others (the volume leaves room for it).
-
-    Raises
-    ------
-    SeriesError
-        Position, orientation or pixel spacing is missing.
+    A 2-D image without position or orientation (a radiograph, an ultrasound, a
+    secondary capture) gets the patient axes and :func:`planar_spacing`.
     """
     first = ordered[0]
-    if first.position is None or first.orientation is None or first.pixel_spacing is None:
-        raise SeriesError(
-            f"{first.path}: no ImagePositionPatient, ImageOrientationPatient or PixelSpacing"
-        )
+    if first.position is None or first.orientation is None:
+        spacing, _ = planar_spacing(first)
+        affine = np.diag([spacing[1], spacing[0], first.slice_thickness or 1.0, 1.0])
+        return affine
     row_cosine, column_cosine = np.array(first.orientation[:3]), np.array(first.orientation[3:])
-    row_spacing, column_spacing = first.pixel_spacing
+    row_spacing, column_spacing = planar_spacing(first)[0]
     affine = np.eye(4)
     affine[:3, 0] = row_cosine * column_spacing
     affine[:3, 1] = column_cosine * row_spacing

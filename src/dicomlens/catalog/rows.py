@@ -348,7 +348,10 @@ def _instance_row(
         found = values.get(_key_of_keyword(keyword))
         return default if found is None else found
 
-    infos = slice_infos(ds, Path(path), value, pixel_data=pixels) if images else []
+    def private(group: int, creator: str, offset: int) -> Any:
+        return values.get(element_key(group << 16 | offset, creator))
+
+    infos = slice_infos(ds, Path(path), value, pixel_data=pixels, private=private) if images else []
     return InstanceRow(
         levels["patient"],
         levels["study"],
@@ -616,7 +619,14 @@ def _slice_fields(info: SliceInfo) -> dict[str, Any]:
     return {name: getattr(info, name) for name in _SLICE_FIELDS}
 
 
-_TUPLES: Final = ("position", "orientation", "pixel_spacing", "image_type")
+_TUPLES: Final = (
+    "position",
+    "orientation",
+    "pixel_spacing",
+    "image_type",
+    "gradient",
+    "volume_order",
+)
 
 
 def slices_from_json(

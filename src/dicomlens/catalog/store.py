@@ -227,9 +227,7 @@ class Catalog:
             return  # an older catalog answers queries as it is
         if version in _MIGRATIONS:
             steps = "".join(_MIGRATIONS[v] for v in range(version, SCHEMA_VERSION))
-            self.db.executescript(
-                f"BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            )
+            self.db.executescript(f"BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
             warnings.warn(
                 f"{self.path}: catalog schema v{version} migrated to v{SCHEMA_VERSION}",
                 DicomlensWarning,
@@ -386,6 +384,7 @@ class Catalog:
         """The images recorded (under the given files or folders), as the series
         grouping needs them: volumes load from the catalog without re-reading headers."""
         from dicomlens.catalog.rows import slices_from_json  # pydicom: only when asked
+
         sql = (
             "SELECT files.path, instances.slices, size, mtime_ns, inode "
             "FROM instances JOIN files ON files.id = file"

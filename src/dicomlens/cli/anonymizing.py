@@ -34,9 +34,9 @@ def add_anonymize(commands: Any) -> None:
         "Confidentiality Profile, consistently across every file of the run; each output is "
         "checked for the removed values before it is written.",
         "  dicomlens anonymize dicom_data/ -o shared/\n"
-        "  dicomlens anonymize study/ -o shared/ --key \"$SECRET\" --keep dates,patient\n"
+        '  dicomlens anonymize study/ -o shared/ --key "$SECRET" --keep dates,patient\n'
         "  dicomlens anonymize study/ -o shared/ --map identities.json   # keep it private\n"
-        '  dicomlens anonymize us/ -o shared/ --keep private --safe-private '
+        "  dicomlens anonymize us/ -o shared/ --keep private --safe-private "
         '"(0019,xx1E)[GEMS_ACQU_01]"\n'
         "  dicomlens anonymize study/ -o shared/ --strict --dry-run\n\n" + _OPTIONS_HELP,
     )
@@ -146,4 +146,3 @@ def _run_anonymize(args: argparse.Namespace) -> int:
         parts.append(f"identity map in {args.map}")
     print(f"{PROG}: {', '.join(parts)}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
-

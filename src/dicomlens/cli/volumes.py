@@ -60,6 +60,7 @@ def _run_series(args: argparse.Namespace) -> int:
                     row["modality"],
                     str(row["files"]),
                     "x".join(map(str, row["shape"])),
+                    row["kind"],
                     spacing,
                     row["orientation"],
                     row["verdict"] + (f" ({row['split']})" if row["split"] else ""),
@@ -70,7 +71,8 @@ def _run_series(args: argparse.Namespace) -> int:
             "DESCRIPTION",
             "MODALITY",
             "FILES",
-            "ROWSxCOLSxSLICES",
+            "ROWSxCOLSxSLICES[xVOLUMES]",
+            "KIND",
             "SPACING",
             "ORIENT",
             "GEOMETRY",
@@ -84,9 +86,12 @@ def add_volume(commands: Any) -> None:
         commands,
         "volume",
         _run_volume,
-        "Build the 3-D volume of a series and write it as NIfTI or NumPy with a JSON sidecar.",
+        "Build the 3-D or 4-D volume of a series and write it as NIfTI or NumPy with a JSON "
+        "sidecar (BIDS fields as dcm2niix writes them; .bval/.bvec for diffusion).",
         "  dicomlens volume dicom_data/ -o ct.nii.gz          # writes ct.nii.gz and ct.json\n"
         "  dicomlens volume study/ --series 3 -o t1.npz\n"
+        "  dicomlens volume dwi/ -o dwi.nii.gz                # + dwi.bval, dwi.bvec (FSL)\n"
+        "  dicomlens volume bold/ -o bold.nii.gz --split      # bold_0001.nii.gz, ...\n"
         "  dicomlens volume study/ --series 1.2.840.113619.2.55.3 -o ct.nii --stored\n",
     )
     _add_series_choice(sub, output="OUT", output_help=".nii.gz, .nii, .npz or .npy")
@@ -97,6 +102,14 @@ def add_volume(commands: Any) -> None:
         "--strict",
         action="store_true",
         help="fail on missing slices, duplicate positions or irregular spacing",
+    )
+    sub.add_argument(
+        "--split", action="store_true", help="write a 4-D series as one 3-D file per volume"
+    )
+    sub.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="convert a 4-D series whose volumes lack slices (zeros, reported) or have extra ones",
     )
 
 
@@ -158,12 +171,24 @@ def _run_volume(args: argparse.Namespace) -> int:
 
     result, series = _chosen_series(args)
     volume = series.volume(
-        rescale=not args.stored, strict=args.strict, max_image_bytes=_image_limit(args)
+        rescale=not args.stored,
+        strict=args.strict,
+        allow_incomplete=args.allow_incomplete,
+        max_image_bytes=_image_limit(args),
     )
-    sidecar = save_volume(volume, args.output, info={"series": series.summary()})
+    written = save_volume(
+        volume, args.output, info={"series": series.summary()}, series=series, split=args.split
+    )
     shape = "x".join(map(str, volume.array.shape))
     verdict = volume.report.verdict
-    print(f"{args.output}: {shape} {volume.array.dtype}, geometry {verdict}; sidecar {sidecar}")
+    images = [path for path in written if path.suffix not in (".json", ".bval", ".bvec")]
+    others = [str(path) for path in written if path.suffix in (".bval", ".bvec")]
+    if len(images) > 1:
+        where = f"{len(images)} volumes as {images[0]} ... {images[-1].name}, each with a sidecar"
+    else:
+        where = f"sidecar {written[1]}"
+    also = "".join(f", {path}" for path in others)
+    print(f"{args.output}: {shape} {volume.array.dtype}, geometry {verdict}; {where}{also}")
     for note in volume.report.notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     return _scan_status(result)
@@ -178,7 +203,9 @@ def add_render(commands: Any) -> None:
         "  dicomlens render dicom_data/ -o middle.png\n"
         "  dicomlens render dicom_data/ --slice 10 --preset lung -o lung.png\n"
         "  dicomlens render ct.dcm --window 40,400 -o ct.png\n"
-        "  dicomlens render dicom_data/ --montage -o all.png\n",
+        "  dicomlens render dicom_data/ --montage -o all.png\n"
+        "  dicomlens render chest_cr.dcm -o chest.png        # radiographs, US, NM: 2-D images\n"
+        "  dicomlens render cine.dcm --frame 12 -o frame.png\n",
     )
     _add_series_choice(sub, output="OUT.png", output_help="the picture to write")
     where = sub.add_mutually_exclusive_group()
@@ -186,6 +213,12 @@ def add_render(commands: Any) -> None:
         "--slice", type=int, metavar="N", help="slice index in sorted order (default: middle)"
     )
     where.add_argument("--montage", action="store_true", help="every slice in one picture")
+    sub.add_argument(
+        "--frame",
+        type=int,
+        metavar="N",
+        help="frame of a multi-frame image (cine, NM), or volume of a 4-D series (from 0)",
+    )
     how = sub.add_mutually_exclusive_group()
     how.add_argument("--window", metavar="C,W", help="window center and width, e.g. 40,400")
     how.add_argument(
@@ -208,6 +241,7 @@ def _run_render(args: argparse.Namespace) -> int:
         all_slices=args.montage,
         window=window,
         preset=args.preset,
+        frame=args.frame,
         max_image_bytes=_image_limit(args),
     )
     save_png(montage(images) if args.montage else images[0], args.output)

@@ -115,8 +115,7 @@ class Library:
 
     def _instance_ids(self, series_id: int) -> dict[str, int]:
         rows = self._query(
-            "SELECT f.path, i.id FROM instances i JOIN files f ON f.id = i.file "
-            "WHERE i.series = ?",
+            "SELECT f.path, i.id FROM instances i JOIN files f ON f.id = i.file WHERE i.series = ?",
             (series_id,),
         )
         return {path: number for path, number in rows}

@@ -1,0 +1,216 @@
+"""Vendor fields the standard leaves to private elements, found by their creator.
+
+Private elements are looked up through their private creator block (as pydicom's
+``Dataset.private_block`` does), never by a bare element number: the block a
+vendor's fields land in changes from file to file. Siemens CSA headers are parsed
+with nibabel's ``csareader``. Every function returns ``None`` (or an empty result)
+for a field that is absent or unreadable: callers decide what that means.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import math
+import re
+import warnings
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pydicom.dataset import Dataset
+
+__all__ = [
+    "GE_ACQUISITION",
+    "GE_PARAMETERS",
+    "PHILIPS_IMAGING",
+    "SIEMENS_CSA",
+    "SIEMENS_MR",
+    "Fields",
+    "diffusion",
+    "ge_protocol",
+    "mosaic_slices",
+    "numbers",
+    "philips_volume_order",
+    "private_value",
+    "siemens_csa",
+    "siemens_protocol",
+]
+
+SIEMENS_MR: Final = "SIEMENS MR HEADER"
+SIEMENS_CSA: Final = "SIEMENS CSA HEADER"
+GE_ACQUISITION: Final = "GEMS_ACQU_01"
+GE_PARAMETERS: Final = "GEMS_PARM_01"
+GE_SERIES: Final = "GEMS_SERS_01"
+PHILIPS_IMAGING: Final = "Philips Imaging DD 001"
+PHILIPS_MR: Final = "Philips MR Imaging DD 001"
+PHILIPS_MR_5: Final = "Philips MR Imaging DD 005"
+PHILIPS_MR_6: Final = "Philips MR Imaging DD 006"
+
+Gradient = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class Fields:
+    """How to read a header: ``public(keyword, default)`` for top-level values and
+    ``private(group, creator, offset)`` for private ones (a catalog row answers both
+    without the file)."""
+
+    public: Callable[..., Any]
+    private: Callable[[int, str, int], Any]
+
+    @classmethod
+    def of(cls, ds: Dataset) -> Fields:
+        """The fields of a data set."""
+        return cls(ds.get, functools.partial(private_value, ds))
+
+
+def private_value(ds: Dataset, group: int, creator: str, offset: int) -> Any:
+    """The value of the private element ``(group, xx<offset>)`` of ``creator``'s block,
+    or None. Values pydicom could not type (UN in implicit files) come as bytes."""
+    try:
+        block = ds.private_block(group, creator)
+        tag = block.get_tag(offset)
+        return ds[tag].value if tag in ds else None
+    except Exception:  # no such block, or a value that does not decode
+        return None
+
+
+def numbers(value: Any) -> list[float]:
+    """The numbers in a value (one number, several, a DS/IS string or raw text bytes)."""
+    if value is None:
+        return []
+    if isinstance(value, bytes | bytearray):
+        value = value.decode("ascii", "replace").strip("\x00 ").split("\\")
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        value = [value]
+    found = []
+    for item in value:
+        try:
+            number = float(item)
+        except (TypeError, ValueError):
+            return []
+        found.append(number)
+    return found
+
+
+def _number(value: Any) -> float | None:
+    found = numbers(value)
+    return found[0] if found else None
+
+
+def _gradient(values: Sequence[float]) -> Gradient | None:
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
+        return None
+    return (float(values[0]), float(values[1]), float(values[2]))
+
+
+def diffusion(fields: Fields, *groups: Dataset | None) -> tuple[float | None, Gradient | None]:
+    """The b-value (s/mm2) and gradient direction (patient LPS, unit or zero) of an
+    image, from the standard MR Diffusion macro (in ``groups``, the per-frame and
+    shared functional groups of a frame, or at the top level), else from the Siemens
+    or Philips private fields. ``(None, None)`` when the image says nothing."""
+    for place in groups:
+        if place is None:
+            continue
+        item = _first_item(place, "MRDiffusionSequence") or place
+        b_value = _number(item.get("DiffusionBValue"))
+        if b_value is None:
+            continue
+        orientation = _first_item(item, "DiffusionGradientDirectionSequence") or item
+        return b_value, _gradient(numbers(orientation.get("DiffusionGradientOrientation")))
+    b_value = _number(fields.public("DiffusionBValue"))
+    if b_value is not None:
+        return b_value, _gradient(numbers(fields.public("DiffusionGradientOrientation")))
+    b_value = _number(fields.private(0x0019, SIEMENS_MR, 0x0C))
+    if b_value is not None:
+        return b_value, _gradient(numbers(fields.private(0x0019, SIEMENS_MR, 0x0E)))
+    b_value = _number(fields.private(0x2001, PHILIPS_IMAGING, 0x03))
+    if b_value is not None:  # Philips: (RL, AP, FH), the patient axes x, y, z
+        parts = [_number(fields.private(0x2005, PHILIPS_MR, o)) for o in (0xB0, 0xB1, 0xB2)]
+        return b_value, _gradient([p for p in parts if p is not None])
+    return None, None
+
+
+def _first_item(ds: Dataset, keyword: str) -> Dataset | None:
+    sequence = ds.get(keyword)
+    if not sequence:
+        return None
+    item: Dataset = sequence[0]
+    return item
+
+
+def philips_volume_order(fields: Fields) -> tuple[float, ...]:
+    """How Philips orders the volumes of a classic 4-D series: the diffusion order
+    (2005,xx96)[Philips MR Imaging DD 006] where the software writes it, else the
+    b-value number and gradient number (2005,xx12/13)[Philips MR Imaging DD 005]."""
+    order = _number(fields.private(0x2005, PHILIPS_MR_6, 0x96))
+    if order is not None:
+        return (order,)
+    pair = [_number(fields.private(0x2005, PHILIPS_MR_5, o)) for o in (0x12, 0x13)]
+    return tuple(p for p in pair if p is not None) if all(p is not None for p in pair) else ()
+
+
+def mosaic_slices(fields: Fields) -> int | None:
+    """The number of images in a Siemens mosaic: (0019,xx0A)[SIEMENS MR HEADER] (the
+    CSA header's NumberOfImagesInMosaic is read when the mosaic is loaded)."""
+    count = _number(fields.private(0x0019, SIEMENS_MR, 0x0A))
+    return int(count) if count and count > 0 else None
+
+
+def siemens_csa(ds: Dataset, which: str = "image") -> dict[str, Any]:
+    """The Siemens CSA ``image`` or ``series`` header as ``{name: value}`` (a list for
+    several values, a scalar for one); empty when the file has none or it is damaged."""
+    with warnings.catch_warnings():  # nibabel calls its DICOM readers experimental
+        warnings.simplefilter("ignore")
+        from nibabel.nicom import csareader  # heavy: only for Siemens files
+
+        try:
+            header = csareader.get_csa_header(ds, which)  # type: ignore[no-untyped-call]
+        except Exception:  # nibabel raises many types for damaged headers
+            return {}
+    if not header:
+        return {}
+    fields: dict[str, Any] = {}
+    for name, tag in header["tags"].items():
+        items = tag["items"]
+        if items:
+            fields[name] = items[0] if len(items) == 1 else list(items)
+    return fields
+
+
+_PROTOCOL_LINE: Final = re.compile(r"^([A-Za-z_][\w.\[\]]*)\s*=\s*(.*?)\s*$")
+
+
+def siemens_protocol(ds: Dataset) -> dict[str, str]:
+    """The ASCII protocol (``### ASCCONV BEGIN`` ... ``END``) of the CSA series header:
+    ``{"sSliceArray.lSize": "25", ...}``."""
+    text = siemens_csa(ds, "series").get("MrPhoenixProtocol")
+    if not isinstance(text, str):
+        return {}
+    start, end = text.find("### ASCCONV BEGIN"), text.find("### ASCCONV END")
+    if start < 0:
+        return {}
+    fields = {}
+    for line in text[start:end].splitlines()[1:]:
+        match = _PROTOCOL_LINE.match(line)
+        if match:
+            fields[match.group(1)] = match.group(2).strip('"')
+    return fields
+
+
+_GE_LINE: Final = re.compile(r'^(\w+) "(.*)"$')
+
+
+def ge_protocol(ds: Dataset) -> dict[str, str]:
+    """GE's protocol data block (0025,xx1B)[GEMS_SERS_01]: a length, then gzip'd
+    ``KEY "value"`` lines; empty when absent or unreadable."""
+    block = private_value(ds, 0x0025, GE_SERIES, 0x1B)
+    if not isinstance(block, bytes | bytearray) or len(block) < 8:
+        return {}
+    try:
+        text = gzip.decompress(bytes(block[4:])).decode("latin-1")
+    except (OSError, EOFError, zlib.error):
+        return {}
+    return {m.group(1): m.group(2) for m in map(_GE_LINE.match, text.splitlines()) if m}

@@ -1,0 +1,103 @@
+"""Siemens mosaics: each file is one volume whose slices are tiles of one image.
+
+The number of tiles and the geometry come from the CSA header through nibabel's
+DICOM wrappers (the first file's); every file is unpacked with numpy.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dicomlens.errors import SeriesError
+from dicomlens.series import GeometryReport, SliceInfo
+from dicomlens.volume.diffusion import volume_gradients
+from dicomlens.volume.model import Volume, slice_row
+from dicomlens.volume.pixels import Decoder, check_declared_size, read_full, rescale_planes
+
+__all__ = ["load_mosaics", "mosaic_geometry", "unpack_mosaic"]
+
+_READ_THREADS: Final = 4
+
+
+def load_mosaics(
+    ordered: Sequence[SliceInfo],
+    report: GeometryReport,
+    *,
+    rescale: bool,
+    into: np.dtype[Any] | None,
+    max_image_bytes: int,
+) -> Volume:
+    """One volume per mosaic file, in the given order: 3-D for one file, 4-D for more."""
+    first = ordered[0]
+    affine, count = mosaic_geometry(first, max_image_bytes)
+    decoder = Decoder(max_image_bytes)
+
+    def tiles(info: SliceInfo) -> NDArray[Any]:
+        if info.mosaic_slices not in (None, count):
+            raise SeriesError(
+                f"{info.path}: a mosaic of {info.mosaic_slices} slices among mosaics of {count}"
+            )
+        return unpack_mosaic(decoder.pixels(info), count, info)
+
+    with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
+        volumes = list(pool.map(tiles, ordered))
+    shape = volumes[0].shape
+    for info, stack in zip(ordered, volumes, strict=True):
+        if stack.shape != shape:
+            raise SeriesError(f"{info.path}: mosaic size {stack.shape} differs from {shape}")
+    planes = np.concatenate(volumes) if len(volumes) > 1 else volumes[0]
+    by_plane = {n: ordered[n // count] for n in range(planes.shape[0])}
+    if rescale:
+        planes = rescale_planes(planes, by_plane)
+        if into is not None:
+            planes = planes.astype(into, copy=False)
+    elif into is not None:
+        planes = planes.astype(into)
+    report.slices = count
+    report.notes.append(f"Siemens mosaic of {count} slices unpacked")
+    if len(ordered) > 1:
+        array = planes.reshape(len(ordered), *shape).transpose(3, 2, 1, 0)
+    else:
+        array = planes.transpose(2, 1, 0)
+    table = [slice_row(info, 0, number) for number, info in enumerate(ordered)]
+    bvals, gradients = volume_gradients(ordered, range(len(ordered)), len(ordered))
+    return Volume(array, affine, report, rescale, table, bvals, gradients)
+
+
+def unpack_mosaic(plane: NDArray[Any], count: int, info: SliceInfo) -> NDArray[Any]:
+    """The ``count`` tiles of a mosaic image as (slice, row, column), row by row."""
+    side = math.ceil(math.sqrt(count))
+    rows, columns = plane.shape[0] // side, plane.shape[1] // side
+    if plane.ndim != 2 or rows * side != plane.shape[0] or columns * side != plane.shape[1]:
+        raise SeriesError(
+            f"{info.path}: a {plane.shape} image cannot hold a mosaic of {count} slices"
+        )
+    grid = plane.reshape(side, rows, side, columns).swapaxes(1, 2)
+    return np.ascontiguousarray(grid.reshape(side * side, rows, columns)[:count])
+
+
+def mosaic_geometry(info: SliceInfo, limit: int) -> tuple[NDArray[np.float64], int]:
+    """The affine (column, row, slice to LPS) and the slice count of a mosaic file."""
+    with warnings.catch_warnings():  # nibabel calls its readers experimental on import;
+        warnings.simplefilter("ignore")  # the unpacking is checked against dcm2niix in our tests
+        from nibabel.nicom import dicomwrappers  # heavy: only for mosaics
+
+        ds = read_full(info.path)
+        check_declared_size(ds, info.path, limit)
+        try:
+            wrapper = dicomwrappers.wrapper_from_data(ds)  # type: ignore[no-untyped-call]
+            affine = np.array(wrapper.affine, dtype=float)
+            count = int(wrapper.n_mosaic)
+        except Exception as exc:  # nibabel raises many types for odd CSA headers
+            raise SeriesError(f"{info.path}: cannot unpack the mosaic ({exc})") from exc
+    expected = np.array(info.orientation[:3]) * info.pixel_spacing[1]  # type: ignore[index]
+    if not np.allclose(affine[:3, 0], expected, atol=1e-3):  # nibabel gave (row, column, slice)
+        affine[:, [0, 1]] = affine[:, [1, 0]]
+    return affine, count

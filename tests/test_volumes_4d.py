@@ -1,0 +1,219 @@
+"""4-D series (fMRI, diffusion): sidecars, b-values and gradients agree with dcm2niix's
+references in ../shared/data; incomplete series are refused or converted as asked."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from test_dcm2niix_agreement import assert_agrees
+
+from dicomlens.cli import main
+from dicomlens.errors import SeriesError
+from dicomlens.export import save_volume
+from dicomlens.scanning import Series, scan
+
+# Fields the issue names; compared wherever dcm2niix writes them.
+BIDS_FIELDS = (
+    "Manufacturer", "ManufacturersModelName", "MagneticFieldStrength", "RepetitionTime",
+    "EchoTime", "EchoNumber", "FlipAngle", "SliceThickness", "SpacingBetweenSlices",
+    "PhaseEncodingDirection", "EffectiveEchoSpacing", "TotalReadoutTime",
+    "MultibandAccelerationFactor", "ImageType", "SeriesDescription", "ProtocolName",
+    "AcquisitionTime", "AcquisitionNumber", "SeriesNumber", "Modality",
+)  # fmt: skip
+SLICE_TIMING_MS = 2.5
+
+REFERENCES = {
+    "dcm_qa_nih/In/20180918GE/mr_0004": "dcm_qa_nih/Ref/DCM2NIIX_regression_test_4",
+    "dcm_qa_nih/In/20180918GE/mr_0005": "dcm_qa_nih/Ref/DCM2NIIX_regression_test_5",
+    "dcm_qa_nih/In/20180918GE/mr_0006": "dcm_qa_nih/Ref/DCM2NIIX_regression_test_6",
+    "dcm_qa_nih/In/20180918GE/mr_0007": "dcm_qa_nih/Ref/DCM2NIIX_regression_test_7",
+    "dcm_qa_nih/In/20180918Si/mr_0003": "dcm_qa_nih/Ref/EPI_PE=AP_3",
+    "dcm_qa_nih/In/20180918Si/mr_0004": "dcm_qa_nih/Ref/EPI_PE=PA_4",
+    "dcm_qa_nih/In/20180918Si/mr_0005": "dcm_qa_nih/Ref/EPI_PE=RL_5",
+    "dcm_qa_nih/In/20180918Si/mr_0006": "dcm_qa_nih/Ref/EPI_PE=LR_6",
+    "dcm_qa_enh/In": "dcm_qa_enh/Ref/Siemens_REST1_w_SMS_PF7-8_6",
+    "dcm_qa_decubitus/In/HFS/4_ep2d_diff_mddw_20_p2": (
+        "dcm_qa_decubitus/Ref/ep2d_diff_mddw_20_p2_20220407150138"
+    ),
+    "dcm_qa_decubitus/In/HFDR/3_ep2d_diff_mddw_20_p2": (
+        "dcm_qa_decubitus/Ref/ep2d_diff_mddw_20_p2_20220407151157"
+    ),
+    "dcm_qa_decubitus/In/HFP/3_ep2d_diff_mddw_20_p2": (
+        "dcm_qa_decubitus/Ref/ep2d_diff_mddw_20_p2_20220407151756"
+    ),
+    "dcm_qa_decubitus/In/HFDL/3_ep2d_diff_mddw_20_p2": (
+        "dcm_qa_decubitus/Ref/ep2d_diff_mddw_20_p2_20220407152351"
+    ),
+}
+
+
+def _scan(path: Path) -> list[Series]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # vendors' odd values
+        return scan([path])
+
+
+@pytest.fixture
+def philips_dwi(shared_data: Path, tmp_path: Path) -> Path:
+    """dcm_qa_philips_dwi's classic slices, unpacked from their .gz files."""
+    folder = tmp_path / "philips"
+    folder.mkdir()
+    for packed in sorted((shared_data / "dcm_qa_philips_dwi/In/cl/DICOM").glob("*.gz")):
+        with gzip.open(packed) as source, (folder / packed.stem).open("wb") as target:
+            shutil.copyfileobj(source, target)
+    return folder
+
+
+def _convert(series: Series, target: Path) -> dict[str, object]:
+    save_volume(series.volume(), target, series=series)
+    sidecar: dict[str, object] = json.loads(target.with_name("x.json").read_text())
+    return sidecar
+
+
+def _assert_same_fields(ours: dict[str, object], theirs: dict[str, object]) -> None:
+    compared = 0
+    for name in BIDS_FIELDS:
+        if name not in theirs:
+            continue
+        expected = theirs[name]
+        if name == "ImageType" and ours.get("ConversionSoftware") and expected[-1] != "MAGNITUDE":
+            expected = [*expected, "MAGNITUDE"]  # type: ignore[misc]  # dcm2niix < 2023 omits it
+        if isinstance(expected, float):
+            assert ours[name] == pytest.approx(expected, rel=1e-5), name
+        else:
+            assert ours[name] == expected, name
+        compared += 1
+    assert compared >= 12
+    if "SliceTiming" in theirs:
+        np.testing.assert_allclose(
+            ours["SliceTiming"], theirs["SliceTiming"], atol=SLICE_TIMING_MS / 1000
+        )
+
+
+@pytest.mark.parametrize("folder", REFERENCES)
+def test_sidecar_and_diffusion_match_dcm2niix(
+    shared_data: Path, tmp_path: Path, folder: str
+) -> None:
+    reference = shared_data / REFERENCES[folder]
+    (series,) = _scan(shared_data / folder)
+    target = tmp_path / "x.nii.gz"
+    ours = _convert(series, target)
+    theirs = json.loads(reference.with_suffix(".json").read_text())
+    if theirs.get("PhaseEncodingPolarityGE"):  # GE's polarity is in a binary private block
+        assert ours["PhaseEncodingAxis"] == theirs["PhaseEncodingDirection"].rstrip("-")
+        del theirs["PhaseEncodingDirection"]
+    _assert_same_fields(ours, theirs)
+    image = nib.load(target)
+    assert image.header.get_xyzt_units() == ("mm", "sec")
+    assert image.header.get_zooms()[3] == pytest.approx(theirs["RepetitionTime"])
+    if reference.with_suffix(".bval").exists():
+        np.testing.assert_allclose(
+            np.loadtxt(target.with_name("x.bval")), np.loadtxt(reference.with_suffix(".bval")),
+            atol=1,
+        )  # fmt: skip
+        # Same voxel layout as dcm2niix's NIfTI: the bvecs compare as written.
+        np.testing.assert_allclose(
+            np.loadtxt(target.with_name("x.bvec")), np.loadtxt(reference.with_suffix(".bvec")),
+            atol=1e-3,
+        )  # fmt: skip
+        reference_image = nib.load(reference.with_name(reference.name + ".nii.gz"))
+        np.testing.assert_allclose(image.affine, reference_image.affine, atol=1e-3)
+
+
+def test_philips_classic_dwi(philips_dwi: Path, shared_data: Path, tmp_path: Path) -> None:
+    """Scrambled instance numbers: volumes ordered as Philips' own private order."""
+    reference = shared_data / "dcm_qa_philips_dwi/Ref/701_DTI_Biobank_2mm_MB3S2_EPI_cl"
+    series = max(_scan(philips_dwi), key=lambda s: len(s.slices))
+    assert series.shape == (112, 112, 32, 17) and series.report.kind == "DWI"
+    ours = _convert(series, tmp_path / "x.nii.gz")
+    theirs = json.loads(reference.with_suffix(".json").read_text())
+    _assert_same_fields(ours, theirs)
+    bvals = np.loadtxt(tmp_path / "x.bval")
+    np.testing.assert_allclose(bvals, np.loadtxt(reference.with_suffix(".bval")), atol=1)
+    ours_vectors = np.loadtxt(tmp_path / "x.bvec")
+    theirs_vectors = np.loadtxt(reference.with_suffix(".bvec"))
+    weighted = bvals > 0  # dcm2niix copies Philips' b = 0 direction unchanged
+    np.testing.assert_allclose(ours_vectors[:, weighted], theirs_vectors[:, weighted], atol=1e-3)
+    assert not ours_vectors[:, ~weighted].any()
+
+
+def test_fmri_volume_sums_per_time_point(shared_data: Path) -> None:
+    reference = nib.load(shared_data / "dcm_qa_nih/Ref/DCM2NIIX_regression_test_4.nii")
+    (series,) = _scan(shared_data / "dcm_qa_nih/In/20180918GE/mr_0004")
+    volume = series.volume()
+    assert volume.volumes == 10 and volume.array.shape == (64, 64, 15, 10)
+    sums = np.asanyarray(reference.dataobj).sum(axis=(0, 1, 2))
+    np.testing.assert_array_equal(volume.array.sum(axis=(0, 1, 2)), sums)
+    assert [row["volume"] for row in volume.slices[:16]] == [0] * 15 + [1]
+
+
+def _copy_without(source: Path, target: Path, leave_out: str) -> Path:
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(leave_out, "*.txt"))
+    return target
+
+
+def test_incomplete_series_is_refused_or_converted(shared_data: Path, tmp_path: Path) -> None:
+    folder = _copy_without(
+        shared_data / "dcm_qa_nih/In/20180918GE/mr_0004",
+        tmp_path / "fmri",
+        "axial_epi_fmri_interleaved_i_to_s-00020.dcm",
+    )
+    (series,) = _scan(folder)
+    assert series.report.volumes == 10 and series.report.verdict == "incomplete volumes"
+    with pytest.raises(SeriesError, match=r"incomplete 4-D series: position \(.*\) has 9"):
+        series.volume()
+    volume = series.volume(allow_incomplete=True)
+    assert volume.array.shape == (64, 64, 15, 10)
+    k = [row["k"] for row in volume.slices if row["volume"] == 9]
+    missing = sorted(set(range(15)) - set(k))
+    assert len(missing) == 1 and not volume.array[:, :, missing[0], 9].any()
+    assert any(note.startswith("incomplete:") for note in volume.report.notes)
+
+
+def test_cli_volume_4d_split_and_refusal(shared_data: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    dwi = shared_data / "dcm_qa_decubitus/In/HFS/4_ep2d_diff_mddw_20_p2"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["volume", str(dwi), "-o", str(tmp_path / "dwi.nii.gz")]) == 0
+        out = capsys.readouterr().out
+        assert "128x128x25x13" in out and str(tmp_path / "dwi.bvec") in out
+        assert main(["volume", str(dwi), "-o", str(tmp_path / "s.nii.gz"), "--split"]) == 0
+    capsys.readouterr()
+    parts = sorted(tmp_path.glob("s_*.nii.gz"))
+    assert len(parts) == 13 and nib.load(parts[0]).shape == (128, 128, 25)
+    whole = np.asanyarray(nib.load(tmp_path / "dwi.nii.gz").dataobj)
+    np.testing.assert_array_equal(np.asanyarray(nib.load(parts[12]).dataobj), whole[..., 12])
+    assert json.loads(parts[3].with_name("s_0004.json").read_text())["volume"] == 3
+    folder = _copy_without(
+        shared_data / "dcm_qa_nih/In/20180918GE/mr_0005", tmp_path / "bold", "*-00033.dcm"
+    )
+    assert main(["volume", str(folder), "-o", str(tmp_path / "b.nii.gz")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "incomplete 4-D series" in err and "--allow-incomplete" in err
+    assert not (tmp_path / "b.nii.gz").exists()
+
+
+def test_series_table_shows_4d_shape_and_kind(shared_data: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["series", str(shared_data / "dcm_qa_nih/In/20180918Si/mr_0003")]) == 0
+    out = capsys.readouterr().out
+    assert "72x72x5x2" in out and "fMRI" in out
+
+
+def test_mosaic_volume_equals_reference(shared_data: Path) -> None:
+    folder = "dcm_qa_decubitus/In/HFS/4_ep2d_diff_mddw_20_p2"
+    (series,) = _scan(shared_data / folder)
+    reference = nib.load(shared_data / (REFERENCES[folder] + ".nii.gz"))
+    volume = series.volume()
+    assert_agrees(volume, reference)
+    assert volume.gradients is not None and volume.gradients.shape == (13, 3)
+    assert not volume.gradients[0].any()  # b = 0
+    np.testing.assert_allclose(np.linalg.norm(volume.gradients[1:], axis=1), 1, atol=1e-6)
