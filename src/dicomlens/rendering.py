@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from dicomlens.errors import SeriesError, UsageError
+from dicomlens.errors import UsageError
 from dicomlens.reading import read
 from dicomlens.scanning import Series
 from dicomlens.volume import (
@@ -21,6 +21,7 @@ from dicomlens.volume import (
     load_slice,
     window_to_uint8,
 )
+from dicomlens.volume.pixels import decode
 
 __all__ = ["choose_window", "render_series"]
 
@@ -106,11 +107,7 @@ def _windowed(
 
 def _colour(series: Series, index: int | None, frame: int | None) -> NDArray[np.uint8]:
     info = series.slices[len(series.slices) // 2 if index is None else index]
-    ds = read(info.path)
-    try:
-        pixels = np.asarray(ds.pixel_array)
-    except Exception as exc:  # decoders raise many types
-        raise SeriesError(f"{info.path}: cannot decode pixel data ({exc})") from exc
+    pixels = decode(info.path)
     if pixels.ndim == 4:
         pixels = pixels[info.frame or frame or 0]
     return colour_to_uint8(pixels)

@@ -19,6 +19,7 @@ from dicomlens.errors import FileError, SeriesError
 from dicomlens.isolation import run_isolated
 from dicomlens.reading import read
 from dicomlens.series import NativePixels, SliceInfo
+from dicomlens.volume.codecs import decode_pixel_data
 
 __all__ = [
     "MAX_IMAGE_BYTES",
@@ -160,7 +161,7 @@ def decode(path: Path, limit: int = MAX_IMAGE_BYTES) -> NDArray[Any]:
     check_declared_size(ds, path, limit)
     try:
         with native_stderr_captured():
-            return np.asarray(ds.pixel_array)
+            return decode_pixel_data(ds, path)
     except Exception as exc:  # pydicom's decoders raise many types for damaged data
         reason = " ".join(str(exc).split())  # one line, whatever the plugins said
         raise SeriesError(f"{path}: cannot decode pixel data ({reason})") from exc
