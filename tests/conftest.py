@@ -80,7 +80,10 @@ def make_ct_series(tmp_path: Path, ct_small: Path) -> Callable[..., Path]:
     Slice k sits at z = k * spacing (y shifted by tan(tilt) * z for a gantry
     tilt) and its pixels are CT_small's plus k, so every slice differs.
     ``missing`` leaves slices out, ``duplicate`` writes a copy of a slice under
-    another file name (same UID), files are named in shuffled order.
+    another file name (same UID), files are named in shuffled order. ``steps`` gives
+    the distance from each slice to the next instead of a regular ``spacing``, and
+    ``gantry`` tilts the image plane itself about the x axis (a CT gantry tilt: the
+    table moves along z, the slices lean), instead of shifting the positions.
     """
     import math
     import random
@@ -97,20 +100,25 @@ def make_ct_series(tmp_path: Path, ct_small: Path) -> Callable[..., Path]:
         duplicate: tuple[int, ...] = (),
         folder: str = "series",
         seed: int = 7,
+        steps: tuple[float, ...] = (),
+        gantry: float = 0.0,
     ) -> Path:
         out = tmp_path / folder
         out.mkdir()
         template = pydicom.dcmread(ct_small)
         template.SeriesInstanceUID = generate_uid()
-        template.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        lean = math.radians(gantry)
+        template.ImageOrientationPatient = [1, 0, 0, 0, math.cos(lean), math.sin(lean)]
         base = template.pixel_array.astype(np.int16)
+        depths = np.concatenate(([0.0], np.cumsum(steps))) if steps else None
+        count = len(depths) if depths is not None else count
         names = [f"{n:03d}" for n in range(count)]
         random.Random(seed).shuffle(names)
         for k in range(count):
             if k in missing:
                 continue
             ds = template.copy()
-            z = k * spacing
+            z = float(depths[k]) if depths is not None else k * spacing
             ds.ImagePositionPatient = [-100.0, -100.0 + z * math.tan(math.radians(tilt)), z]
             ds.InstanceNumber = k + 1
             ds.SOPInstanceUID = generate_uid()

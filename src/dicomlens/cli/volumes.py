@@ -92,6 +92,7 @@ def add_volume(commands: Any) -> None:
         "  dicomlens volume study/ --series 3 -o t1.npz\n"
         "  dicomlens volume dwi/ -o dwi.nii.gz                # + dwi.bval, dwi.bvec (FSL)\n"
         "  dicomlens volume bold/ -o bold.nii.gz --split      # bold_0001.nii.gz, ...\n"
+        "  dicomlens volume tilted_ct/ -o ct.nii.gz --resample  # equidistant, tilt removed\n"
         "  dicomlens volume study/ --series 1.2.840.113619.2.55.3 -o ct.nii --stored\n",
     )
     _add_series_choice(sub, output="OUT", output_help=".nii.gz, .nii, .npz or .npy")
@@ -105,6 +106,12 @@ def add_volume(commands: Any) -> None:
     )
     sub.add_argument(
         "--split", action="store_true", help="write a 4-D series as one 3-D file per volume"
+    )
+    sub.add_argument(
+        "--resample",
+        action="store_true",
+        help="resample a tilted or irregularly spaced series onto equidistant slices along the "
+        "slice normal (dcm2niix's _Tilt_Eq); the sidecar keeps the geometry as acquired",
     )
     sub.add_argument(
         "--allow-incomplete",
@@ -176,9 +183,14 @@ def _run_volume(args: argparse.Namespace) -> int:
         allow_incomplete=args.allow_incomplete,
         max_image_bytes=_image_limit(args),
     )
-    written = save_volume(
-        volume, args.output, info={"series": series.summary()}, series=series, split=args.split
-    )
+    info: dict[str, Any] = {"series": series.summary()}
+    if args.resample:
+        from dicomlens.volume.resampling import resample_equidistant
+
+        info["acquired"] = {"affine_lps": volume.affine_lps.round(6).tolist(),
+                            "slices": volume.slices}  # fmt: skip
+        volume = resample_equidistant(volume)
+    written = save_volume(volume, args.output, info=info, series=series, split=args.split)
     shape = "x".join(map(str, volume.array.shape))
     verdict = volume.report.verdict
     images = [path for path in written if path.suffix not in (".json", ".bval", ".bvec")]
