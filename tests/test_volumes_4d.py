@@ -217,3 +217,68 @@ def test_mosaic_volume_equals_reference(shared_data: Path) -> None:
     assert volume.gradients is not None and volume.gradients.shape == (13, 3)
     assert not volume.gradients[0].any()  # b = 0
     np.testing.assert_allclose(np.linalg.norm(volume.gradients[1:], axis=1), 1, atol=1e-6)
+
+
+PLANES = {  # row and column cosines of the image plane
+    "axial": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
+    "coronal": ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0)),
+    "sagittal": ((0.0, 1.0, 0.0), (0.0, 0.0, -1.0)),
+}
+
+
+def _ge_dwi(shared_data: Path, folder: Path, plane: str) -> Path:
+    """GE's fMRI slices turned into a DWI series: b = 0, then nine directions, written
+    in GE's private fields (0043,xx39)[GEMS_PARM_01] and (0019,xxBB-BD)[GEMS_ACQU_01]."""
+    import pydicom
+
+    row, column = (np.array(v) for v in PLANES[plane])
+    normal = np.cross(row, column)
+    directions = np.random.default_rng(3).normal(size=(10, 3))
+    directions /= np.linalg.norm(directions, axis=1)[:, None]
+    folder.mkdir()
+    for path in sorted((shared_data / "dcm_qa_nih/In/20180918GE/mr_0004").glob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        volume, place = divmod(int(ds.InstanceNumber) - 1, 15)
+        b_value = 0 if volume == 0 else 1000
+        ds.private_block(0x0043, "GEMS_PARM_01")[0x39].value = [b_value + 10**9, 8, 0, 0]
+        block = ds.private_block(0x0019, "GEMS_ACQU_01")
+        for offset, value in zip(
+            (0xBB, 0xBC, 0xBD), directions[volume] * (b_value > 0), strict=True
+        ):
+            block[offset].value = f"{value:.6f}"
+        ds.ImageOrientationPatient = [*row, *column]
+        ds.ImagePositionPatient = list(-120 * (row + column) + (place * 5 - 17.6875) * normal)
+        ds.save_as(folder / path.name)
+    return folder
+
+
+def _world_directions(bvec: Path, image: Path) -> np.ndarray:  # type: ignore[type-arg]
+    """FSL bvecs back in world (RAS) coordinates, through their image's affine."""
+    affine = nib.load(image).affine[:3, :3]
+    axes = affine / np.linalg.norm(affine, axis=0)
+    vectors = np.loadtxt(bvec)
+    if np.linalg.det(axes) > 0:
+        vectors[0] = -vectors[0]
+    return (axes @ vectors).T
+
+
+@pytest.mark.parametrize("plane", PLANES)
+def test_ge_diffusion_matches_dcm2niix(shared_data: Path, tmp_path: Path, plane: str) -> None:
+    if shutil.which("dcm2niix") is None:
+        pytest.skip("Debian's dcm2niix is not installed (apt-get install dcm2niix)")
+    import subprocess
+
+    folder = _ge_dwi(shared_data, tmp_path / "dwi", plane)
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run(["dcm2niix", "-b", "y", "-z", "n", "-f", "ref", "-o", str(out), str(folder)],
+                   check=True, capture_output=True)  # fmt: skip
+    (series,) = _scan(folder)
+    assert series.report.kind == "DWI"
+    save_volume(series.volume(), out / "ours.nii", series=series)
+    np.testing.assert_allclose(np.loadtxt(out / "ours.bval"), np.loadtxt(out / "ref.bval"))
+    ours = _world_directions(out / "ours.bvec", out / "ours.nii")
+    theirs = _world_directions(out / "ref.bvec", out / "ref.nii")
+    agreement = np.abs(np.sum(ours * theirs, axis=1))  # a direction and its negative agree
+    np.testing.assert_allclose(agreement[1:], 1.0, atol=1e-3)
+    assert not ours[0].any()

@@ -100,13 +100,28 @@ def save_volume(
         with atomic_output(sidecar) as temporary:
             temporary.write_text(json.dumps(payload, indent=2, default=str) + "\n")
         written += [path, sidecar]
-    if volume.bvals is not None and volume.gradients is not None:
-        bval, bvec = fsl_text(volume.bvals, fsl_bvecs(volume.gradients, affine_ras))
+    if volume.bvals is not None:
         stem = sidecar_path(target).with_suffix("")
-        for suffix, text in ((".bval", bval), (".bvec", bvec)):
-            with atomic_output(stem.with_name(stem.name + suffix)) as temporary:
+        written += _save_fsl(volume.bvals, volume.gradients, affine_ras, stem)
+    return written
+
+
+def _save_fsl(
+    bvals: NDArray[np.float64],
+    gradients: NDArray[np.float64] | None,
+    affine_ras: NDArray[np.float64],
+    stem: Path,
+) -> list[Path]:
+    """``stem.bval`` and, when every weighted volume has a direction, ``stem.bvec``."""
+    vectors = None if gradients is None else fsl_bvecs(gradients, affine_ras)
+    bval, bvec = fsl_text(bvals, vectors)
+    written = []
+    for suffix, text in ((".bval", bval), (".bvec", bvec)):
+        if text is not None:
+            path = stem.with_name(stem.name + suffix)
+            with atomic_output(path) as temporary:
                 temporary.write_text(text)
-            written.append(stem.with_name(stem.name + suffix))
+            written.append(path)
     return written
 
 

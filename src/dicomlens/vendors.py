@@ -130,7 +130,36 @@ def diffusion(fields: Fields, *groups: Dataset | None) -> tuple[float | None, Gr
     if b_value is not None:  # Philips: (RL, AP, FH), the patient axes x, y, z
         parts = [_number(fields.private(0x2005, PHILIPS_MR, o)) for o in (0xB0, 0xB1, 0xB2)]
         return b_value, _gradient([p for p in parts if p is not None])
+    b_value = _number(fields.private(0x0043, GE_PARAMETERS, 0x39))
+    if b_value is not None:  # GE adds 10^9 to flag some b-values
+        parts = [_number(fields.private(0x0019, GE_ACQUISITION, o)) for o in (0xBB, 0xBC, 0xBD)]
+        found = [p for p in parts if p is not None]
+        return b_value % 1e9, _ge_gradient(found, fields) if len(found) == 3 else None
     return None, None
+
+
+def _ge_gradient(logical: list[float], fields: Fields) -> Gradient | None:
+    """GE's gradient (0019,xxBB-BD)[GEMS_ACQU_01] in patient LPS.
+
+    GE gives it in the image's logical frame (x along the rows, y along the columns,
+    z along the slice normal), with signs that depend on the slice plane, as
+    dcm2niix's validated conversion (from dicm2nii) for column phase encoding has it:
+    axial and sagittal ``-x r - y c + z n``, coronal ``-x r + y c + z n`` (a direction
+    and its negative being the same). Row phase encoding is untested anywhere: None.
+    """
+    orientation = numbers(fields.public("ImageOrientationPatient"))
+    if len(orientation) != 6 or str(fields.public("InPlanePhaseEncodingDirection")) != "COL":
+        return None
+    row, column = orientation[:3], orientation[3:]
+    normal = [
+        row[1] * column[2] - row[2] * column[1],
+        row[2] * column[0] - row[0] * column[2],
+        row[0] * column[1] - row[1] * column[0],
+    ]
+    coronal = max(range(3), key=lambda axis: abs(normal[axis])) == 1
+    x, y, z = logical
+    y = y if coronal else -y
+    return _gradient([-x * r + y * c + z * n for r, c, n in zip(row, column, normal, strict=True)])
 
 
 def _first_item(ds: Dataset, keyword: str) -> Dataset | None:

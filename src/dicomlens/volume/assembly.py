@@ -120,7 +120,7 @@ def load_volume(
         array = planes.reshape(volumes, depth, *planes.shape[1:]).transpose(3, 2, 1, 0)
     else:
         array = planes.transpose(2, 1, 0)
-    bvals, gradients = volume_gradients(ordered, volume_numbers, volumes)
+    bvals, gradients = volume_gradients(ordered, volume_numbers, volumes, report)
     return Volume(array, affine_lps(first_volume), report, rescale, table, bvals, gradients)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dicomlens.errors import SeriesError
-from dicomlens.series import SliceInfo
+from dicomlens.series import GeometryReport, SliceInfo
 
 __all__ = ["B_ZERO", "fsl_bvecs", "fsl_text", "volume_gradients"]
 
@@ -29,17 +29,21 @@ _LPS_TO_RAS: Final = np.array([-1.0, -1.0, 1.0])
 
 
 def volume_gradients(
-    ordered: Sequence[SliceInfo], volume_numbers: Sequence[int], volumes: int
+    ordered: Sequence[SliceInfo],
+    volume_numbers: Sequence[int],
+    volumes: int,
+    report: GeometryReport,
 ) -> tuple[NDArray[np.float64] | None, NDArray[np.float64] | None]:
-    """The b-value and direction (LPS) of each volume; ``(None, None)`` when no slice
-    carries diffusion information.
+    """The b-value and direction (LPS) of each volume: ``(None, None)`` when no volume
+    is diffusion weighted (GE writes b = 0 in every fMRI image), ``(bvals, None)``
+    when some weighted volume has no known direction (said in ``report``'s notes).
 
     Raises
     ------
     SeriesError
         The slices of one volume disagree about their b-value or direction.
     """
-    if all(s.b_value is None for s in ordered):
+    if not any((s.b_value or 0.0) > B_ZERO for s in ordered):
         return None, None
     bvals = np.full(volumes, np.nan)
     directions = np.zeros((volumes, 3))
@@ -56,7 +60,16 @@ def volume_gradients(
                 f"{info.path}: volume {number} mixes diffusion b-values or directions "
                 f"(b={bvals[number]:g} and b={b_value:g}); the volumes cannot be told apart"
             )
-    return np.nan_to_num(bvals), directions
+    bvals = np.nan_to_num(bvals)
+    weighted = bvals > B_ZERO
+    unknown = np.flatnonzero(weighted & (np.linalg.norm(directions, axis=1) == 0))
+    if unknown.size:  # no bvec rather than a wrong one
+        report.notes.append(
+            f"diffusion direction unknown for volume(s) {', '.join(map(str, unknown[:5]))}"
+            f"{' ...' if unknown.size > 5 else ''}: b-values kept, no gradient directions"
+        )
+        return bvals, None
+    return bvals, directions
 
 
 def _unit(gradient: tuple[float, float, float] | None) -> NDArray[np.float64]:
@@ -80,8 +93,12 @@ def fsl_bvecs(
     return result
 
 
-def fsl_text(bvals: NDArray[np.float64], bvecs: NDArray[np.float64]) -> tuple[str, str]:
+def fsl_text(
+    bvals: NDArray[np.float64], bvecs: NDArray[np.float64] | None
+) -> tuple[str, str | None]:
     """The text of a ``.bval`` file (one line) and a ``.bvec`` file (three lines)."""
     bval = " ".join(f"{b:g}" for b in np.round(bvals, 6)) + "\n"
+    if bvecs is None:
+        return bval, None
     bvec = "".join(" ".join(f"{v:.6g}" for v in row) + "\n" for row in np.round(bvecs, 6))
     return bval, bvec

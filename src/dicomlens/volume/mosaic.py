@@ -67,7 +67,7 @@ def load_mosaics(
     else:
         array = planes.transpose(2, 1, 0)
     table = [slice_row(info, 0, number) for number, info in enumerate(ordered)]
-    bvals, gradients = volume_gradients(ordered, range(len(ordered)), len(ordered))
+    bvals, gradients = volume_gradients(ordered, range(len(ordered)), len(ordered), report)
     return Volume(array, affine, report, rescale, table, bvals, gradients)
 
 
