@@ -542,7 +542,7 @@ def _volume_count(counts: list[int]) -> int:
 
 def _kind_of(slices: Sequence[SliceInfo]) -> str:
     """What a 4-D series holds: diffusion directions, cardiac phases or time points."""
-    if len({s.b_value for s in slices}) > 1 or any(s.gradient for s in slices):
+    if any((s.b_value or 0.0) > 0 for s in slices):
         return "DWI"
     if any("DIFFUSION" in s.image_type for s in slices):
         return "DWI"

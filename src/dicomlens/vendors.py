@@ -101,7 +101,8 @@ def _number(value: Any) -> float | None:
 
 
 def _gradient(values: Sequence[float]) -> Gradient | None:
-    if len(values) != 3 or not all(math.isfinite(v) for v in values):
+    """Three finite numbers not all zero, as a direction; None otherwise."""
+    if len(values) != 3 or not all(math.isfinite(v) for v in values) or not any(values):
         return None
     return (float(values[0]), float(values[1]), float(values[2]))
 

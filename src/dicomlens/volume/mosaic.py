@@ -38,21 +38,26 @@ def load_mosaics(
     first = ordered[0]
     affine, count = mosaic_geometry(first, max_image_bytes)
     decoder = Decoder(max_image_bytes)
+    head = unpack_mosaic(decoder.pixels(first), count, first)
+    shape = head.shape[1:]
+    planes = np.empty((len(ordered) * count, *shape), dtype=head.dtype)
+    planes[:count] = head
 
-    def tiles(info: SliceInfo) -> NDArray[Any]:
+    def fill(number: int) -> None:
+        info = ordered[number]
         if info.mosaic_slices not in (None, count):
             raise SeriesError(
                 f"{info.path}: a mosaic of {info.mosaic_slices} slices among mosaics of {count}"
             )
-        return unpack_mosaic(decoder.pixels(info), count, info)
+        tiles = unpack_mosaic(decoder.pixels(info), count, info)
+        if tiles.shape[1:] != shape or tiles.dtype != head.dtype:
+            raise SeriesError(f"{info.path}: mosaic {tiles.shape} {tiles.dtype} differs from "
+                              f"{head.shape} {head.dtype}")  # fmt: skip
+        planes[number * count : (number + 1) * count] = tiles
 
     with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
-        volumes = list(pool.map(tiles, ordered))
-    shape = volumes[0].shape
-    for info, stack in zip(ordered, volumes, strict=True):
-        if stack.shape != shape:
-            raise SeriesError(f"{info.path}: mosaic size {stack.shape} differs from {shape}")
-    planes = np.concatenate(volumes) if len(volumes) > 1 else volumes[0]
+        for job in [pool.submit(fill, number) for number in range(1, len(ordered))]:
+            job.result()
     by_plane = {n: ordered[n // count] for n in range(planes.shape[0])}
     if rescale:
         planes = rescale_planes(planes, by_plane)
@@ -63,7 +68,7 @@ def load_mosaics(
     report.slices = count
     report.notes.append(f"Siemens mosaic of {count} slices unpacked")
     if len(ordered) > 1:
-        array = planes.reshape(len(ordered), *shape).transpose(3, 2, 1, 0)
+        array = planes.reshape(len(ordered), count, *shape).transpose(3, 2, 1, 0)
     else:
         array = planes.transpose(2, 1, 0)
     table = [slice_row(info, 0, number) for number, info in enumerate(ordered)]
@@ -72,7 +77,8 @@ def load_mosaics(
 
 
 def unpack_mosaic(plane: NDArray[Any], count: int, info: SliceInfo) -> NDArray[Any]:
-    """The ``count`` tiles of a mosaic image as (slice, row, column), row by row."""
+    """The ``count`` tiles of a mosaic image as (slice, row, column), row by row (a
+    view of the image: nothing is copied)."""
     side = math.ceil(math.sqrt(count))
     rows, columns = plane.shape[0] // side, plane.shape[1] // side
     if plane.ndim != 2 or rows * side != plane.shape[0] or columns * side != plane.shape[1]:
@@ -80,7 +86,7 @@ def unpack_mosaic(plane: NDArray[Any], count: int, info: SliceInfo) -> NDArray[A
             f"{info.path}: a {plane.shape} image cannot hold a mosaic of {count} slices"
         )
     grid = plane.reshape(side, rows, side, columns).swapaxes(1, 2)
-    return np.ascontiguousarray(grid.reshape(side * side, rows, columns)[:count])
+    return grid.reshape(side * side, rows, columns)[:count]
 
 
 def mosaic_geometry(info: SliceInfo, limit: int) -> tuple[NDArray[np.float64], int]:

@@ -1,0 +1,80 @@
+"""A 4-D series to NIfTI: `dicomlens volume` against Debian's `dcm2niix`, whole process.
+
+The series is generated once into bench/_work/ from one shared Siemens diffusion mosaic
+(../shared/data/dcm_qa_decubitus, 128x128x25): N files, each a volume, with new UIDs,
+instance and acquisition numbers and acquisition times, as an fMRI run would have them.
+Both tools write an uncompressed .nii and a JSON sidecar; each run is a fresh process.
+
+Target (issue 14): no slower than dcm2niix for uncompressed data.
+Run: .venv/bin/python bench/volume4d.py [--volumes N] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pydicom
+from pydicom.uid import generate_uid
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import median_times, print_times
+
+WORK = Path(__file__).parent / "_work"
+SHARED = Path(os.environ.get("DICOMLENS_TEST_DATA", Path(__file__).parents[2] / "shared" / "data"))
+SOURCE = "dcm_qa_decubitus/In/HFS/4_ep2d_diff_mddw_20_p2"
+
+
+def make_series(volumes: int) -> Path:
+    folder = WORK / f"mosaic_4d_{volumes}"
+    if folder.is_dir() and len(list(folder.glob("*.dcm"))) == volumes:
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    source = sorted((SHARED / SOURCE).glob("*.dcm"))[0]
+    template = pydicom.dcmread(source)
+    series_uid = generate_uid()
+    for number in range(volumes):
+        ds = template.copy()
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.InstanceNumber = ds.AcquisitionNumber = number + 1
+        seconds = 15 * 3600 + 6 * 60 + 3.0 * number  # TR 3 s
+        hours, rest = divmod(seconds, 3600)
+        ds.AcquisitionTime = f"{int(hours):02d}{int(rest // 60):02d}{rest % 60:09.6f}"
+        ds.save_as(folder / f"{number + 1:04d}.dcm")
+    return folder
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--volumes", type=int, default=120)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    if not (SHARED / SOURCE).is_dir():
+        print(f"no shared data at {SHARED / SOURCE}", file=sys.stderr)
+        return 2
+    if shutil.which("dcm2niix") is None:
+        print("dcm2niix is not installed (apt-get install dcm2niix)", file=sys.stderr)
+        return 2
+    folder = make_series(args.volumes)
+    with tempfile.TemporaryDirectory() as out:
+        dicomlens = str(Path(sys.executable).with_name("dicomlens"))
+        commands = {
+            "dicomlens": [dicomlens, "volume", str(folder), "-o", f"{out}/ours.nii"],
+            "dcm2niix": ["dcm2niix", "-b", "y", "-z", "n", "-f", "ref", "-o", out, str(folder)],
+        }
+        times = median_times(commands, runs=args.runs)
+    print(f"{args.volumes} mosaic files (128x128x25 each) to one 4-D .nii, median of {args.runs}")
+    print_times(times, ours="dicomlens")
+    print("target: <= 1.0x dcm2niix")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
