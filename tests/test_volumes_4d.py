@@ -282,3 +282,110 @@ def test_ge_diffusion_matches_dcm2niix(shared_data: Path, tmp_path: Path, plane:
     agreement = np.abs(np.sum(ours * theirs, axis=1))  # a direction and its negative agree
     np.testing.assert_allclose(agreement[1:], 1.0, atol=1e-3)
     assert not ours[0].any()
+
+
+def _siemens_classic_dwi(shared_data: Path, folder: Path) -> Path:
+    """The sagittal Siemens T1 slices (classic, one file each) as a 4-volume DWI: the
+    b-value and direction in (0019,xx0C/0E)[SIEMENS MR HEADER], interleaved
+    acquisition times (the CSA image header, which has the T1's own slice times, goes),
+    new UIDs, the pixels offset per volume."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    directions = [(0.0, 0.0, 0.0), (0.6, -0.48, 0.64), (-0.36, 0.8, 0.48), (0.0, 0.6, -0.8)]
+    series_uid = generate_uid()
+    folder.mkdir()
+    sources = sorted((shared_data / "dcm_qa_decubitus/In/HFS/3_t1_fl2d_sag").glob("*.dcm"))
+    for volume, direction in enumerate(directions):
+        for path in sources:
+            ds = pydicom.dcmread(path)
+            place = int(ds.InstanceNumber) - 1
+            del ds[ds.private_block(0x0029, "SIEMENS CSA HEADER").get_tag(0x10)]
+            block = ds.private_block(0x0019, "SIEMENS MR HEADER")
+            block.add_new(0x0C, "IS", 0 if volume == 0 else 1000)
+            if volume:
+                block.add_new(0x0E, "FD", list(direction))
+            ds.SeriesInstanceUID = series_uid
+            ds.SOPInstanceUID = generate_uid()
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.AcquisitionNumber = volume + 1
+            ds.InstanceNumber = volume * len(sources) + place + 1
+            rank = place // 2 if place % 2 == 0 else (len(sources) + 1) // 2 + place // 2
+            seconds = 15 * 3600 + 5 * 60 + volume * 7.0 + rank * 0.2
+            ds.AcquisitionTime = f"1505{seconds - 15 * 3600 - 5 * 60:09.6f}"
+            ds.PixelData = (ds.pixel_array + volume).astype(ds.pixel_array.dtype).tobytes()
+            ds.save_as(folder / f"{volume}_{path.name}")
+    return folder
+
+
+def test_siemens_classic_dwi_matches_dcm2niix(shared_data: Path, tmp_path: Path) -> None:
+    """Classic (non-mosaic) Siemens diffusion slices: volumes, bvals and bvecs (a
+    sagittal series, so the x flip of FSL's convention matters) as Debian's dcm2niix
+    converts them; slice times from the acquisition times, per written slice."""
+    if shutil.which("dcm2niix") is None:
+        pytest.skip("Debian's dcm2niix is not installed (apt-get install dcm2niix)")
+    import subprocess
+
+    folder = _siemens_classic_dwi(shared_data, tmp_path / "dwi")
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run(["dcm2niix", "-b", "y", "-z", "n", "-f", "ref", "-o", str(out), str(folder)],
+                   check=True, capture_output=True)  # fmt: skip
+    (series,) = _scan(folder)
+    assert series.shape == (256, 256, 35, 4) and series.report.kind == "DWI"
+    volume = series.volume()
+    save_volume(volume, out / "ours.nii", series=series)
+    assert_agrees(volume, nib.load(out / "ref.nii"))
+    np.testing.assert_allclose(np.loadtxt(out / "ours.bval"), np.loadtxt(out / "ref.bval"))
+    np.testing.assert_allclose(
+        np.loadtxt(out / "ours.bvec"), np.loadtxt(out / "ref.bvec"), atol=1e-3
+    )
+    ours = json.loads((out / "ours.json").read_text())
+    theirs = json.loads((out / "ref.json").read_text())
+    # The polarity is in the CSA image header, which these files lack: the axis only.
+    assert ours["PhaseEncodingAxis"] == theirs["PhaseEncodingAxis"] == "i"
+    assert "PhaseEncodingDirection" not in ours
+    # Slice k was acquired at its file's AcquisitionTime. (dcm2niix lists these times in
+    # its sorting order, reversed only when the CSA header says the slices were flipped:
+    # these files have no CSA header, so its list runs the other way here.)
+    first = [row for row in volume.slices if row["volume"] == 0]
+    times = [_seconds_of(Path(row["file"])) for row in sorted(first, key=lambda r: r["k"])]
+    np.testing.assert_allclose(ours["SliceTiming"], np.array(times) - min(times), atol=1e-6)
+    np.testing.assert_allclose(sorted(ours["SliceTiming"]), sorted(theirs["SliceTiming"]),
+                               atol=SLICE_TIMING_MS / 1000)  # fmt: skip
+
+
+def _seconds_of(path: Path) -> float:
+    import pydicom
+
+    text = str(pydicom.dcmread(path, stop_before_pixels=True).AcquisitionTime)
+    return int(text[:2]) * 3600 + int(text[2:4]) * 60 + float(text[4:])
+
+
+def test_enhanced_per_frame_diffusion(shared_data: Path, tmp_path: Path) -> None:
+    """Enhanced files carry diffusion per frame (MR Diffusion macro): the 4 volumes of
+    dcm_qa_enh, given b-values and directions frame by frame, give those bvals and
+    directions (patient LPS) in volume order."""
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    directions = np.array([[0, 0, 0], [1, 0, 0], [0, 0.6, 0.8], [0, -0.8, 0.6]], dtype=float)
+    for path in sorted((shared_data / "dcm_qa_enh/In/Siemens/XA10").glob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        for frame in ds.PerFrameFunctionalGroupsSequence:
+            volume = int(frame.FrameContentSequence[0].TemporalPositionIndex) - 1
+            item = Dataset()
+            item.DiffusionBValue = 0 if volume == 0 else 1000
+            item.DiffusionDirectionality = "NONE" if volume == 0 else "DIRECTIONAL"
+            if volume:
+                gradient = Dataset()
+                gradient.DiffusionGradientOrientation = list(directions[volume])
+                item.DiffusionGradientDirectionSequence = Sequence([gradient])
+            frame.MRDiffusionSequence = Sequence([item])
+        ds.save_as(tmp_path / path.name)
+    (series,) = _scan(tmp_path)
+    assert series.report.kind == "DWI"
+    volume = series.volume()
+    np.testing.assert_array_equal(volume.bvals, [0, 1000, 1000, 1000])
+    np.testing.assert_allclose(volume.gradients, directions)
