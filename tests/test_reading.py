@@ -409,3 +409,72 @@ def test_deferred_values_of_an_in_memory_read_come_from_the_file(ct_small: Path)
     ds = read(ct_small, defer_size=1024, decode=())
     assert ds.get_item(0x7FE00010, keep_deferred=True).value is None
     assert ds.PixelData == pydicom.dcmread(ct_small).PixelData
+
+
+def _reference_files() -> list[Path]:
+    folders = [bundled("CT_small.dcm").parent]
+    try:
+        import data_store
+
+        folders.append(Path(data_store.__file__).parent / "data")
+    except ImportError:
+        pass
+    return sorted(p for folder in folders for p in folder.glob("*.dcm"))
+
+
+# Refusals listed in ../shared/RELIABILITY.md, as our messages word them.
+REFUSALS = (
+    "no file meta",
+    "shorter than declared",
+    "ends inside",
+    "cut",
+    "truncated",
+    "not a DICOM file",
+    "unknown VR",
+    "zero bytes where data elements should be",
+    "past the end",
+)
+
+
+def test_what_pydicom_reads_dicomlens_reads_with_the_same_values(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every file of pydicom's test files and pydicom-data that pydicom reads without
+    force: read by dicomlens too (or refused for a listed reason), and every top-level
+    element that pydicom decodes has the value pydicom gives, through dicomlens.get."""
+    import pydicom
+
+    import dicomlens as dl
+
+    counts = {"files": 0, "read": 0, "refused": 0, "elements": 0, "kept as bytes": 0}
+    for path in _reference_files():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                theirs = pydicom.dcmread(path, stop_before_pixels=True)
+            except Exception:  # pydicom does not read it: not ours to compare
+                continue
+            counts["files"] += 1
+            try:
+                ours = read(path, stop_before_pixels=True)
+            except FileError as exc:
+                assert any(reason in str(exc) for reason in REFUSALS), str(exc)
+                assert str(exc).startswith(str(path))
+                counts["refused"] += 1
+                continue
+            counts["read"] += 1
+            for tag in theirs.keys():  # noqa: SIM118 (iterating a Dataset yields elements)
+                try:
+                    expected = theirs[tag].value
+                except Exception:  # pydicom cannot decode it: we keep its bytes
+                    assert ours[tag].VR == "UN" and isinstance(ours[tag].value, bytes)
+                    counts["kept as bytes"] += 1
+                    continue
+                if theirs[tag].VR == "SQ" or tag >> 16 & 1:
+                    assert ours[tag].value == expected, f"{path.name} {tag:08X}"
+                else:
+                    assert dl.get(ours, f"{tag:08X}") == expected, f"{path.name} {tag:08X}"
+                counts["elements"] += 1
+    with capsys.disabled():
+        print("\n" + ", ".join(f"{value} {name}" for name, value in counts.items()))
+    assert counts["read"] > 130 and counts["elements"] > 8_000

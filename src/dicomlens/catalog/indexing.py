@@ -28,6 +28,8 @@ class IndexReport:
     instances: int = 0
     others: int = 0  # not DICOM, or a DICOMDIR
     errors: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    """Instances indexed with elements kept as raw bytes (they did not decode), and why."""
 
 
 def index(
@@ -88,6 +90,8 @@ def index(
             report.read += 1
             if row.kind == "instance":
                 report.instances += 1
+                if row.reason:
+                    report.warnings.append((row.path, row.reason))
             elif row.kind == "other":
                 report.others += 1
             else:

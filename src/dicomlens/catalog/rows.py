@@ -8,6 +8,7 @@ The same function can run anywhere (a Dask worker writing Parquet, say).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 import json
@@ -35,9 +36,11 @@ from dicomlens.reading import (
     CONTEXT_TAGS,
     Layout,
     Likeness,
+    decode_elements,
     fingerprint,
     in_processes,
     is_dicomdir,
+    plain_reason,
     read_with_layout,
 )
 from dicomlens.series import NativePixels, SliceInfo, slice_infos
@@ -112,20 +115,37 @@ def _read_whole(path: str) -> FileRow:
     if is_dicomdir(ds):
         reason = "a DICOMDIR: the files it lists are indexed as they are found"
         return FileRow(path, *found, "other", reason)
+    kept_as_bytes = ""
     try:
         encodings = _encodings(ds)
-        entries, creators = _entries(ds, encodings)
+        try:
+            entries, creators = _entries(ds, encodings)
+        except Exception:  # an element pydicom cannot decode: kept as its bytes
+            kept_as_bytes, layout = _keep_undecodable_as_bytes(ds, path), None
+            entries, creators = _entries(ds, encodings)
         text, values = _object(entries)
         pixels = ds.get_item(_PIXEL_DATA, keep_deferred=True) if _PIXEL_DATA in ds else None
         instance = _instance_row(ds, path, text, values, pixels, *_form(ds))
+    except FileError as error:
+        return FileRow(path, *found, "error", _reason(error, path))
     except Exception as exc:  # pydicom's value converters raise many kinds
-        return FileRow(path, *found, "error", f"cannot decode ({type(exc).__name__}: {exc})")
+        return FileRow(path, *found, "error", f"cannot decode ({plain_reason(exc)})")
     if layout is not None:
         template = _Template.of(layout, ds, encodings, entries, creators, values)
         if template is not None:
             _templates.insert(0, template)
             del _templates[_TEMPLATES_KEPT:]
-    return FileRow(path, *found, "instance", instance=instance)
+    return FileRow(path, *found, "instance", kept_as_bytes, instance=instance)
+
+
+def _keep_undecodable_as_bytes(ds: FileDataset, path: str) -> str:
+    """Decode every element as :func:`~dicomlens.reading.read` does, keeping those
+    that do not decode as raw bytes (UN); the warnings it gave, joined."""
+    with warnings.catch_warnings(record=True) as noticed:
+        warnings.simplefilter("always")
+        decode_elements(ds, Path(path))
+    prefix = f"{path}: "
+    return "; ".join(str(w.message).removeprefix(prefix) for w in noticed)
 
 
 def _fingerprint_or_zeros(path: str) -> tuple[int, int, int]:
@@ -561,6 +581,8 @@ def _decoded_other(raw: Any, ds: Dataset, encodings: tuple[str, ...]) -> tuple[s
             element = corrected if isinstance(corrected, DataElement) else element
     else:
         element = raw
+    if element.VR == "UN" and isinstance(element.value, bytes):  # kept as read: undecodable
+        return _dumps({"vr": "UN", "InlineBinary": base64.b64encode(element.value).decode()}), None
     if element.VR in _BULK_VRS:
         return None
     if element.VR == "SQ":

@@ -61,6 +61,12 @@ def _run_index(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.done()
+    for file, reason in report.warnings[:_ERRORS_SHOWN]:
+        print(f"{PROG}: warning: {file}: {reason}", file=sys.stderr)
+    if len(report.warnings) > _ERRORS_SHOWN:
+        more = len(report.warnings) - _ERRORS_SHOWN
+        print(f"{PROG}: ... and {more} more with elements kept as bytes (SELECT path, reason "
+              "FROM files WHERE kind = 'instance' AND reason != '')", file=sys.stderr)  # fmt: skip
     for file, reason in report.errors[:_ERRORS_SHOWN]:
         print(f"{PROG}: error: {file}: {reason}", file=sys.stderr)
     if len(report.errors) > _ERRORS_SHOWN:
@@ -78,13 +84,19 @@ def _run_index(args: argparse.Namespace) -> int:
     print(
         f"{PROG}: {path}: read {counted(report.read, 'file')} "
         f"({counted(report.instances, 'instance')}, {len(report.errors)} failed, "
-        f"{report.others} other), {report.unchanged} unchanged, {report.removed} removed; "
+        f"{report.others} other{_kept_note(report)}), {report.unchanged} unchanged, "
+        f"{report.removed} removed; "
         f"catalog holds {counted(counts['patients'], 'patient')}, "
         f"{counted(counts['studies'], 'study')}, {counted(counts['series'], 'series')}, "
         f"{counted(counts['instances'], 'instance')}, {counted(counts['errors'], 'error')}",
         file=sys.stderr,
     )
     return EXIT_FAILED if report.errors else EXIT_OK
+
+
+def _kept_note(report: Any) -> str:
+    kept = len(report.warnings)
+    return f", {counted(kept, 'instance')} with elements kept as bytes" if kept else ""
 
 
 def add_query(commands: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import glob
 import sys
 from pathlib import Path
 from typing import Any
@@ -214,11 +215,17 @@ def add_get(commands: Any) -> None:
         "Print tag values, one row per file, for scripts.",
         '  dicomlens get "(0028, 1050)" dicom_data/1-001.dcm\n'
         "  dicomlens get PatientName -t StudyDate -t SeriesDescription dicom_data/\n"
+        "  dicomlens get ImagePositionPatient SliceLocation dicom_data/   # several tags\n"
         '  dicomlens get "OtherPatientIDsSequence[*].PatientID" ct.dcm\n'
         "  dicomlens get SliceThickness --format csv dicom_data/ > thickness.csv\n",
     )
     sub.add_argument("tag", metavar="TAG", help="tag or path to print")
-    sub.add_argument("paths", nargs="+", metavar="PATH", help="files, folders or glob patterns")
+    sub.add_argument(
+        "paths",
+        nargs="+",
+        metavar="[TAG...] PATH",
+        help="more tags (those that are not files), then files, folders or glob patterns",
+    )
     sub.add_argument(
         "-t",
         "--tag",
@@ -237,11 +244,28 @@ def add_get(commands: Any) -> None:
     add_reading_options(sub)
 
 
+def _leading_tags(arguments: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``get A B FILE...``: leading arguments that name no file, folder or glob
+    match and do not look like a path are tags (a misspelt keyword is reported as one);
+    the rest are paths, the last argument always."""
+    from dicomlens.tags import parse_tag
+
+    tags: list[str] = []
+    for number, argument in enumerate(arguments[:-1]):
+        path_like = "/" in argument or ("." in argument and "[" not in argument)
+        if path_like or Path(argument).exists() or glob.has_magic(argument):
+            return tags, arguments[number:]
+        parse_tag(argument)  # UnknownTagError names the closest keywords
+        tags.append(argument)
+    return tags, arguments[-1:]
+
+
 def _run_get(args: argparse.Namespace) -> int:
     from dicomlens.tags import parse_tag
     from dicomlens.values import value_json, value_text
 
-    paths = [parse_tag(tag) for tag in [args.tag, *args.more]]
+    more_tags, args.paths = _leading_tags(args.paths)
+    paths = [parse_tag(tag) for tag in [args.tag, *more_tags, *args.more]]
     private = any(step.ref.creator for path in paths for step in path.steps)
     wanted = None if private else {path.steps[0].ref.tag for path in paths}
     extract = functools.partial(_values_at, paths=tuple(paths))

@@ -10,11 +10,13 @@ files fast, letting pydicom parse only what differs (:mod:`~dicomlens.reading.la
 
 from dicomlens.reading.files import (
     ReadResult,
+    decode_elements,
     fingerprint,
     has_executable_preamble,
     in_processes,
     is_dicomdir,
     iter_files,
+    plain_reason,
     read,
     read_files,
 )
@@ -26,11 +28,13 @@ __all__ = [
     "Layout",
     "Likeness",
     "ReadResult",
+    "decode_elements",
     "fingerprint",
     "has_executable_preamble",
     "in_processes",
     "is_dicomdir",
     "iter_files",
+    "plain_reason",
     "read",
     "read_files",
     "read_with_layout",

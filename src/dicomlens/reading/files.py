@@ -505,6 +505,12 @@ def _decode(ds: FileDataset, file: Path, tags: Collection[int] | None) -> None:
         _decode_element(ds, tag, file, "")
 
 
+def decode_elements(ds: FileDataset, file: Path) -> None:
+    """Decode every element of a data set read with ``decode=()``, as :func:`read`
+    does: what does not decode is kept as raw bytes (UN), with a warning."""
+    _decode(ds, file, None)
+
+
 def _decode_element(ds: Dataset, tag: int, file: Path, where: str) -> None:
     """Decode one element (and, for a sequence, everything in it); keep what does not
     decode as raw bytes."""
