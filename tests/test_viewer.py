@@ -21,7 +21,7 @@ from pydicom.pixels import apply_windowing
 from starlette.testclient import TestClient
 
 from dicomlens.catalog import Catalog, index
-from dicomlens.viewer import create_app, free_port
+from dicomlens.viewer import create_app, listen
 from dicomlens.viewer.data import Library
 from dicomlens.volume import load_slice
 
@@ -241,10 +241,11 @@ def test_hostile_file_gives_an_error_and_the_server_goes_on(
 def server(catalog: Path) -> Iterator[str]:
     import uvicorn
 
-    port = free_port()
+    listening = listen()
+    port = listening.getsockname()[1]
     app = create_app(str(catalog), token=TOKEN, port=port)
-    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=running.run, daemon=True)
+    running = uvicorn.Server(uvicorn.Config(app, log_level="error"))
+    thread = threading.Thread(target=running.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
     for _ in range(100):
         if running.started:
@@ -385,27 +386,19 @@ def test_view_command_prints_the_address_and_stops_on_ctrl_c(catalog: Path) -> N
     import sys
     import urllib.request
 
-    port = free_port()
     child = subprocess.Popen(
-        [sys.executable, "-m", "dicomlens", "view", "--catalog", str(catalog), "--port",
-         str(port), "--no-browser"],
+        [sys.executable, "-m", "dicomlens", "view", "--catalog", str(catalog), "--no-browser"],
         stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
     try:
         assert child.stderr is not None
         line = child.stderr.readline()
-        assert line.startswith(f"dicomlens: viewer at http://127.0.0.1:{port}/?token=")
+        assert line.startswith("dicomlens: viewer at http://127.0.0.1:")
         url = line.split()[3]
-        for _ in range(50):
-            try:
-                with urllib.request.urlopen(url) as response:
-                    assert response.status == 200
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("the viewer did not answer")
+        # Asked the moment it is announced, once: the socket already listens.
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.status == 200
         child.send_signal(signal.SIGINT)
         assert child.wait(timeout=10) in (0, 130)
         assert "Traceback" not in child.stderr.read()
@@ -422,3 +415,15 @@ def test_hostile_file_shows_an_error_tile(page: Any) -> None:
     assert "expands beyond the limit" in str(page.text_content("#error-tile"))
     page.click("button.series:has-text('(12)')")  # the page and the server go on
     page.wait_for_selector("#error-tile", state="hidden")
+
+
+def test_a_taken_port_is_one_clear_line(catalog: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dicomlens.cli import main
+
+    with listen() as taken:
+        port = taken.getsockname()[1]
+        code = main(["view", "--catalog", str(catalog), "--port", str(port), "--no-browser"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith(f"dicomlens: error: cannot listen on 127.0.0.1:{port}: ")
+    assert err.count("\n") == 1
