@@ -3,6 +3,8 @@ that agree with a brute-force pydicom scan (RELIABILITY.md 7.5)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import random
@@ -345,6 +347,41 @@ def test_query_levels_columns_and_errors(tmp_path: Path) -> None:
             catalog.execute("DELETE FROM files")
 
 
+@pytest.mark.parametrize("form", ["table", "csv", "json", "parquet"])
+def test_query_columns_are_named_as_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], form: str
+) -> None:
+    """Keywords for public elements however they were written, private tags as written,
+    the same in every format, so that a column can be fed back as a tag."""
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    db = str(tmp_path / "catalog.db")
+    index([bundled(n) for n in GOOD], db)
+    asked = "Slice Thickness,(0018,0081),(0019,xx0C)[SIEMENS MR HEADER]"
+    out = tmp_path / "out.parquet"
+    argv = ["query", "--catalog", db, "Modality=CT", "--columns", asked, "--format", form]
+    capsys.readouterr()
+    assert main([*argv, "-o", str(out)] if form == "parquet" else argv) == 0
+    text = capsys.readouterr().out
+    expected = ["PatientID", "StudyDate", "SeriesNumber", "Modality", "SeriesDescription",
+                "SeriesInstanceUID", "instances", "SliceThickness", "EchoTime",
+                "(0019,xx0C)[SIEMENS MR HEADER]"]  # fmt: skip
+    if form == "parquet":
+        names = pq.read_table(out).column_names
+    elif form == "json":
+        names = list(json.loads(text)[0])
+    elif form == "csv":
+        names = next(csv.reader(io.StringIO(text)))
+    else:
+        names = text.splitlines()[0].split("  ")
+        names = [name.strip() for name in names if name.strip()]
+    assert names == expected
+    with Catalog(db, readonly=True) as catalog:
+        uid = query(catalog, ["Modality=CT"]).records()[0]["SeriesInstanceUID"]
+    assert main(["query", "--catalog", db, f"SeriesInstanceUID={uid}", "--format", "csv"]) == 0
+
+
 def test_query_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
@@ -354,12 +391,12 @@ def test_query_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     capsys.readouterr()
     assert main(["query", "--catalog", db, "Modality=MR", "--format", "csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("patient_id,study_date,series_number,modality")
+    assert lines[0].startswith("PatientID,StudyDate,SeriesNumber,Modality")
     assert len(lines) == 1 + 1  # MR_small
     out = tmp_path / "mr.parquet"
     assert main(["query", "--catalog", db, "Modality=MR", "--format", "parquet", "-o",
                  str(out)]) == 0  # fmt: skip
-    assert pq.read_table(out).to_pylist()[0]["modality"] == "MR"
+    assert pq.read_table(out).to_pylist()[0]["Modality"] == "MR"
     assert main(["query", "--catalog", db, "--sql", "SELECT count(*) AS n FROM instances",
                  "--format", "json"]) == 0  # fmt: skip
     assert '"n": 5' in capsys.readouterr().out

@@ -217,11 +217,15 @@ def _key(ref: Any) -> str:
 
 
 def _selection(level: str, extra: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Output names and SQL expressions: the level's columns, counts, extra tags."""
+    """Output names and SQL expressions: the level's columns, counts, extra tags.
+
+    Columns are named as the user would ask for them again: elements by keyword
+    (``SeriesInstanceUID``, ``SliceThickness``), private or nested ones as written.
+    """
     names, selected = [], []
     for column in _DEFAULT_COLUMNS[level]:
         owner = next(lv for lv, cols in LEVEL_COLUMNS.items() if column in cols)
-        names.append(column)
+        names.append(LEVEL_COLUMNS[owner][column])
         selected.append(f"{_ALIAS[owner]}.{column}")
     for count in _COUNTS[level]:
         names.append(count)
@@ -232,7 +236,7 @@ def _selection(level: str, extra: Sequence[str]) -> tuple[list[str], list[str]]:
     for text in extra:
         path = parse_tag(text)
         typed = _typed_column(path)
-        names.append(str(path) if typed is None else typed[1])
+        names.append(_column_name(path, text))
         if typed is not None and _ORDER.index(typed[0]) <= _ORDER.index(level):
             selected.append(f"{_ALIAS[typed[0]]}.{typed[1]}")
         else:
@@ -242,6 +246,16 @@ def _selection(level: str, extra: Sequence[str]) -> tuple[list[str], list[str]]:
             )
             selected.append(f"json_extract(i.elements, '{json_path}')")
     return names, selected
+
+
+def _column_name(path: TagPath, text: str) -> str:
+    """A single public element by its keyword; anything else as the user wrote it."""
+    (step, *more) = path.steps
+    if not more and step.subscript is None and step.ref.creator is None:
+        keyword = keyword_for_tag(step.ref.tag)
+        if keyword:
+            return keyword
+    return text.strip()
 
 
 def _count_sql(count: str) -> str:

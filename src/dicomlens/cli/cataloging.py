@@ -189,7 +189,7 @@ def _print(columns: list[str], rows: list[tuple[Any, ...]], form: str, out: Any)
         writer.writerows(rows)
     else:
         text = [["" if value is None else str(value) for value in row] for row in rows]
-        print_table([c.upper() for c in columns], text, out)
+        print_table(list(columns), text, out)
 
 
 def _write_parquet(records: list[dict[str, Any]], path: str) -> None:
