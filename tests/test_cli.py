@@ -490,3 +490,64 @@ def test_executable_preamble_is_flagged(run: Run, ct_small: Path, tmp_path: Path
         f"dicomlens: warning: {tmp_path / 'elf.dcm'}: the preamble holds an executable signature "
         "(CVE-2019-11687)\n"
     )
+
+
+def test_show_names_and_grep_by_name(run: Run, ct_small: Path) -> None:
+    code, out, _ = run("show", "--names", "--grep", "patient's name", ct_small)
+    assert code == 0
+    assert out.splitlines()[1].startswith("(0010,0010) Patient's Name ")
+    code, out, _ = run("show", "--grep", "Patient's Name", ct_small)  # keywords shown, names found
+    assert code == 0 and out.splitlines()[1].startswith("(0010,0010) PatientName ")
+    code, out, _ = run("show", "--names", "-t", "(0028,0030)", ct_small)
+    assert "Pixel Spacing" in out and "PixelSpacing" not in out
+
+
+def test_get_takes_several_tags_in_a_row(run: Run, ct_small: Path) -> None:
+    code, out, err = run("get", "ImagePositionPatient", "SliceLocation", "Rows", ct_small)
+    assert (code, err) == (0, "")
+    header, row = out.splitlines()
+    assert header.split() == ["ImagePositionPatient", "SliceLocation", "Rows"]
+    assert row.split() == ["-158.135803\\-179.035797\\-75.699997", "-77.2040634155", "128"]
+    code, _, err = run("get", "ImagePositionPatient", "SliceLoc", ct_small)
+    assert code == 2 and "did you mean (0020,1041) SliceLocation" in err
+    code, _, err = run("get", "PatientName", "missing.dcm", ct_small)
+    assert code == 1 and "missing.dcm: no such file or directory" in err
+
+
+def test_show_salvage(run: Run) -> None:
+    from conftest import bundled
+
+    path = bundled("rtplan_truncated.dcm")
+    code, _, err = run("show", path)
+    assert code == 1 and "BeamSequence declares 976 bytes but only 711 remain" in err
+    code, out, err = run("show", "--salvage", path)
+    assert code == 0 and "RTPlanLabel" in out and "(300A,00B0)" not in out
+    assert err.startswith(f"dicomlens: warning: {path}: salvaged 31 elements")
+
+
+def test_default_catalog_is_never_created_inside_the_indexed_folder(
+    run: Run,
+    ct_small: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "ct.dcm").write_bytes(ct_small.read_bytes())
+    monkeypatch.chdir(archive)
+    monkeypatch.delenv("DICOMLENS_CATALOG", raising=False)
+    code, _, err = run("index", ".")
+    assert code == 2 and "would be created inside ., which is being indexed" in err
+    assert not list(archive.glob("dicomlens-catalog.db*"))
+    code, _, err = run("index", ".", "--catalog-inside")
+    assert code == 0 and f"dicomlens: {archive / 'dicomlens-catalog.db'}: read 1 file" in err
+    for file in archive.glob("dicomlens-catalog.db*"):
+        file.unlink()
+    monkeypatch.chdir(tmp_path)  # the default, outside the archive: said where it is
+    code, _, err = run("index", "archive")
+    assert code == 0 and f"dicomlens: {tmp_path / 'dicomlens-catalog.db'}: read 1 file" in err
+    with pytest.raises(SystemExit):
+        main(["index", "--help"])
+    out = capsys.readouterr().out
+    assert "dicomlens-catalog.db in the current folder" in " ".join(out.split())

@@ -478,3 +478,26 @@ def test_what_pydicom_reads_dicomlens_reads_with_the_same_values(
     with capsys.disabled():
         print("\n" + ", ".join(f"{value} {name}" for name, value in counts.items()))
     assert counts["read"] > 130 and counts["elements"] > 8_000
+
+
+def test_salvage_reads_up_to_the_cut() -> None:
+    """rtplan_truncated.dcm: BeamSequence declares 976 bytes, 711 remain. Refused by
+    default; with salvage, every whole element before it, and where the cut is."""
+    path = bundled("rtplan_truncated.dcm")
+    with pytest.raises(CorruptDicomError, match="BeamSequence declares 976 bytes"):
+        read(path)
+    with pytest.warns(DicomlensWarning, match=r"salvaged 31 elements, the last ending at byte "
+                      r"1410 of 2129; then truncated: \(300A,00B0\) BeamSequence"):  # fmt: skip
+        ds = read(path, salvage=True)
+    assert "BeamSequence" not in ds and ds.RTPlanLabel and ds.SOPInstanceUID
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom: implicit VR where explicit was expected
+        whole = read(bundled("rtplan.dcm"))
+    for element in ds:  # what was salvaged is what the complete plan holds
+        assert whole[element.tag].value == element.value
+
+
+def test_salvage_does_not_hide_other_damage(make_file: MakeFile, ct_small: Path) -> None:
+    path = make_file("zz.dcm", _with_bad_vr(ct_small))
+    with pytest.raises(CorruptDicomError, match="unknown VR"):
+        read(path, salvage=True)

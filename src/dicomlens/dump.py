@@ -63,6 +63,9 @@ class DumpOptions:
         Use ANSI colours.
     value_width
         Longest value text before it is shortened.
+    names
+        Label public elements by their dictionary name (``Window Center``, as
+        ``print(ds)`` does) instead of their keyword.
     """
 
     tags: tuple[TagPath, ...] = ()
@@ -72,6 +75,7 @@ class DumpOptions:
     mask: bool = False
     color: bool = False
     value_width: int = 80
+    names: bool = False
 
 
 @dataclass
@@ -132,7 +136,9 @@ def _add_element(
 ) -> None:
     if element.tag.is_private and not options.private:
         return
-    label = path or _label(element)
+    label = path or _label(element, names=options.names)
+    if options.names and path is not None and path == element.keyword:
+        label = element.name  # a top-level element asked for by keyword
     if path is None:
         value = element.value
     masked = options.mask and is_phi(element.tag, element.VR) and not element.is_empty
@@ -145,7 +151,8 @@ def _add_element(
         f"{indent}{style('tag', _tag_text(element.tag))} {style(kind, label.ljust(width))}"
         f"{style('vr', str(element.VR).ljust(4))}{shown}"
     )
-    search = f"{format_tag(element.tag)} {element.name} {label} {'' if masked else text_value}"
+    words = f"{format_tag(element.tag)} {element.keyword} {element.name} {label}"
+    search = f"{words} {'' if masked else text_value}"
     index = _append(rows, level, line, search, parent)
     if element.VR != "SQ":
         items = []
@@ -179,7 +186,7 @@ def _tag_text(tag: BaseTag) -> str:
     return f"({tag.group:04X},{tag.element:04X})"
 
 
-def _label(element: DataElement) -> str:
+def _label(element: DataElement, *, names: bool = False) -> str:
     tag = element.tag
     if tag.is_private:
         if tag.is_private_creator:
@@ -189,7 +196,7 @@ def _label(element: DataElement) -> str:
             return "(private)"
         name = element.name[1:-1] if element.name.startswith("[") else ""
         return f"[{creator}] {name}".rstrip()
-    return element.keyword or element.name
+    return element.name if names or not element.keyword else element.keyword
 
 
 def _value_text(element: DataElement, value: Any, width: int) -> str:

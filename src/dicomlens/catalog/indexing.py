@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Final
 
 from dicomlens.catalog.schema import FileRow
-from dicomlens.catalog.store import Catalog
+from dicomlens.catalog.store import Catalog, catalog_files
 from dicomlens.errors import UsageError
 
 __all__ = ["IndexReport", "index"]
@@ -62,11 +62,14 @@ def index(
         raise UsageError("nothing to index: give at least one folder or file")
     report = IndexReport()
     with Catalog(catalog) as db, db.writer():
+        own = {str(file.resolve()) for file in catalog_files(db.path)}  # never index itself
         known = db.fingerprints(roots)
         todo: list[str] = []
         listed: list[FileRow] = []
         seen: set[str] = set()
         for name, current, problem in _files(roots):
+            if name in own:
+                continue
             if current is None:
                 if problem:
                     listed.append(FileRow(name, 0, 0, 0, "error", problem))

@@ -403,6 +403,11 @@ class Catalog:
         return {t: self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
 
 
+def catalog_files(path: Path) -> list[Path]:
+    """A catalog's file and its companions (write-ahead log, shared memory, lock)."""
+    return [path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", ".lock"))]
+
+
 def purge(path: str | os.PathLike[str]) -> list[Path]:
     """Delete a catalog and its companion files (write-ahead log, shared memory, lock):
     it holds PHI. Returns the files deleted.
@@ -411,10 +416,8 @@ def purge(path: str | os.PathLike[str]) -> list[Path]:
     The space is freed, not overwritten: on a disk that must be wiped, wipe the disk.
     """
     with Catalog(path, readonly=True) as catalog, catalog.writer():
-        main = catalog.path
-        companions = [main.with_name(main.name + suffix) for suffix in ("-wal", "-shm", ".lock")]
         deleted = []
-        for file in [main, *companions]:
+        for file in catalog_files(catalog.path):
             try:
                 file.unlink()
             except FileNotFoundError:

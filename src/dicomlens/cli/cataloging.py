@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from dicomlens.cli._common import PROG, Progress, command, counted, end_startup, print_table
@@ -17,18 +18,49 @@ DEFAULT_CATALOG = "dicomlens-catalog.db"
 _ERRORS_SHOWN = 20
 
 
-def add_catalog_option(sub: argparse.ArgumentParser, *, what: str) -> None:
+def add_catalog_option(sub: argparse.ArgumentParser, *, what: str, creates: bool = False) -> None:
     sub.add_argument(
         "--catalog",
         metavar="FILE",
         default=None,
-        help=f"{what} (default: ${CATALOG_VARIABLE}, else ./{DEFAULT_CATALOG})",
-    )
+        help=f"{what} (default: ${CATALOG_VARIABLE}, else {DEFAULT_CATALOG} in the current "
+        "folder; it holds PHI"
+        + ("; that one is never created inside a folder being indexed unless "
+           "--catalog-inside)" if creates else ")"),
+    )  # fmt: skip
+    if creates:
+        sub.add_argument(
+            "--catalog-inside",
+            action="store_true",
+            help="allow creating the catalog inside a folder being indexed (it would be copied "
+            "with the archive)",
+        )
 
 
 def catalog_path(args: argparse.Namespace) -> str:
-    """The catalog file: --catalog, else $DICOMLENS_CATALOG, else the default name."""
-    return str(args.catalog or os.environ.get(CATALOG_VARIABLE) or DEFAULT_CATALOG)
+    """The catalog file (absolute): --catalog, else $DICOMLENS_CATALOG, else the default
+    name in the current folder."""
+    chosen = args.catalog or os.environ.get(CATALOG_VARIABLE) or DEFAULT_CATALOG
+    return str(Path(chosen).absolute())
+
+
+def check_catalog_place(args: argparse.Namespace, path: str) -> None:
+    """Refuse to create the default catalog inside a folder being indexed, unless
+    asked (--catalog-inside, or a catalog named with --catalog or the environment):
+    it holds PHI, and a catalog inside an archive is copied with it."""
+    from dicomlens.editing import is_within
+
+    named = args.catalog or os.environ.get(CATALOG_VARIABLE)
+    if named or args.catalog_inside or Path(path).exists():
+        return
+    roots: list[str] = args.paths
+    for root in roots:
+        if Path(root).is_dir() and is_within(Path(path), Path(root)):
+            raise UsageError(
+                f"{path}: the catalog would be created inside {root}, which is being indexed "
+                "(it holds PHI and would travel with the files); name another place with "
+                "--catalog, or pass --catalog-inside"
+            )
 
 
 def add_index(commands: Any) -> None:
@@ -44,7 +76,7 @@ def add_index(commands: Any) -> None:
         "  DICOMLENS_CATALOG=archive.db dicomlens index more/\n",
     )
     sub.add_argument("paths", nargs="+", metavar="PATH", help="folders or files to index")
-    add_catalog_option(sub, what="the catalog to create or update")
+    add_catalog_option(sub, what="the catalog to create or update", creates=True)
     sub.add_argument(
         "--workers", type=int, metavar="N", help="processes reading headers (default: cores)"
     )
@@ -55,6 +87,7 @@ def _run_index(args: argparse.Namespace) -> int:
 
     end_startup()
     path = catalog_path(args)
+    check_catalog_place(args, path)
     progress = Progress("indexing") if sys.stderr.isatty() else None
     try:
         report = index(args.paths, path, workers=args.workers, progress=progress)

@@ -122,7 +122,9 @@ def add_show(commands: Any) -> None:
         "  dicomlens show dicom_data/1-001.dcm\n"
         '  dicomlens show -t "(0028,1050)" -t PatientName dicom_data/\n'
         "  dicomlens show --grep window --no-private ct.dcm\n"
+        '  dicomlens show --names --grep "window center" ct.dcm   # names as print(ds)\n'
         "  dicomlens show --mask ct.dcm          # safe to paste in a bug report\n"
+        "  dicomlens show --salvage cut.dcm      # a truncated file: what is there\n"
         "  dicomlens show --json ct.dcm | jq .dataset\n",
     )
     sub.add_argument("paths", nargs="+", metavar="PATH", help="files, folders or glob patterns")
@@ -140,6 +142,16 @@ def add_show(commands: Any) -> None:
         "--grep", metavar="TEXT", help="only elements whose tag, name or value contains TEXT"
     )
     sub.add_argument("--no-private", action="store_true", help="hide private elements")
+    sub.add_argument(
+        "--salvage",
+        action="store_true",
+        help="show what a truncated file holds before its cut (and where the cut is)",
+    )
+    sub.add_argument(
+        "--names",
+        action="store_true",
+        help="label elements by their dictionary name (Window Center), as print(ds) does",
+    )
     sub.add_argument(
         "--depth", type=int, metavar="N", help="expand sequences N levels deep (0: none)"
     )
@@ -180,12 +192,14 @@ def _run_show(args: argparse.Namespace) -> int:
         mask=args.mask,
         color=use_color(args.color),
         value_width=args.width,
+        names=args.names,
     )
     batch = Batch(
         args.paths,
         stop_before_pixels=args.json and not args.bulk_data,
         force=args.force,
         max_depth=args.max_depth,
+        salvage=args.salvage,
     )
     models = []
     for count, (path, ds) in enumerate(batch):

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from dicomlens.cli._common import PROG, command, end_startup
-from dicomlens.cli.cataloging import add_catalog_option, catalog_path
+from dicomlens.cli.cataloging import add_catalog_option, catalog_path, check_catalog_place
 from dicomlens.errors import EXIT_OK
 
 
@@ -24,7 +24,7 @@ def add_view(commands: Any) -> None:
         "  dicomlens view study/ --port 8765 --no-browser\n",
     )
     sub.add_argument("paths", nargs="*", metavar="PATH", help="folders to index first")
-    add_catalog_option(sub, what="the catalog to show (and to index PATHs into)")
+    add_catalog_option(sub, what="the catalog to show (and to index PATHs into)", creates=True)
     sub.add_argument("--port", type=int, metavar="N", help="port (default: a free one)")
     sub.add_argument(
         "--no-browser", action="store_true", help="print the address, do not open a browser"
@@ -38,6 +38,7 @@ def _run_view(args: argparse.Namespace) -> int:
     end_startup()
     path = catalog_path(args)
     if args.paths:
+        check_catalog_place(args, path)
         report = index(args.paths, path)
         print(
             f"{PROG}: {path}: read {report.read} files, {report.unchanged} unchanged, "

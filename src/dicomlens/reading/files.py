@@ -35,6 +35,7 @@ from dicomlens.errors import (
     NotDicomError,
     TruncatedPixelDataWarning,
 )
+from dicomlens.reading.salvage import read_prefix
 from dicomlens.tags import format_tag
 
 __all__ = [
@@ -86,6 +87,7 @@ def read(
     decode: Collection[int] | None = None,
     defer_size: int | None = DEFER_SIZE,
     max_depth: int = MAX_DEPTH,
+    salvage: bool = False,
 ) -> FileDataset:
     """Read one DICOM file into a pydicom dataset, or raise a clear error.
 
@@ -112,6 +114,10 @@ def read(
     max_depth
         Deepest nesting of sequences accepted among the decoded values (64, as
         DCMTK; raise it for the rare legitimate file that needs more).
+    salvage
+        Read a truncated file (a value or sequence cut by the end of the file) up to
+        the cut instead of refusing it: the whole elements before it, with a
+        :class:`~dicomlens.errors.DicomlensWarning` that says where the cut is.
 
     Raises
     ------
@@ -128,7 +134,34 @@ def read(
     >>> read(get_testdata_file("CT_small.dcm")).Modality
     'CT'
     """
-    return _read_checked(Path(path), stop_before_pixels, force, decode, defer_size, max_depth)[0]
+    try:
+        return _read_checked(Path(path), stop_before_pixels, force, decode, defer_size, max_depth)[
+            0
+        ]
+    except CorruptDicomError as problem:
+        if not salvage or "truncated" not in str(problem):
+            raise
+        return _salvaged(Path(path), problem, stop_before_pixels, max_depth)
+
+
+def _salvaged(
+    file: Path, problem: CorruptDicomError, stop_before_pixels: bool, max_depth: int
+) -> FileDataset:
+    """The whole elements of a truncated file, with a warning naming the cut."""
+    try:
+        ds, cut = read_prefix(file, stop_before_pixels=stop_before_pixels)
+    except ValueError:
+        raise problem from None
+    _check_elements(ds, file, max_depth)
+    _decode(ds, file, None)
+    reason = str(problem).removeprefix(f"{file}: ")
+    warnings.warn(
+        f"{file}: salvaged {len(ds)} elements, the last ending at byte {cut} of "
+        f"{file.stat().st_size}; then {reason}",
+        DicomlensWarning,
+        stacklevel=3,
+    )
+    return ds
 
 
 def _read_checked(
@@ -700,6 +733,7 @@ def read_files(
     max_depth: int = MAX_DEPTH,
     extract: Callable[[FileDataset], Any] | None = None,
     workers: int = 1,
+    salvage: bool = False,
 ) -> Iterator[ReadResult]:
     """Read listed files (as :func:`iter_files` gives them), in their order.
 
@@ -708,7 +742,7 @@ def read_files(
 
     Parameters
     ----------
-    decode, defer_size, stop_before_pixels, force, max_depth
+    decode, defer_size, stop_before_pixels, force, max_depth, salvage
         Passed on to :func:`read`.
     extract
         Called on each dataset; its result is the ``value`` of the read result
@@ -725,6 +759,7 @@ def read_files(
         defer_size=defer_size,
         max_depth=max_depth,
         extract=extract,
+        salvage=salvage,
     )
     yield from in_processes(job, files, workers=workers if extract is not None else 1)
 
@@ -750,6 +785,7 @@ def _read_one(
     defer_size: int | None,
     max_depth: int,
     extract: Callable[[FileDataset], Any] | None,
+    salvage: bool = False,
 ) -> ReadResult:
     """Read (and extract from) one listed file; module-level so workers can run it."""
     path, error, explicit = file
@@ -763,6 +799,7 @@ def _read_one(
             decode=decode,
             defer_size=defer_size,
             max_depth=max_depth,
+            salvage=salvage,
         )
     except FileError as exc:
         return ReadResult(path, error=exc, explicit=explicit)
