@@ -74,6 +74,8 @@ def test_one_clear_line_bounded_memory_and_time(row: Row, tmp_path: Path) -> Non
     assert len(lines) == 1, err
     assert lines[0].startswith(f"dicomlens: {kind}: {path}: "), err
     assert row.reason in lines[0], err
+    # one line of plain words: about 200 characters after the file name, no pydicom advice
+    assert len(lines[0]) - len(str(path)) <= 220 and "pydicom.config" not in lines[0], err
 
 
 def test_batch_goes_on_past_every_hostile_file(tmp_path: Path) -> None:

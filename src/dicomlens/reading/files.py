@@ -305,13 +305,13 @@ def _read_guarded(
                 f"{file}: truncated: a sequence or item is not closed before the end of the "
                 f"file (byte {int(position[1], 16)})"
             ) from None
-        raise CorruptDicomError(f"{file}: truncated or corrupt ({exc})") from exc
+        raise CorruptDicomError(f"{file}: truncated or corrupt ({plain_reason(exc)})") from exc
     except zlib.error as exc:
         raise CorruptDicomError(f"{file}: corrupt deflated data set (zlib: {exc})") from None
     except RecursionError:
         raise CorruptDicomError(f"{file}: sequences nested too deeply to read") from None
     except Exception as exc:  # pydicom raises a dozen types for damaged input
-        raise CorruptDicomError(f"{file}: cannot parse ({type(exc).__name__}: {exc})") from exc
+        raise CorruptDicomError(f"{file}: cannot parse ({plain_reason(exc)})") from exc
     _pass_on(noticed, file)
     return ds, fh.short_reads
 

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dicomlens.errors import SeriesError
+from dicomlens.reading import plain_reason
 from dicomlens.series import GeometryReport, SliceInfo
 from dicomlens.volume.diffusion import volume_gradients
 from dicomlens.volume.model import Volume, slice_row
@@ -102,7 +103,9 @@ def mosaic_geometry(info: SliceInfo, limit: int) -> tuple[NDArray[np.float64], i
             affine = np.array(wrapper.affine, dtype=float)
             count = int(wrapper.n_mosaic)
         except Exception as exc:  # nibabel raises many types for odd CSA headers
-            raise SeriesError(f"{info.path}: cannot unpack the mosaic ({exc})") from exc
+            raise SeriesError(
+                f"{info.path}: cannot unpack the mosaic ({plain_reason(exc)})"
+            ) from exc
     expected = np.array(info.orientation[:3]) * info.pixel_spacing[1]  # type: ignore[index]
     if not np.allclose(affine[:3, 0], expected, atol=1e-3):  # nibabel gave (row, column, slice)
         affine[:, [0, 1]] = affine[:, [1, 0]]

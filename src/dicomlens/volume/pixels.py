@@ -17,7 +17,7 @@ from pydicom.datadict import tag_for_keyword
 
 from dicomlens.errors import FileError, SeriesError
 from dicomlens.isolation import run_isolated
-from dicomlens.reading import read
+from dicomlens.reading import plain_reason, read
 from dicomlens.series import NativePixels, SliceInfo
 from dicomlens.volume.codecs import decode_pixel_data
 
@@ -163,8 +163,7 @@ def decode(path: Path, limit: int = MAX_IMAGE_BYTES) -> NDArray[Any]:
         with native_stderr_captured():
             return decode_pixel_data(ds, path)
     except Exception as exc:  # pydicom's decoders raise many types for damaged data
-        reason = " ".join(str(exc).split())  # one line, whatever the plugins said
-        raise SeriesError(f"{path}: cannot decode pixel data ({reason})") from exc
+        raise SeriesError(f"{path}: cannot decode pixel data ({plain_reason(exc)})") from exc
 
 
 @contextlib.contextmanager
