@@ -9,7 +9,6 @@ for a field that is absent or unreadable: callers decide what that means.
 
 from __future__ import annotations
 
-import functools
 import gzip
 import math
 import re
@@ -28,6 +27,7 @@ __all__ = [
     "SIEMENS_CSA",
     "SIEMENS_MR",
     "Fields",
+    "PrivateLookup",
     "diffusion",
     "ge_protocol",
     "mosaic_slices",
@@ -63,18 +63,49 @@ class Fields:
     @classmethod
     def of(cls, ds: Dataset) -> Fields:
         """The fields of a data set."""
-        return cls(ds.get, functools.partial(private_value, ds))
+        return cls(ds.get, PrivateLookup(ds))
 
 
 def private_value(ds: Dataset, group: int, creator: str, offset: int) -> Any:
     """The value of the private element ``(group, xx<offset>)`` of ``creator``'s block,
     or None. Values pydicom could not type (UN in implicit files) come as bytes."""
-    try:
-        block = ds.private_block(group, creator)
-        tag = block.get_tag(offset)
-        return ds[tag].value if tag in ds else None
-    except Exception:  # no such block, or a value that does not decode
-        return None
+    return PrivateLookup(ds)(group, creator, offset)
+
+
+class PrivateLookup:
+    """Private values of one data set by creator: its creator elements are found in
+    one pass over its tags (as plain numbers), on the first question."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+        self._blocks: dict[tuple[int, str], int] | None = None
+
+    def __call__(self, group: int, creator: str, offset: int) -> Any:
+        if self._blocks is None:
+            self._blocks = _creator_blocks(self.ds)
+        block = self._blocks.get((group, creator))
+        if block is None:
+            return None
+        tag = group << 16 | block << 8 | offset
+        try:
+            return self.ds[tag].value if tag in self.ds else None
+        except Exception:  # a value that does not decode: as good as absent here
+            return None
+
+
+def _creator_blocks(ds: Dataset) -> dict[tuple[int, str], int]:
+    """``{(group, creator): block}`` for every private creator element of ``ds``."""
+    blocks: dict[tuple[int, str], int] = {}
+    for tag in [int(tag) for tag in ds.keys()]:  # noqa: SIM118 (plain ints compare fast)
+        if not (tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF):
+            continue
+        try:
+            found = ds[tag].value
+        except Exception:  # a creator that does not decode names nobody
+            continue
+        name = found.decode("latin-1") if isinstance(found, bytes) else str(found)
+        blocks.setdefault((tag >> 16, name.strip()), tag & 0xFF)
+    return blocks
 
 
 def numbers(value: Any) -> list[float]:
