@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-quick bench-report clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,19 @@ bench: $(STAMP)
 	$(BIN)/python bench/index.py
 	$(BIN)/python bench/viewer.py
 	$(BIN)/python bench/codecs.py
+	$(BIN)/python bench/volume4d.py
+	$(BIN)/python bench/report.py
+
+# A few seconds per benchmark, the same ratios; fails when one misses its target by > 10 %.
+# Run it before you stop whenever a change touches reading, scanning, volumes or the catalog.
+bench-quick: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	@status=0; for b in startup folder volume volume4d edit anonymize index viewer; do \
+		$(BIN)/python bench/$$b.py --quick || status=1; done; \
+	$(BIN)/python bench/report.py; exit $$status
+
+bench-report: $(STAMP)
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) demo_data bench/_work .pytest_cache .mypy_cache .ruff_cache

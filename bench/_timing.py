@@ -12,7 +12,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Timing(NamedTuple):
@@ -63,3 +63,18 @@ def print_times(times: dict[str, Timing], *, ours: str) -> None:
     for name, timing in times.items():
         if name != ours:
             print(f"ratio {ours}/{name}: wall {times[ours].wall / timing.wall:.2f}x")
+
+
+def add_quick_option(parser: Any) -> None:
+    """``--quick``: smaller inputs and fewer runs, the same ratios (make bench-quick)."""
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few seconds: smaller inputs and 3 runs, failing when a ratio misses its "
+        "target by more than 10 %% (make bench-quick)",
+    )
+
+
+def runs_for(args: Any, *, least: int) -> int:
+    """Timed runs: 3 for a quick run, else the asked number but at least ``least``."""
+    return 3 if args.quick else max(args.runs, least)

@@ -22,7 +22,8 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import median_times, print_times
+from _results import record
+from _timing import add_quick_option, median_times, print_times, runs_for
 
 WORK = Path(__file__).resolve().parent / "_work"
 
@@ -48,7 +49,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=10, help="timed runs per command (>= 10)")
+    add_quick_option(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.files = 300
     bin_dir = Path(sys.executable).parent
     if shutil.which("dicognito", path=str(bin_dir)) is None:
         print("dicognito not found: make bench installs it (.[bench])", file=sys.stderr)
@@ -67,14 +71,24 @@ def main() -> int:
             "--seed", "bench", "--quiet",
         ],
     }  # fmt: skip
-    runs = max(args.runs, 10)
+    runs = runs_for(args, least=10)
     times = median_times(commands, runs=runs, warmup=1)
     written = {name: len(list(folder.rglob("*.dcm"))) for name, folder in out.items()}
     print(f"{args.files} files (CT_small and MR_small copies), median of {runs} runs; written: "
           f"{written}")  # fmt: skip
     print_times(times, ours="dicomlens anonymize")
     print("target: < 1.00x dicognito")
-    return 0
+    ours, peer = times["dicomlens anonymize"], times["dicognito"]
+    return record(
+        "anonymize",
+        ratios={"dicomlens anonymize / dicognito": (ours.wall / peer.wall, 1.0)},
+        figures={
+            "files": args.files,
+            "dicomlens ms": ours.wall * 1000,
+            "dicognito ms": peer.wall * 1000,
+        },
+        quick=args.quick,
+    )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import add_quick_option
 from pydicom.pixels import pixel_array
 
 PLUGINS = ("pylibjpeg", "pillow", "gdcm", "pyjpegls")
@@ -28,7 +31,10 @@ PLUGINS = ("pylibjpeg", "pillow", "gdcm", "pyjpegls")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=10)
+    add_quick_option(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.runs = 3
     root = Path(
         os.environ.get("DICOMLENS_TEST_DATA", Path(__file__).parents[2] / "shared" / "data")
     )

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import median_times, print_times
+from _results import record
+from _timing import add_quick_option, median_times, print_times, runs_for
 from folder import make_folder
 
 PYDICOM_LOOP = """
@@ -39,7 +40,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=10, help="timed runs per command (>= 10)")
+    add_quick_option(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.files = 300
     source = make_folder(args.files)
     bin_dir = Path(sys.executable).parent
     copies = {}
@@ -63,14 +67,25 @@ def main() -> int:
         print(
             "dcmodify not found: apt-get install dcmtk (a peer of this benchmark)", file=sys.stderr
         )
-    runs = max(args.runs, 10)
+    runs = runs_for(args, least=10)
     times = median_times(commands, runs=runs, warmup=1)
     print(f"{args.files} files, one tag each, median of {runs} runs")
     print_times(times, ours="dicomlens edit")
     cost = times["dicomlens edit"].wall - times["dicomlens, no fsync"].wall
     print(f"cost of durability (fsync of each file and folder): {cost * 1000:+.0f} ms")
     print("target: <= 1.00x the pydicom loop")
-    return 0
+    ours, loop = times["dicomlens edit"], times["pydicom loop"]
+    return record(
+        "edit",
+        ratios={"dicomlens edit / pydicom loop": (ours.wall / loop.wall, 1.0)},
+        figures={
+            "files": args.files,
+            "dicomlens edit ms": ours.wall * 1000,
+            "pydicom loop ms": loop.wall * 1000,
+            "fsync cost ms": cost * 1000,
+        },
+        quick=args.quick,
+    )
 
 
 if __name__ == "__main__":

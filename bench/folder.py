@@ -18,7 +18,8 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import median_times, print_times
+from _results import record
+from _timing import add_quick_option, median_times, print_times, runs_for
 
 WORK = Path(__file__).parent / "_work"
 
@@ -42,7 +43,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=10, help="timed runs per command (>= 10)")
+    add_quick_option(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.files = 300
     dcmdump = shutil.which("dcmdump")
     dicomlens = shutil.which("dicomlens", path=str(Path(sys.executable).parent))
     if not dicomlens:
@@ -59,11 +63,21 @@ def main() -> int:
         "dicomlens get DIR": [dicomlens, "get", "WindowCenter", str(folder)],
         "dcmdump +P": [dcmdump, "+P", "WindowCenter", *files],
     }
-    runs = max(args.runs, 10)
+    runs = runs_for(args, least=10)
     times = median_times(commands, runs=runs, warmup=1)
     print(f"{args.files} files, median of {runs} runs each")
     print_times(times, ours="dicomlens get DIR")
-    return 0
+    ours, peer = times["dicomlens get DIR"], times["dcmdump +P"]
+    return record(
+        "folder",
+        ratios={"dicomlens get DIR / dcmdump +P": (ours.wall / peer.wall, None)},
+        figures={
+            "files": args.files,
+            "dicomlens ms": ours.wall * 1000,
+            "dcmdump ms": peer.wall * 1000,
+        },
+        quick=args.quick,
+    )
 
 
 if __name__ == "__main__":

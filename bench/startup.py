@@ -18,12 +18,14 @@ from pydicom.data import get_testdata_file
 import dicomlens
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import median_times
+from _results import record
+from _timing import add_quick_option, median_times, runs_for
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20, help="timed runs per command (>= 10)")
+    add_quick_option(parser)
     args = parser.parse_args()
     bin_dir = Path(sys.executable).parent
     file = get_testdata_file("MR_small.dcm")
@@ -39,7 +41,7 @@ def main() -> int:
     }
     # As after `pip install`: byte-compiled modules (even where PYTHONDONTWRITEBYTECODE is set).
     compileall.compile_dir(Path(dicomlens.__file__).parent, quiet=1)
-    runs = max(args.runs, 10)
+    runs = runs_for(args, least=10)
     times = median_times(commands, runs=runs)
     print(f"median of {runs} runs each, interleaved; wall and CPU (user+system) time")
     for name, timing in times.items():
@@ -55,7 +57,16 @@ def main() -> int:
             f"{kind:>4}: dicomlens/pydicom show {mine / theirs:.2f}x (target <= 1.00x); "
             f"above the floor {(mine - base) * 1000:+.1f} ms (target <= 15 ms)"
         )
-    return 0
+    return record(
+        "startup",
+        ratios={"dicomlens get / pydicom show": (ours.wall / peer.wall, 1.0)},
+        figures={
+            "dicomlens get ms": ours.wall * 1000,
+            "pydicom show ms": peer.wall * 1000,
+            "above import pydicom ms": (ours.wall - floor.wall) * 1000,
+        },
+        quick=args.quick,
+    )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import median_times, print_times
+from _results import record
+from _timing import add_quick_option, median_times, print_times, runs_for
 
 WORK = Path(__file__).parent / "_work"
 
@@ -82,19 +83,36 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--slices", type=int, default=500)
     parser.add_argument("--runs", type=int, default=10, help="timed runs per loader (>= 10)")
+    add_quick_option(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.slices = 100
     folder = make_series(args.slices)
     commands = {
         name: [sys.executable, "-c", code, str(folder)]
         for name, code in LOADERS.items()
         if name == "dicomlens" or _importable(code)
     }
-    runs = max(args.runs, 10)
+    runs = runs_for(args, least=10)
     times = median_times(commands, runs=runs, warmup=1)
     print(f"{args.slices} slices of 512x512, median of {runs} runs each (fresh process each)")
     print_times(times, ours="dicomlens")
-    print("target: <= 0.40x SimpleITK")
-    return 0
+    print("target: <= 0.40x SimpleITK, <= 0.5x dicom-numpy")
+    ours = times["dicomlens"].wall
+    targets = {"SimpleITK": 0.4, "dicom-numpy": 0.5, "naive pydicom": None}
+    return record(
+        "volume",
+        ratios={
+            f"dicomlens / {name}": (ours / times[name].wall, target)
+            for name, target in targets.items()
+            if name in times
+        },
+        figures={
+            "slices": args.slices,
+            **{f"{name} ms": timing.wall * 1000 for name, timing in times.items()},
+        },
+        quick=args.quick,
+    )
 
 
 def _importable(code: str) -> bool:

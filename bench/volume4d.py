@@ -22,7 +22,8 @@ import pydicom
 from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import median_times, print_times
+from _results import record
+from _timing import add_quick_option, median_times, print_times, runs_for
 
 WORK = Path(__file__).parent / "_work"
 SHARED = Path(os.environ.get("DICOMLENS_TEST_DATA", Path(__file__).parents[2] / "shared" / "data"))
@@ -55,7 +56,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--volumes", type=int, default=120)
     parser.add_argument("--runs", type=int, default=7)
+    add_quick_option(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.volumes = 100
     if not (SHARED / SOURCE).is_dir():
         print(f"no shared data at {SHARED / SOURCE}", file=sys.stderr)
         return 2
@@ -69,11 +73,21 @@ def main() -> int:
             "dicomlens": [dicomlens, "volume", str(folder), "-o", f"{out}/ours.nii"],
             "dcm2niix": ["dcm2niix", "-b", "y", "-z", "n", "-f", "ref", "-o", out, str(folder)],
         }
-        times = median_times(commands, runs=args.runs)
-    print(f"{args.volumes} mosaic files (128x128x25 each) to one 4-D .nii, median of {args.runs}")
+        times = median_times(commands, runs=runs_for(args, least=5))
+    print(f"{args.volumes} mosaic files (128x128x25 each) to one 4-D .nii")
     print_times(times, ours="dicomlens")
     print("target: <= 1.0x dcm2niix")
-    return 0
+    ours, peer = times["dicomlens"], times["dcm2niix"]
+    return record(
+        "volume4d",
+        ratios={"dicomlens volume / dcm2niix": (ours.wall / peer.wall, 1.0)},
+        figures={
+            "volumes": args.volumes,
+            "dicomlens ms": ours.wall * 1000,
+            "dcm2niix ms": peer.wall * 1000,
+        },
+        quick=args.quick,
+    )
 
 
 if __name__ == "__main__":
