@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 
@@ -78,3 +80,17 @@ def add_quick_option(parser: Any) -> None:
 def runs_for(args: Any, *, least: int) -> int:
     """Timed runs: 3 for a quick run, else the asked number but at least ``least``."""
     return 3 if args.quick else max(args.runs, least)
+
+
+WORK = Path(__file__).parent / "_work"
+
+
+def work_folder(name: str, count: int) -> tuple[Path, bool]:
+    """``bench/_work/NAME`` (git ignores it), and whether it already holds ``count``
+    files made by an earlier run; otherwise it is emptied for the caller to fill."""
+    folder = WORK / name
+    if folder.is_dir() and sum(1 for _ in folder.iterdir()) == count:
+        return folder, True
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder, False

@@ -23,17 +23,15 @@ from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import record
-from _timing import add_quick_option, median_times, print_times, runs_for
+from _timing import add_quick_option, median_times, print_times, runs_for, work_folder
 
 WORK = Path(__file__).resolve().parent / "_work"
 
 
 def make_corpus(count: int) -> Path:
-    folder = WORK / f"anon_{count}"
-    if folder.is_dir() and len(list(folder.iterdir())) == count:
+    folder, ready = work_folder(f"anon_{count}", count)
+    if ready:
         return folder
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
     templates = [pydicom.dcmread(get_testdata_file(n)) for n in ("CT_small.dcm", "MR_small.dcm")]
     series = [generate_uid() for _ in templates]
     for number in range(count):

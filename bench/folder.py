@@ -19,17 +19,13 @@ from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import record
-from _timing import add_quick_option, median_times, print_times, runs_for
-
-WORK = Path(__file__).parent / "_work"
+from _timing import add_quick_option, median_times, print_times, runs_for, work_folder
 
 
 def make_folder(count: int) -> Path:
-    folder = WORK / f"mr_{count}"
-    if folder.is_dir() and len(list(folder.iterdir())) == count:
+    folder, ready = work_folder(f"mr_{count}", count)
+    if ready:
         return folder
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
     ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
     for number in range(1, count + 1):
         ds.SOPInstanceUID = generate_uid()

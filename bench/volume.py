@@ -13,7 +13,6 @@ Run: .venv/bin/python bench/volume.py [--slices N] [--runs N]
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -24,9 +23,7 @@ from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import record
-from _timing import add_quick_option, median_times, print_times, runs_for
-
-WORK = Path(__file__).parent / "_work"
+from _timing import add_quick_option, median_times, print_times, runs_for, work_folder
 
 LOADERS = {
     "dicomlens": """
@@ -58,11 +55,9 @@ array = np.stack([ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleInte
 
 
 def make_series(count: int) -> Path:
-    folder = WORK / f"ct_{count}x512"
-    if folder.is_dir() and len(list(folder.glob("*.dcm"))) == count:
+    folder, ready = work_folder(f"ct_{count}x512", count)
+    if ready:
         return folder
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     pixels = np.kron(ds.pixel_array, np.ones((4, 4), dtype=ds.pixel_array.dtype))
     ds.Rows, ds.Columns = pixels.shape

@@ -23,19 +23,16 @@ from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import record
-from _timing import add_quick_option, median_times, print_times, runs_for
+from _timing import add_quick_option, median_times, print_times, runs_for, work_folder
 
-WORK = Path(__file__).parent / "_work"
 SHARED = Path(os.environ.get("DICOMLENS_TEST_DATA", Path(__file__).parents[2] / "shared" / "data"))
 SOURCE = "dcm_qa_decubitus/In/HFS/4_ep2d_diff_mddw_20_p2"
 
 
 def make_series(volumes: int) -> Path:
-    folder = WORK / f"mosaic_4d_{volumes}"
-    if folder.is_dir() and len(list(folder.glob("*.dcm"))) == volumes:
+    folder, ready = work_folder(f"mosaic_4d_{volumes}", volumes)
+    if ready:
         return folder
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
     source = sorted((SHARED / SOURCE).glob("*.dcm"))[0]
     template = pydicom.dcmread(source)
     series_uid = generate_uid()
