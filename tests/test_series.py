@@ -14,7 +14,14 @@ from conftest import truncate_inside
 
 from dicomlens.errors import DicomlensWarning
 from dicomlens.scanning import scan, scan_folder
-from dicomlens.series import affine_lps, orientation_label, slice_infos, sort_slices
+from dicomlens.series import (
+    HEADER_TAGS,
+    SliceInfo,
+    affine_lps,
+    orientation_label,
+    slice_infos,
+    sort_slices,
+)
 
 
 def test_shuffled_names_sort_by_position(make_ct_series: Callable[..., Path]) -> None:
@@ -169,3 +176,50 @@ def test_strict_refuses_a_gap(make_ct_series: Callable[..., Path]) -> None:  # V
     ):
         series.volume(strict=True)
     assert series.volume().array.shape[2] == 6
+
+
+def _slices_read_whole(paths: list[Path]) -> list[SliceInfo]:
+    """Every slice as reading each file whole gives it (no layouts)."""
+    import warnings
+
+    from dicomlens.reading import read
+    from dicomlens.scanning import _DEFER_BYTES
+
+    found = []
+    for path in paths:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = read(path, decode=HEADER_TAGS, defer_size=_DEFER_BYTES)
+        if "Rows" in ds:
+            found.extend(slice_infos(ds, path))
+    return found
+
+
+@pytest.mark.shared_data
+def test_scanning_against_layouts_equals_reading_whole(
+    shared_data: Path, make_ct_series: Callable[..., Path]
+) -> None:
+    """The scan reads the next slices of a series against the first one's layout: the
+    slices (geometry, diffusion, pixel offsets) are what reading every file whole gives."""
+    import warnings
+
+    from dicomlens.scanning import scan_folder
+
+    folders = [
+        make_ct_series(12),
+        shared_data / "dcm_qa_nih/In/20180918GE/mr_0004",
+        shared_data / "dcm_qa_decubitus/In/HFS/4_ep2d_diff_mddw_20_p2",
+        shared_data / "dcm_qa_decubitus/In/HFS/3_t1_fl2d_sag",
+        shared_data / "dcm_qa_enh/In",
+    ]
+    for folder in folders:
+        paths = sorted(p for p in folder.rglob("*.dcm"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = scan_folder([folder], workers=1)
+        scanned = sorted((s for series in result.series for s in series.slices), key=_where)
+        assert scanned == sorted(_slices_read_whole(paths), key=_where), folder
+
+
+def _where(info: SliceInfo) -> tuple[str, int]:
+    return str(info.path), info.frame or 0

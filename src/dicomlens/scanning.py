@@ -12,13 +12,20 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy.typing as npt
 from pydicom.dataset import FileDataset
 
 from dicomlens.errors import FileError, SeriesError
-from dicomlens.reading import iter_files, read_files
+from dicomlens.reading import (
+    Layout,
+    ReadResult,
+    decode_elements,
+    in_processes,
+    iter_files,
+    read_with_layout,
+)
 from dicomlens.series import (
     HEADER_TAGS,
     GeometryReport,
@@ -146,14 +153,7 @@ def scan_folder(
     """
     result = ScanResult([])
     infos: list[SliceInfo] = []
-    reads = read_files(
-        list(iter_files(paths)),
-        stop_before_pixels=False,  # pixel data stays in the file (deferred): volumes read it
-        decode=HEADER_TAGS,  # from its offset later
-        defer_size=_DEFER_BYTES,
-        extract=_image_slices,
-        workers=workers or os.cpu_count() or 1,
-    )
+    reads = in_processes(_scan_one, list(iter_files(paths)), workers=workers or os.cpu_count() or 1)
     for count, item in enumerate(reads, start=1):
         if progress is not None:
             progress(count)
@@ -177,6 +177,39 @@ def group_series(infos: Iterable[SliceInfo]) -> list[Series]:
         series.append(Series(ordered, report, reason))
     series.sort(key=lambda s: (s.number is None, s.number or 0, s.description, s.uid))
     return series
+
+
+# Per process: the layouts of the files read whole last (the most recently used first),
+# against which the next slices of a series are read (reading.layouts).
+_layouts: list[tuple[Layout, FileDataset]] = []
+_LAYOUTS_KEPT: Final = 4
+
+
+def _scan_one(file: tuple[Path, FileError | None, bool]) -> ReadResult:
+    """One listed file's slices: read against a recent file's layout when it has the
+    same (pydicom then parses only the elements whose bytes differ), else read whole
+    with every check; the geometry's elements decoded as :func:`read` decodes them.
+    Pixel data stays in the file, its offset kept: volumes read it from there."""
+    path, error, explicit = file
+    if error is not None:
+        return ReadResult(path, error=error, explicit=explicit)
+    ds = None
+    for position, (layout, like) in enumerate(_layouts):
+        likeness = layout.read_like(path)
+        if likeness is not None:
+            ds = likeness.dataset(like)
+            _layouts.insert(0, _layouts.pop(position))
+            break
+    try:
+        if ds is None:
+            ds, _, made = read_with_layout(path, defer_size=_DEFER_BYTES)
+            if made is not None:
+                _layouts.insert(0, (made, ds))
+                del _layouts[_LAYOUTS_KEPT:]
+        decode_elements(ds, path, HEADER_TAGS)
+    except FileError as exc:
+        return ReadResult(path, error=exc, explicit=explicit)
+    return ReadResult(path, explicit=explicit, value=_image_slices(ds))
 
 
 def _image_slices(ds: FileDataset) -> list[SliceInfo] | None:

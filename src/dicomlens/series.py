@@ -277,7 +277,8 @@ def slice_infos(
     vendor = _text(get("Manufacturer")).upper()
     if common["mosaic"]:
         common["mosaic_slices"] = vendors.mosaic_slices(fields)
-    if "PHILIPS" in vendor:
+    magnetic = common["modality"] == "MR"  # diffusion and vendor volume orders: MR only
+    if "PHILIPS" in vendor and magnetic:
         common["volume_order"] = vendors.philips_volume_order(fields)
     if pixel_data is None and _PIXEL_DATA in ds:
         pixel_data = ds.get_item(_PIXEL_DATA, keep_deferred=True)
@@ -285,7 +286,7 @@ def slice_infos(
     shared_groups = _item(ds, _SHARED_GROUPS)
     per_frame = ds[_PER_FRAME_GROUPS].value if _PER_FRAME_GROUPS in ds else None
     if per_frame is None or (frames == 1 and shared_groups is None):
-        b_value, gradient = vendors.diffusion(fields)
+        b_value, gradient = vendors.diffusion(fields) if magnetic else (None, None)
         return [
             SliceInfo(
                 frame=None, **common, **_classic_geometry(get), b_value=b_value, gradient=gradient

@@ -538,10 +538,14 @@ def _decode(ds: FileDataset, file: Path, tags: Collection[int] | None) -> None:
         _decode_element(ds, tag, file, "")
 
 
-def decode_elements(ds: FileDataset, file: Path) -> None:
-    """Decode every element of a data set read with ``decode=()``, as :func:`read`
-    does: what does not decode is kept as raw bytes (UN), with a warning."""
-    _decode(ds, file, None)
+def decode_elements(
+    ds: FileDataset, file: Path, tags: Collection[int] | None = None, *, max_depth: int = MAX_DEPTH
+) -> None:
+    """Decode the elements of a data set read with ``decode=()`` (every one, or those
+    under ``tags``) as :func:`read` does: what does not decode is kept as raw bytes
+    (UN), with a warning; sequences nested deeper than ``max_depth`` are refused."""
+    _decode(ds, file, tags)
+    _check_elements(ds, file, max_depth)
 
 
 def _decode_element(ds: Dataset, tag: int, file: Path, where: str) -> None:

@@ -28,9 +28,10 @@ from typing import Final, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
-from pydicom.dataelem import RawDataElement
-from pydicom.dataset import FileDataset
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.filereader import data_element_generator
+from pydicom.tag import BaseTag
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pydicom.values import convert_value
 
@@ -98,6 +99,25 @@ class Likeness(NamedTuple):
         element = self.layout.elements[index]
         shift = self.shifts[bisect.bisect_right(self.shifts, (index, 1 << 62)) - 1][1]
         return element._replace(value_tell=element.value_tell + shift) if shift else element
+
+    def dataset(self, like: FileDataset) -> FileDataset:
+        """This file as :func:`~dicomlens.reading.read` with ``decode=()`` gives it;
+        ``like`` is the data set the layout was made from (the preamble, which read
+        like compares too, comes from it)."""
+        layout = self.layout
+        meta = FileMetaDataset()
+        for index in range(layout.meta_count):
+            element = self.element(index)
+            meta[element.tag] = element
+        elements: dict[BaseTag, RawDataElement | DataElement] = {
+            element.tag: element
+            for element in map(self.element, range(layout.meta_count, len(layout.elements)))
+        }
+        implicit, little = layout.encoding
+        ds = FileDataset(self.path, elements, preamble=like.preamble, file_meta=meta,
+                         is_implicit_VR=implicit, is_little_endian=little)  # fmt: skip
+        ds.timestamp = like.timestamp
+        return ds
 
 
 class _Segment(NamedTuple):
