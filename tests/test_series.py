@@ -223,3 +223,15 @@ def test_scanning_against_layouts_equals_reading_whole(
 
 def _where(info: SliceInfo) -> tuple[str, int]:
     return str(info.path), info.frame or 0
+
+
+def test_header_tags_name_every_top_level_element_slice_infos_reads() -> None:
+    """Scans hand slice_infos only these elements (and the vendors' private groups): a
+    keyword read without being listed would silently be missing."""
+    import re
+
+    from dicomlens import series, vendors
+
+    read = set(re.findall(r'get\("([A-Za-z]+)"\)', Path(series.__file__).read_text()))
+    read |= set(re.findall(r'public\("([A-Za-z]+)"\)', Path(vendors.__file__).read_text()))
+    assert read and read - {"TransferSyntaxUID"} <= set(series._HEADER_KEYWORDS)

@@ -32,6 +32,7 @@ from dicomlens.series import (
     SliceInfo,
     group_slices,
     planar_spacing,
+    read_by_slice_infos,
     slice_infos,
     sort_slices,
 )
@@ -197,7 +198,8 @@ def _scan_one(file: tuple[Path, FileError | None, bool]) -> ReadResult:
     for position, (layout, like) in enumerate(_layouts):
         likeness = layout.read_like(path)
         if likeness is not None:
-            ds = likeness.dataset(like)
+            # read only: decoded values shared, and only what the geometry reads
+            ds = likeness.dataset(like, share=True, only=read_by_slice_infos)
             _layouts.insert(0, _layouts.pop(position))
             break
     try:

@@ -34,6 +34,7 @@ __all__ = [
     "group_slices",
     "lps_to_ras",
     "orientation_label",
+    "read_by_slice_infos",
     "slice_infos",
     "slice_step",
     "sort_slices",
@@ -58,7 +59,8 @@ _HEADER_KEYWORDS: Final = (
     "RescaleSlope", "RescaleIntercept", "SharedFunctionalGroupsSequence",
     "PerFrameFunctionalGroupsSequence", "AcquisitionNumber", "TriggerTime", "DiffusionBValue",
     "DiffusionGradientOrientation", "MRDiffusionSequence", "Manufacturer", "ImagerPixelSpacing",
-    "NominalScannedPixelSpacing",
+    "NominalScannedPixelSpacing", "BitsAllocated", "BitsStored", "PixelRepresentation",
+    "SamplesPerPixel", "InPlanePhaseEncodingDirection",
 )  # fmt: skip
 _PIXEL_DATA: Final = 0x7FE00010
 _SHARED_GROUPS: Final = 0x52009229  # Shared Functional Groups Sequence
@@ -66,6 +68,13 @@ _PER_FRAME_GROUPS: Final = 0x52009230  # Per-Frame Functional Groups Sequence
 _NATIVE_LE: Final = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 HEADER_TAGS: Final = frozenset(tag_for_keyword(keyword) or 0 for keyword in _HEADER_KEYWORDS)
 """The top-level elements :func:`slice_infos` reads (to decode only those when scanning)."""
+
+
+def read_by_slice_infos(tag: int) -> bool:
+    """Whether :func:`slice_infos` may read this top-level element: one of
+    :data:`HEADER_TAGS`, the pixel data, or an element of a private group that
+    :mod:`dicomlens.vendors` reads for the geometry (its creators included)."""
+    return tag in HEADER_TAGS or tag == _PIXEL_DATA or tag >> 16 in vendors.SLICE_GROUPS
 
 
 class NativePixels(NamedTuple):

@@ -26,6 +26,7 @@ __all__ = [
     "PHILIPS_IMAGING",
     "SIEMENS_CSA",
     "SIEMENS_MR",
+    "SLICE_GROUPS",
     "Fields",
     "PrivateLookup",
     "diffusion",
@@ -49,6 +50,10 @@ PHILIPS_MR_5: Final = "Philips MR Imaging DD 005"
 PHILIPS_MR_6: Final = "Philips MR Imaging DD 006"
 
 Gradient = tuple[float, float, float]
+
+SLICE_GROUPS: Final = frozenset({0x0019, 0x0043, 0x2001, 0x2005})
+"""The private groups whose fields the slice geometry reads (diffusion, mosaics, the
+volume order): :func:`diffusion`, :func:`philips_volume_order`, :func:`mosaic_slices`."""
 
 
 @dataclass(frozen=True)

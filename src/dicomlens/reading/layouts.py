@@ -23,6 +23,7 @@ import io
 import os
 import stat
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final, NamedTuple
 
@@ -100,19 +101,32 @@ class Likeness(NamedTuple):
         shift = self.shifts[bisect.bisect_right(self.shifts, (index, 1 << 62)) - 1][1]
         return element._replace(value_tell=element.value_tell + shift) if shift else element
 
-    def dataset(self, like: FileDataset) -> FileDataset:
+    def dataset(
+        self,
+        like: FileDataset,
+        *,
+        share: bool = False,
+        only: Callable[[int], bool] | None = None,
+    ) -> FileDataset:
         """This file as :func:`~dicomlens.reading.read` with ``decode=()`` gives it;
         ``like`` is the data set the layout was made from (the preamble, which read
-        like compares too, comes from it)."""
+        like compares too, comes from it). With ``share``, an element whose bytes
+        are the same as in ``like`` is ``like``'s own, as far as it has been decoded
+        there (for readers that will not change the data set); with ``only``, the
+        data set holds just the top-level elements whose tag it accepts."""
         layout = self.layout
         meta = FileMetaDataset()
         for index in range(layout.meta_count):
             element = self.element(index)
             meta[element.tag] = element
-        elements: dict[BaseTag, RawDataElement | DataElement] = {
-            element.tag: element
-            for element in map(self.element, range(layout.meta_count, len(layout.elements)))
-        }
+        elements: dict[BaseTag, RawDataElement | DataElement] = {}
+        for index in range(layout.meta_count, len(layout.elements)):
+            if only is not None and not only(layout.elements[index].tag):
+                continue
+            raw = self.element(index)
+            theirs = like.get_item(raw.tag, keep_deferred=True) if share else raw
+            decoded = index not in self.changed and not isinstance(theirs, RawDataElement)
+            elements[raw.tag] = theirs if decoded else raw  # decoded there: the same value
         implicit, little = layout.encoding
         ds = FileDataset(self.path, elements, preamble=like.preamble, file_meta=meta,
                          is_implicit_VR=implicit, is_little_endian=little)  # fmt: skip
