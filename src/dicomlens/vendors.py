@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import math
 import re
+import struct
 import warnings
 import zlib
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ __all__ = [
     "Fields",
     "PrivateLookup",
     "diffusion",
+    "ge_phase_flipped",
     "ge_protocol",
     "mosaic_slices",
     "numbers",
@@ -264,6 +266,33 @@ def siemens_protocol(ds: Dataset) -> dict[str, str]:
         if match:
             fields[match.group(1)] = match.group(2).strip('"')
     return fields
+
+
+def ge_phase_flipped(fields: Fields) -> bool | None:
+    """Whether a GE EPI's phase encoding is flipped, from its user defined data block
+    (0043,xx2A)[GEMS_PARM_01], as dicm2nii and dcm2niix read it: at the header offset
+    (a little-endian uint16 at byte 24) a float32 version, then (shifted by 0x4C from
+    version 25.002 on) the EPI flag (bit 0x800 at 0x3A), the polarity flag (bit 0x4 at
+    0x30) and the view order at 0x394 (0x308 from 25.002; 2 = bottom up, which turns
+    the polarity around). None when the block is absent, too short or not an EPI's."""
+    block = fields.private(0x0043, GE_PARAMETERS, 0x2A)
+    if not isinstance(block, bytes | bytearray) or len(block) < 916:
+        return None
+    start = struct.unpack_from("<H", block, 24)[0]
+    if len(block) < start + 916:
+        return None
+    (version,) = struct.unpack_from("<f", block, start)
+    if not 5.0 <= version <= 40.0:
+        return None
+    header, view_order = start, 0x394
+    if version >= 25.002:
+        header, view_order = start + 0x4C, 0x394 - 0x8C
+    epi, polarity, order = (struct.unpack_from("<H", block, header + at)[0]
+                            for at in (0x3A, 0x30, view_order))  # fmt: skip
+    if not epi & 0x800:
+        return None
+    flipped = bool(polarity & 0x4)
+    return not flipped if order == 2 else flipped
 
 
 _GE_LINE: Final = re.compile(r'^(\w+) "(.*)"$')

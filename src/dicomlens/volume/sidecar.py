@@ -73,6 +73,8 @@ def bids_sidecar(
         sidecar["FlipAngle"] = flip
     csa = vendors.siemens_csa(header) if vendor == "Siemens" else {}
     sidecar.update(_phase_encoding(header, fields, find, vendor, csa, volume, affine_ras))
+    if vendor == "GE" and (flipped := vendors.ge_phase_flipped(fields)) is not None:
+        sidecar["PhaseEncodingPolarityGE"] = "Flipped" if flipped else "Unflipped"
     timing = _slice_timing(header, vendor, csa, slices, volume, repetition)
     if timing is not None:
         sidecar["SliceTiming"] = timing
@@ -235,6 +237,8 @@ def _polarity(
         reordering = str(header.get("RectilinearPhaseEncodeReordering") or "")
         if reordering in ("LINEAR", "REVERSE_LINEAR"):
             return reordering == "REVERSE_LINEAR"
+        flipped = vendors.ge_phase_flipped(fields)
+        return None if flipped is None else not flipped
     return None
 
 
