@@ -97,3 +97,12 @@ def test_multiframe_cine_frames(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert main(["render", str(path), "-o", str(tmp_path / "x.png"), "--frame", "10"]) == 2
+
+
+def test_multiframe_cine_is_a_volume_of_its_frames(tmp_path: Path) -> None:
+    path = _data_store("emri_small.dcm")
+    (series,) = scan([path])
+    assert series.shape == (64, 64, 10) and series.report.verdict == "ok"
+    assert main(["volume", str(path), "-o", str(tmp_path / "cine.npz")]) == 0
+    with np.load(tmp_path / "cine.npz") as saved:
+        np.testing.assert_array_equal(saved["array"].transpose(2, 1, 0), _pixels(path))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,6 @@ from dicomlens.volume import (
     colour_to_uint8,
     file_windows,
     full_range_window,
-    load_slice,
     window_to_uint8,
 )
 from dicomlens.volume.pixels import decode
@@ -68,13 +66,10 @@ def render_series(
         raise UsageError(
             f"frame {frame} out of range: there are {max(frames, series.report.volumes)}"
         )
+    if frame is not None and series.report.sorted_by == "frame order":
+        index, frame = frame, None  # the frames of one file are its slices
     if int(header.get("SamplesPerPixel", 1) or 1) > 1:
-        return [_colour(series, index, frame)]
-    if frames > 1 and series.first.frame is None:  # a classic multi-frame image
-        values = load_slice(
-            replace(series.first, frame=frame or 0), max_image_bytes=max_image_bytes
-        )
-        return _windowed(series, header, [values], window=window, preset=preset)
+        return [_colour(series, index)]
     volume = series.volume(rescale=True, max_image_bytes=max_image_bytes)
     array = volume.array[..., frame or 0] if volume.array.ndim == 4 else volume.array
     depth = array.shape[2]
@@ -105,9 +100,9 @@ def _windowed(
     return images
 
 
-def _colour(series: Series, index: int | None, frame: int | None) -> NDArray[np.uint8]:
+def _colour(series: Series, index: int | None) -> NDArray[np.uint8]:
     info = series.slices[len(series.slices) // 2 if index is None else index]
     pixels = decode(info.path)
     if pixels.ndim == 4:
-        pixels = pixels[info.frame or frame or 0]
+        pixels = pixels[info.frame or 0]
     return colour_to_uint8(pixels)

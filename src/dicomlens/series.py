@@ -193,7 +193,9 @@ class GeometryReport:
             problems.append("tilt")
         if self.mixed_rescale:
             problems.append("mixed rescale")
-        if self.sorted_by != "position" and not (self.kind == "2-D" and self.slices == 1):
+        if self.sorted_by not in ("position", "frame order") and not (
+            self.kind == "2-D" and self.slices == 1
+        ):
             problems.append(f"sorted by {self.sorted_by}")
         return ", ".join(problems) or "ok"
 
@@ -296,11 +298,12 @@ def slice_infos(
     per_frame = ds[_PER_FRAME_GROUPS].value if _PER_FRAME_GROUPS in ds else None
     if per_frame is None or (frames == 1 and shared_groups is None):
         b_value, gradient = vendors.diffusion(fields) if magnetic else (None, None)
-        return [
-            SliceInfo(
-                frame=None, **common, **_classic_geometry(get), b_value=b_value, gradient=gradient
-            )
-        ]
+        geometry = {**common, **_classic_geometry(get), "b_value": b_value, "gradient": gradient}
+        if frames == 1:
+            return [SliceInfo(frame=None, **geometry)]
+        # a multi-frame image without functional groups (a cine, a nuclear medicine set):
+        # every frame a slice of the file's geometry, in frame order
+        return [SliceInfo(frame=index, **geometry) for index in range(frames)]
     infos = []
     for index, frame in enumerate(per_frame[:frames]):
         geometry = _frame_geometry(frame, shared_groups, ds, fields)
@@ -463,6 +466,13 @@ def sort_slices(slices: Sequence[SliceInfo]) -> tuple[list[SliceInfo], GeometryR
     if unique and unique[0].mosaic:
         return _sort_mosaics(unique, notes)
     normal = _common_normal(unique)
+    if normal is None and len({s.path for s in unique}) == 1:  # the frames of one file
+        ordered = sorted(unique, key=lambda s: s.frame or 0)
+        report = GeometryReport(len(ordered), _label_of(unique), "frame order", notes=notes)
+        if unique[0].position is None or unique[0].orientation is None:
+            report.kind = "2-D"
+            notes.append(_planar_note(unique[0]))
+        return ordered, report
     if normal is None:
         ordered = sorted(unique, key=lambda s: (s.instance_number or 0, str(s.path), s.frame or 0))
         if len(unique) > 1:
