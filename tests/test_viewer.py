@@ -428,3 +428,33 @@ def test_a_taken_port_is_one_clear_line(catalog: Path, capsys: pytest.CaptureFix
     assert code == 1
     assert err.startswith(f"dicomlens: error: cannot listen on 127.0.0.1:{port}: ")
     assert err.count("\n") == 1
+
+
+@pytest.mark.shared_data
+def test_mosaic_tiles_are_slices(shared_data: Path, tmp_path: Path) -> None:
+    """A Siemens EPI series of two mosaic files: ten slices in the viewer (five tiles a
+    file), each tile's values those of the unpacked volume."""
+    import warnings
+
+    from dicomlens.catalog import index
+    from dicomlens.scanning import scan
+
+    folder = shared_data / "dcm_qa_nih/In/20180918Si/mr_0003"
+    db = tmp_path / "mosaic.db"
+    index([folder], db)
+    client = TestClient(create_app(str(db), token=TOKEN, port=PORT),
+                        base_url=f"http://127.0.0.1:{PORT}")  # fmt: skip
+    (patient,) = _get(client, "/api/tree").json()
+    (series,) = patient["studies"][0]["series"]
+    (part,) = _get(client, f"/api/series/{series['id']}").json()["parts"]
+    assert [s["frame"] for s in part["slices"]] == [0, 1, 2, 3, 4] * 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (scanned,) = scan([folder])
+        volume = scanned.volume()
+    for number, entry in enumerate(part["slices"]):
+        response = _get(client, f"/api/frame/{entry['instance']}/{entry['frame']}")
+        assert response.status_code == 200
+        shape = (int(response.headers["x-rows"]), int(response.headers["x-columns"]))
+        values = np.frombuffer(response.content, response.headers["x-dtype"]).reshape(shape)
+        np.testing.assert_array_equal(values, volume.array[:, :, number % 5, number // 5].T)

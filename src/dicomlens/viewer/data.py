@@ -4,7 +4,7 @@ frames of modality values and the tags of one instance (no HTTP here)."""
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
@@ -30,6 +30,7 @@ from dicomlens.volume import (
     load_slice,
     window_to_uint8,
 )
+from dicomlens.volume.mosaic import unpack_mosaic
 
 __all__ = ["Library", "NotFound"]
 
@@ -105,7 +106,7 @@ class Library:
                     "split": part.split_reason,
                     "report": part.report.to_dict(),
                     "orientation": _edge_letters(part.first),
-                    "slices": [_slice_entry(s, ids) for s in part.slices],
+                    "slices": [entry for s in part.slices for entry in _slice_entries(s, ids)],
                 }
                 for part in parts
             ],
@@ -174,6 +175,9 @@ class Library:
         path, slices, *recorded = rows[0]
         infos = slices_from_json(slices, path, tuple(recorded))
         matching = [s for s in infos if (s.frame or 0) == frame]
+        mosaic = infos[0] if len(infos) == 1 and infos[0].mosaic else None
+        if mosaic is not None and 0 <= frame < (mosaic.mosaic_slices or 1):
+            return replace(mosaic, frame=frame)  # a tile of a Siemens mosaic
         if not matching:
             raise NotFound(f"instance {instance_id} has no frame {frame}")
         return matching[0]
@@ -206,13 +210,19 @@ def _middle(part: Series) -> SliceInfo:
     return part.slices[len(part.slices) // 2]
 
 
-def _slice_entry(info: SliceInfo, ids: dict[str, int]) -> dict[str, Any]:
-    return {
-        "instance": ids[str(info.path)],
-        "frame": info.frame or 0,
-        "number": info.instance_number,
-        "position": list(info.position) if info.position else None,
-    }
+def _slice_entries(info: SliceInfo, ids: dict[str, int]) -> list[dict[str, Any]]:
+    """The viewer's slices of one catalogued slice: a Siemens mosaic gives one per tile
+    (its frame number the tile's; positions are the mosaic's, not the tiles')."""
+    if info.mosaic and info.mosaic_slices:
+        frames: list[int] = list(range(info.mosaic_slices))
+        position = None
+    else:
+        frames, position = [info.frame or 0], list(info.position) if info.position else None
+    number = ids[str(info.path)]
+    return [
+        {"instance": number, "frame": frame, "number": info.instance_number, "position": position}
+        for frame in frames
+    ]
 
 
 @lru_cache(maxsize=8)
@@ -236,7 +246,11 @@ def _series(catalog: Path, series_id: int) -> list[Series]:
 
 @lru_cache(maxsize=256)
 def _frame(info: SliceInfo) -> Frame:
-    values = _first_frame(load_slice(info, isolated=True))
+    if info.mosaic and info.mosaic_slices and info.frame is not None:  # one tile
+        whole = load_slice(replace(info, frame=None), isolated=True)
+        values = unpack_mosaic(whole, info.mosaic_slices, info)[info.frame]
+    else:
+        values = _first_frame(load_slice(info, isolated=True))
     if values.ndim == 3 and values.shape[2] == 3:  # colour: shown as it is, no window
         return Frame(colour_to_uint8(values).tobytes(), "rgb8", *values.shape[:2])
     if values.ndim != 2:
