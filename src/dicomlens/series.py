@@ -299,7 +299,7 @@ def slice_infos(
     if per_frame is None or (frames == 1 and shared_groups is None):
         b_value, gradient = vendors.diffusion(fields) if magnetic else (None, None)
         geometry = {**common, **_classic_geometry(get), "b_value": b_value, "gradient": gradient}
-        if frames == 1:
+        if frames == 1 or not _plausible_frames(frames, pixel_data, get):
             return [SliceInfo(frame=None, **geometry)]
         # a multi-frame image without functional groups (a cine, a nuclear medicine set):
         # every frame a slice of the file's geometry, in frame order
@@ -309,6 +309,26 @@ def slice_infos(
         geometry = _frame_geometry(frame, shared_groups, ds, fields)
         infos.append(SliceInfo(frame=index, **common, **geometry))
     return infos
+
+
+_MOST_FRAMES: Final = 10_000
+"""Frames of a multi-frame file without functional groups listed one by one, at most
+(a file declaring more is one slice: loading it then checks the declared size)."""
+
+
+def _plausible_frames(frames: int, pixel_data: Any, get: Values) -> bool:
+    """Whether a file's frames can be listed: not absurdly many, and, for native pixel
+    data, no more than its bytes hold."""
+    if frames > _MOST_FRAMES:
+        return False
+    length = getattr(pixel_data, "length", None)
+    if length is None or length == 0xFFFFFFFF:  # encapsulated: the decoder will tell
+        return True
+    rows, columns = _number(get("Rows"), int) or 0, _number(get("Columns"), int) or 0
+    samples = _number(get("SamplesPerPixel"), int) or 1
+    bits = _number(get("BitsAllocated"), int) or 8
+    frame_bytes = rows * columns * samples * max(bits, 8) // 8
+    return bool(frame_bytes) and frames * frame_bytes <= int(length)
 
 
 def _text(value: Any) -> str:
