@@ -25,7 +25,7 @@ import stat
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -115,18 +115,21 @@ class Likeness(NamedTuple):
         there (for readers that will not change the data set); with ``only``, the
         data set holds just the top-level elements whose tag it accepts."""
         layout = self.layout
+
+        def element(index: int, within: FileDataset | FileMetaDataset) -> Any:
+            raw = self.element(index)
+            theirs = within.get_item(raw.tag, keep_deferred=True) if share else raw
+            decoded = index not in self.changed and not isinstance(theirs, RawDataElement)
+            return theirs if decoded else raw  # decoded there: the same value
+
         meta = FileMetaDataset()
         for index in range(layout.meta_count):
-            element = self.element(index)
-            meta[element.tag] = element
+            found = element(index, like.file_meta)
+            meta[found.tag] = found
         elements: dict[BaseTag, RawDataElement | DataElement] = {}
-        for index in range(layout.meta_count, len(layout.elements)):
-            if only is not None and not only(layout.elements[index].tag):
-                continue
-            raw = self.element(index)
-            theirs = like.get_item(raw.tag, keep_deferred=True) if share else raw
-            decoded = index not in self.changed and not isinstance(theirs, RawDataElement)
-            elements[raw.tag] = theirs if decoded else raw  # decoded there: the same value
+        for index in layout.indexes(only):
+            found = element(index, like)
+            elements[found.tag] = found
         implicit, little = layout.encoding
         ds = FileDataset(self.path, elements, preamble=like.preamble, file_meta=meta,
                          is_implicit_VR=implicit, is_little_endian=little)  # fmt: skip
@@ -165,6 +168,7 @@ class Layout:
         self.meta_count = meta_count
         self.encoding = encoding  # of the data set: (implicit VR, little endian)
         self.defer_size = defer_size
+        self._indexes: dict[Callable[[int], bool] | None, list[int]] = {}
         self._segments = segments
         self._starts = starts
         self._ends = [element.value_tell + element.length for element in elements]
@@ -222,6 +226,17 @@ class Layout:
             if end > begin
         ]
         return cls(elements, starts, segments, len(meta_elements), encoding, defer_size)
+
+    def indexes(self, only: Callable[[int], bool] | None = None) -> list[int]:
+        """The indexes of the data set's elements (after the file meta) whose tag
+        ``only`` accepts (all without it), worked out once per layout and test."""
+        if only not in self._indexes:
+            self._indexes[only] = [
+                index
+                for index in range(self.meta_count, len(self.elements))
+                if only is None or only(self.elements[index].tag)
+            ]
+        return self._indexes[only]
 
     def read_like(self, path: str | os.PathLike[str]) -> Likeness | None:
         """``path`` read against this layout, or None when it must be read whole
