@@ -8,6 +8,7 @@ the file. :func:`iter_files` lists folders and :func:`read_files` reads batches
 files fast, letting pydicom parse only what differs (:mod:`~dicomlens.reading.layouts`).
 """
 
+from dicomlens.reading.decoding import plain_reason
 from dicomlens.reading.files import (
     ReadResult,
     decode_elements,
@@ -16,7 +17,6 @@ from dicomlens.reading.files import (
     in_processes,
     is_dicomdir,
     iter_files,
-    plain_reason,
     read,
     read_files,
 )

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import pydicom
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
-from pydicom.errors import BytesLengthException, InvalidDicomError
+from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian, MediaStorageDirectoryStorage
 from pydicom.valuerep import VR as VR_
 
@@ -35,6 +35,7 @@ from dicomlens.errors import (
     NotDicomError,
     TruncatedPixelDataWarning,
 )
+from dicomlens.reading.decoding import decode_values, plain_reason
 from dicomlens.reading.salvage import read_prefix
 from dicomlens.tags import format_tag
 
@@ -153,7 +154,7 @@ def _salvaged(
     except ValueError:
         raise problem from None
     _check_elements(ds, file, max_depth)
-    _decode(ds, file, None)
+    decode_values(ds, file, None)
     reason = str(problem).removeprefix(f"{file}: ")
     warnings.warn(
         f"{file}: salvaged {len(ds)} elements, the last ending at byte {cut} of "
@@ -198,7 +199,7 @@ def _read_checked(
         )
     _check_elements(ds, file, max_depth)  # before decoding: a clearer message than pydicom's
     if decode is None or decode:
-        _decode(ds, file, decode)
+        decode_values(ds, file, decode)
         _check_elements(ds, file, max_depth)  # the sequences decoding has just built
     if not _unchanged(file, before):  # RELIABILITY R26: another process wrote it meanwhile
         raise FileError(f"{file}: file changed while being read; try again")
@@ -522,89 +523,14 @@ def _check_plausible(ds: Dataset, file: Path) -> None:
         )
 
 
-def _decode(ds: FileDataset, file: Path, tags: Collection[int] | None) -> None:
-    """Decode values now (all, or those under ``tags``) so that damage surfaces inside
-    :func:`read` rather than on first access. An element pydicom cannot decode with its
-    VR is kept as its raw bytes (VR UN, as the standard keeps unknown private elements)
-    with a :class:`DicomlensWarning`: one bad element never costs the whole file."""
-    try:
-        for _ in ds.file_meta.iterall():
-            pass
-    except Exception as exc:  # any decoding failure of pydicom's converters
-        raise CorruptDicomError(
-            f"{file}: cannot decode the file meta ({plain_reason(exc)})"
-        ) from exc
-    for tag in list(ds.keys()) if tags is None else tags:
-        _decode_element(ds, tag, file, "")
-
-
 def decode_elements(
     ds: FileDataset, file: Path, tags: Collection[int] | None = None, *, max_depth: int = MAX_DEPTH
 ) -> None:
     """Decode the elements of a data set read with ``decode=()`` (every one, or those
     under ``tags``) as :func:`read` does: what does not decode is kept as raw bytes
     (UN), with a warning; sequences nested deeper than ``max_depth`` are refused."""
-    _decode(ds, file, tags)
+    decode_values(ds, file, tags)
     _check_elements(ds, file, max_depth)
-
-
-def _decode_element(ds: Dataset, tag: int, file: Path, where: str) -> None:
-    """Decode one element (and, for a sequence, everything in it); keep what does not
-    decode as raw bytes."""
-    if tag not in ds:
-        return
-    try:
-        element = ds[tag]
-    except Exception as exc:  # pydicom's converters raise many types
-        _keep_as_bytes(ds, tag, file, where, exc)
-        return
-    if element.VR != "SQ":
-        return
-    for number, item in enumerate(element.value):
-        inside = f"{where}{format_tag(tag)}[{number}] > "
-        for inner in list(item.keys()):
-            _decode_element(item, inner, file, inside)
-
-
-def _keep_as_bytes(ds: Dataset, tag: int, file: Path, where: str, exc: Exception) -> None:
-    raw = ds.get_item(tag)
-    if not isinstance(raw, RawDataElement) or raw.value is None:
-        raise CorruptDicomError(f"{file}: {where}{format_tag(tag)}: cannot decode "
-                                f"({plain_reason(exc)})") from exc  # fmt: skip
-    creator = _creator_of(ds, tag)
-    ds[tag] = DataElement(tag, "UN", bytes(raw.value))
-    name = format_tag(tag, creator=creator)
-    warnings.warn(
-        f"{file}: {where}{name}: kept as {len(raw.value)} raw bytes (UN): {plain_reason(exc)}",
-        DicomlensWarning,
-        stacklevel=2,
-    )
-
-
-def _creator_of(ds: Dataset, tag: int) -> str | None:
-    """The private creator of a private element's block, if the data set names it."""
-    if not tag >> 16 & 1 or tag & 0xFFFF < 0x1000:
-        return None
-    element = ds.get(tag & 0xFFFF0000 | (tag >> 8 & 0xFF))
-    return str(element.value) if element is not None else None
-
-
-_CONFIG_ADVICE = re.compile(
-    r"\s*(To replace this error|This occurred while|Please see|Set )[^.]*\.?"
-)
-
-
-def plain_reason(exc: BaseException) -> str:
-    """A decoding error in plain words on one line, without pydicom's advice about its
-    own configuration, at most ~160 characters."""
-    if isinstance(exc, BytesLengthException):
-        found = re.search(r"length (\d+) and struct format '(\w)'.*?bytes per value of (\d+)",
-                          str(exc))  # fmt: skip
-        if found:
-            length, _, size = found.groups()
-            return f"{length} bytes are not a whole number of {size}-byte values"
-    text = " ".join(_CONFIG_ADVICE.sub("", str(exc)).split()) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def fingerprint(path: str | os.PathLike[str]) -> tuple[int, int, int]:
