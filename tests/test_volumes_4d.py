@@ -388,3 +388,20 @@ def test_enhanced_per_frame_diffusion(shared_data: Path, tmp_path: Path) -> None
     volume = series.volume()
     np.testing.assert_array_equal(volume.bvals, [0, 1000, 1000, 1000])
     np.testing.assert_allclose(volume.gradients, directions)
+
+
+def test_ge_protocol_block_that_inflates_without_end_is_not_read(shared_data: Path) -> None:
+    """A GE protocol block (0025,xx1B) is gzip'd text; one that inflates to gigabytes
+    (a bomb) is left unread instead of filling the memory."""
+    import gzip
+
+    import pydicom
+
+    from dicomlens import vendors
+
+    path = next((shared_data / "dcm_qa_nih/In/20180918GE/mr_0004").glob("*.dcm"))
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    assert vendors.ge_protocol(ds)["SLICEORDER"] == "1"
+    bomb = b"\x00\x00\x00\x00" + gzip.compress(b"A" * (64 << 20))
+    ds.private_block(0x0025, vendors.GE_SERIES)[0x1B].value = bomb
+    assert vendors.ge_protocol(ds) == {}

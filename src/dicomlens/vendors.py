@@ -9,7 +9,6 @@ for a field that is absent or unreadable: callers decide what that means.
 
 from __future__ import annotations
 
-import gzip
 import math
 import re
 import struct
@@ -296,6 +295,8 @@ def ge_phase_flipped(fields: Fields) -> bool | None:
 
 
 _GE_LINE: Final = re.compile(r'^(\w+) "(.*)"$')
+_GE_PROTOCOL_MOST: Final = 1 << 20
+"""Bytes a GE protocol block may inflate to (real ones hold a few kB of text)."""
 
 
 def ge_protocol(ds: Dataset) -> dict[str, str]:
@@ -304,8 +305,11 @@ def ge_protocol(ds: Dataset) -> dict[str, str]:
     block = private_value(ds, 0x0025, GE_SERIES, 0x1B)
     if not isinstance(block, bytes | bytearray) or len(block) < 8:
         return {}
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing
     try:
-        text = gzip.decompress(bytes(block[4:])).decode("latin-1")
-    except (OSError, EOFError, zlib.error):
+        text = inflate.decompress(bytes(block[4:]), _GE_PROTOCOL_MOST).decode("latin-1")
+    except zlib.error:
         return {}
+    if inflate.unconsumed_tail:
+        return {}  # inflates beyond any real protocol: not read
     return {m.group(1): m.group(2) for m in map(_GE_LINE.match, text.splitlines()) if m}

@@ -8,10 +8,9 @@ whole, as dcmdump prints what it read before its error.
 
 from __future__ import annotations
 
-import io
 import warnings
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import FileDataset
@@ -24,6 +23,7 @@ __all__ = ["read_prefix"]
 _PIXEL_DATA: Final = 0x7FE00010
 _UNDEFINED: Final = 0xFFFFFFFF
 _RAN_OUT: Final = "End of file reached before delimiter"  # pydicom's warning
+_DEFER_BYTES: Final = 1 << 20
 
 
 def read_prefix(file: Path, *, stop_before_pixels: bool) -> tuple[FileDataset, int]:
@@ -35,8 +35,12 @@ def read_prefix(file: Path, *, stop_before_pixels: bool) -> tuple[FileDataset, i
     ValueError
         Not even the file meta can be read.
     """
-    data = file.read_bytes()
-    stream = io.BytesIO(data)
+    with file.open("rb") as stream:
+        return _read_prefix(stream, file, stop_before_pixels)
+
+
+def _read_prefix(stream: BinaryIO, file: Path, stop_before_pixels: bool) -> tuple[FileDataset, int]:
+    size = file.stat().st_size
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom's notes on the damage: we say where it is
         preamble = read_preamble(stream, force=False)
@@ -50,15 +54,18 @@ def read_prefix(file: Path, *, stop_before_pixels: bool) -> tuple[FileDataset, i
     stream.seek(start)
     kept: dict[BaseTag, RawDataElement | DataElement] = {}
     cut = start
-    elements = data_element_generator(stream, implicit, little, defer_size=None)
+    # long values stay in the file (memory stays bounded): whole when their bytes are there
+    elements = data_element_generator(stream, implicit, little, defer_size=_DEFER_BYTES)
     with warnings.catch_warnings(record=True) as noticed:
         warnings.simplefilter("always")
         try:
             for raw in elements:
                 closed = not any(_RAN_OUT in str(w.message) for w in noticed)
                 length = raw.length if isinstance(raw, RawDataElement) else _UNDEFINED
-                size = 0 if raw.value is None else len(raw.value)
-                whole = length in (_UNDEFINED, size)
+                if raw.value is None and isinstance(raw, RawDataElement) and length:
+                    whole = raw.value_tell + length <= size  # left in the file
+                else:
+                    whole = length in (_UNDEFINED, 0 if raw.value is None else len(raw.value))
                 if not (closed and whole) or (stop_before_pixels and raw.tag == _PIXEL_DATA):
                     break
                 kept[raw.tag] = raw
