@@ -405,3 +405,19 @@ def test_ge_protocol_block_that_inflates_without_end_is_not_read(shared_data: Pa
     bomb = b"\x00\x00\x00\x00" + gzip.compress(b"A" * (64 << 20))
     ds.private_block(0x0025, vendors.GE_SERIES)[0x1B].value = bomb
     assert vendors.ge_protocol(ds) == {}
+
+
+def test_bvecs_follow_fsl_and_refuse_degenerate_axes() -> None:
+    from dicomlens.volume.diffusion import fsl_bvecs
+
+    gradients = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.6, 0.8]])  # LPS
+    radiological = np.diag([-2.0, 2.0, 2.0, 1.0])  # i towards the left: det < 0
+    np.testing.assert_allclose(
+        fsl_bvecs(gradients, radiological), [[0, 1, 0], [0, 0, -0.6], [0, 0, 0.8]], atol=1e-12
+    )
+    neurological = np.diag([2.0, 2.0, 2.0, 1.0])  # det > 0: x negated
+    np.testing.assert_allclose(
+        fsl_bvecs(gradients, neurological), [[0, 1, 0], [0, 0, -0.6], [0, 0, 0.8]], atol=1e-12
+    )
+    with pytest.raises(SeriesError, match="degenerate"):
+        fsl_bvecs(gradients, np.diag([1.0, 0.0, 1.0, 1.0]))

@@ -83,7 +83,10 @@ def fsl_bvecs(
 ) -> NDArray[np.float64]:
     """Directions (volumes x 3, LPS) in the voxel axes of an image with this RAS affine,
     FSL's convention: 3 x volumes, x negated when the determinant is positive."""
-    axes = affine_ras[:3, :3] / np.linalg.norm(affine_ras[:3, :3], axis=0)
+    lengths = np.linalg.norm(affine_ras[:3, :3], axis=0)
+    axes = affine_ras[:3, :3] / np.where(lengths > 0, lengths, 1.0)
+    if not np.isfinite(axes).all() or abs(np.linalg.det(axes)) < 1e-6:
+        raise SeriesError("the image axes are degenerate: no gradient directions in voxel axes")
     voxel = np.linalg.solve(axes, (gradients * _LPS_TO_RAS).T)
     lengths = np.linalg.norm(voxel, axis=0)
     voxel = np.divide(voxel, lengths, out=np.zeros_like(voxel), where=lengths > 0)

@@ -203,7 +203,10 @@ def _phase_encoding(
     positive = _polarity(header, fields, vendor, csa)
     cosine = np.array(orientation[:3] if direction == "ROW" else orientation[3:])
     world = cosine * (1.0 if positive is None else (1.0 if positive else -1.0))
-    axis, sign = _voxel_axis(world, affine_ras)
+    found_axis = _voxel_axis(world, affine_ras)
+    if found_axis is None:
+        return found
+    axis, sign = found_axis
     if positive is None:
         found["PhaseEncodingAxis"] = axis
     else:
@@ -242,9 +245,15 @@ def _polarity(
     return None
 
 
-def _voxel_axis(world_lps: NDArray[np.float64], affine_ras: NDArray[np.float64]) -> tuple[str, int]:
-    """The voxel axis (``i``, ``j`` or ``k``) closest to a patient direction, and its sign."""
-    axes = affine_ras[:3, :3] / np.linalg.norm(affine_ras[:3, :3], axis=0)
+def _voxel_axis(
+    world_lps: NDArray[np.float64], affine_ras: NDArray[np.float64]
+) -> tuple[str, int] | None:
+    """The voxel axis (``i``, ``j`` or ``k``) closest to a patient direction, and its
+    sign; None when the image axes are degenerate."""
+    lengths = np.linalg.norm(affine_ras[:3, :3], axis=0)
+    axes = affine_ras[:3, :3] / np.where(lengths > 0, lengths, 1.0)
+    if not np.isfinite(axes).all() or abs(np.linalg.det(axes)) < 1e-6:
+        return None
     voxel = np.linalg.solve(axes, world_lps * np.array([-1.0, -1.0, 1.0]))
     index = int(np.argmax(np.abs(voxel)))
     return "ijk"[index], 1 if voxel[index] > 0 else -1
