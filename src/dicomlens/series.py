@@ -35,6 +35,7 @@ __all__ = [
     "lps_to_ras",
     "orientation_label",
     "read_by_slice_infos",
+    "seconds_of_day",
     "slice_infos",
     "slice_step",
     "sort_slices",
@@ -540,14 +541,14 @@ def volume_key(info: SliceInfo) -> tuple[Any, ...]:
         info.volume_order,
         info.acquisition_number or 0,
         info.trigger_time or 0.0,
-        _seconds(info.frame_time[8:] if info.frame_time else info.acquisition_time),
+        seconds_of_day(info.frame_time[8:] if info.frame_time else info.acquisition_time),
         info.instance_number or 0,
         str(info.path),
         info.frame or 0,
     )
 
 
-def _seconds(time: str | None) -> float:
+def seconds_of_day(time: str | None) -> float:
     """Seconds since midnight of a DICOM TM value (``HHMMSS.FFFFFF``; 0 when absent)."""
     if not time:
         return 0.0

@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 
 from dicomlens import vendors
 from dicomlens._version import __version__
-from dicomlens.series import SliceInfo
+from dicomlens.series import SliceInfo, seconds_of_day
 from dicomlens.volume.model import Volume
 
 __all__ = ["bids_sidecar"]
@@ -167,18 +167,13 @@ def _manufacturer(text: str) -> str:
 def _acquisition_time(slices: Sequence[SliceInfo]) -> str | None:
     """The earliest acquisition time, as dcm2niix writes it (``HH:MM:S.ffffff``)."""
     times = [s.frame_time[8:] if s.frame_time else s.acquisition_time for s in slices]
-    seconds = [_seconds(t) for t in times if t]
+    seconds = [seconds_of_day(t) for t in times if t]
     if not seconds:
         return None
     first = min(seconds)
     hours, rest = divmod(first, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{int(hours):02d}:{int(minutes):02d}:{secs:f}"
-
-
-def _seconds(time: str) -> float:
-    text = time.strip().replace(":", "")
-    return int(text[:2]) * 3600 + int(text[2:4] or 0) * 60 + float(text[4:] or 0)
 
 
 def _phase_encoding(
@@ -299,7 +294,7 @@ def _slice_timing(
     if len(first) == depth:
         stamps = [s.frame_time[8:] if s.frame_time else s.acquisition_time for s in first]
         if all(stamps) and len(set(stamps)) > 1:
-            seconds = [_seconds(t) for t in stamps if t]
+            seconds = [seconds_of_day(t) for t in stamps if t]
             start = min(seconds)
             return [round(t - start, 6) for t in seconds]
     if vendor == "GE" and repetition_ms:
