@@ -22,6 +22,7 @@ from dicomlens.editing import atomic_output
 from dicomlens.errors import UsageError
 from dicomlens.reading import read
 from dicomlens.scanning import Series
+from dicomlens.series import lps_to_ras
 from dicomlens.volume import Volume
 from dicomlens.volume.diffusion import fsl_bvecs, fsl_text
 from dicomlens.volume.sidecar import bids_sidecar
@@ -92,7 +93,7 @@ def save_volume(
             "dtype": str(part.dtype),
             "modality_values": volume.rescaled,
             "spacing_mm": list(volume.spacing),
-            "affine_lps": _lps(affine_ras).round(6).tolist(),
+            "affine_lps": lps_to_ras(affine_ras).round(6).tolist(),  # the same flip back
             "affine_ras": affine_ras.round(6).tolist(),
             "geometry": volume.report.to_dict(),
             "slices": volume.slices,
@@ -140,10 +141,6 @@ def split_paths(target: Path, count: int) -> list[Path]:
     suffix = next(s for s in VOLUME_SUFFIXES if name.endswith(s))
     stem = name[: -len(suffix)]
     return [target.with_name(f"{stem}_{n:04d}{suffix}") for n in range(1, count + 1)]
-
-
-def _lps(affine_ras: NDArray[np.float64]) -> NDArray[np.float64]:
-    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine_ras
 
 
 def _save_array(

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from dicomlens.series import (
     sort_slices,
 )
 from dicomlens.volume import MAX_IMAGE_BYTES, Volume, load_volume
+from dicomlens.volume.mosaic import mosaic_side
 
 _DEFER_BYTES = 16384
 
@@ -81,7 +81,7 @@ class Series:
         columns are those of one tile)."""
         rows, columns, volumes = self.first.rows, self.first.columns, self.report.volumes
         if self.first.mosaic and self.first.mosaic_slices:
-            side = math.ceil(math.sqrt(self.first.mosaic_slices))
+            side = mosaic_side(self.first.mosaic_slices)
             rows, columns = rows // side, columns // side
             return (rows, columns, self.first.mosaic_slices, volumes)[: 4 if volumes > 1 else 3]
         if volumes > 1:

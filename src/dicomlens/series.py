@@ -128,6 +128,12 @@ class SliceInfo:
     """ImagerPixelSpacing (or NominalScannedPixelSpacing) of a projection image."""
 
     @property
+    def time_acquired(self) -> str | None:
+        """When the image was acquired (TM): an enhanced frame's FrameAcquisitionDateTime
+        without its date, else AcquisitionTime."""
+        return self.frame_time[8:] if self.frame_time else self.acquisition_time
+
+    @property
     def normal(self) -> NDArray[np.float64] | None:
         """Unit vector perpendicular to the slice (row cosine x column cosine)."""
         if self.orientation is None:
@@ -263,11 +269,7 @@ def slice_infos(
     sequences and the file meta are read from ``ds``.
     """
     get = values or ds.get
-    fields = (
-        vendors.Fields(get, private)
-        if private
-        else vendors.Fields(get, vendors.Fields.of(ds).private)
-    )
+    fields = vendors.Fields(get, private or vendors.PrivateLookup(ds))
     frames = _number(get("NumberOfFrames"), int) or 1
     common: dict[str, Any] = {
         "path": path,
@@ -541,7 +543,7 @@ def volume_key(info: SliceInfo) -> tuple[Any, ...]:
         info.volume_order,
         info.acquisition_number or 0,
         info.trigger_time or 0.0,
-        seconds_of_day(info.frame_time[8:] if info.frame_time else info.acquisition_time),
+        seconds_of_day(info.time_acquired),
         info.instance_number or 0,
         str(info.path),
         info.frame or 0,

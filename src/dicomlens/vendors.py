@@ -66,11 +66,6 @@ class Fields:
     public: Callable[..., Any]
     private: Callable[[int, str, int], Any]
 
-    @classmethod
-    def of(cls, ds: Dataset) -> Fields:
-        """The fields of a data set."""
-        return cls(ds.get, PrivateLookup(ds))
-
 
 def private_value(ds: Dataset, group: int, creator: str, offset: int) -> Any:
     """The value of the private element ``(group, xx<offset>)`` of ``creator``'s block,

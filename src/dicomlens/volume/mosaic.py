@@ -22,7 +22,7 @@ from dicomlens.volume.diffusion import volume_gradients
 from dicomlens.volume.model import Volume, slice_row
 from dicomlens.volume.pixels import Decoder, check_declared_size, read_full, rescale_planes
 
-__all__ = ["load_mosaics", "mosaic_geometry", "unpack_mosaic"]
+__all__ = ["load_mosaics", "mosaic_geometry", "mosaic_side", "unpack_mosaic"]
 
 _READ_THREADS: Final = 4
 
@@ -77,10 +77,15 @@ def load_mosaics(
     return Volume(array, affine, report, rescale, table, bvals, gradients)
 
 
+def mosaic_side(count: int) -> int:
+    """Tiles along each side of a mosaic of ``count`` slices (Siemens fills a square)."""
+    return math.ceil(math.sqrt(count))
+
+
 def unpack_mosaic(plane: NDArray[Any], count: int, info: SliceInfo) -> NDArray[Any]:
     """The ``count`` tiles of a mosaic image as (slice, row, column), row by row (a
     view of the image: nothing is copied)."""
-    side = math.ceil(math.sqrt(count))
+    side = mosaic_side(count)
     rows, columns = plane.shape[0] // side, plane.shape[1] // side
     if plane.ndim != 2 or rows * side != plane.shape[0] or columns * side != plane.shape[1]:
         raise SeriesError(

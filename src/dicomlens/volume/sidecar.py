@@ -72,7 +72,7 @@ def bids_sidecar(
     if (flip := _float(find("FlipAngle"))) is not None:
         sidecar["FlipAngle"] = flip
     csa = vendors.siemens_csa(header) if vendor == "Siemens" else {}
-    sidecar.update(_phase_encoding(header, fields, find, vendor, csa, volume, affine_ras))
+    sidecar.update(_phase_encoding(fields, vendor, csa, volume, affine_ras))
     if vendor == "GE" and (flipped := vendors.ge_phase_flipped(fields)) is not None:
         sidecar["PhaseEncodingPolarityGE"] = "Flipped" if flipped else "Unflipped"
     timing = _slice_timing(header, vendor, csa, slices, volume, repetition)
@@ -109,9 +109,11 @@ def _finders(header: Dataset) -> tuple[Any, Any]:
                 return place[keyword].value
         return default
 
+    lookups = [vendors.PrivateLookup(place) for place in places]
+
     def private(group: int, creator: str, offset: int) -> Any:
-        for place in places:
-            value = vendors.private_value(place, group, creator, offset)
+        for lookup in lookups:
+            value = lookup(group, creator, offset)
             if value is not None:
                 return value
         return None
@@ -166,7 +168,7 @@ def _manufacturer(text: str) -> str:
 
 def _acquisition_time(slices: Sequence[SliceInfo]) -> str | None:
     """The earliest acquisition time, as dcm2niix writes it (``HH:MM:S.ffffff``)."""
-    times = [s.frame_time[8:] if s.frame_time else s.acquisition_time for s in slices]
+    times = [s.time_acquired for s in slices]
     seconds = [seconds_of_day(t) for t in times if t]
     if not seconds:
         return None
@@ -177,9 +179,7 @@ def _acquisition_time(slices: Sequence[SliceInfo]) -> str | None:
 
 
 def _phase_encoding(
-    header: Dataset,
     fields: vendors.Fields,
-    find: Any,
     vendor: str,
     csa: dict[str, Any],
     volume: Volume,
@@ -187,6 +187,7 @@ def _phase_encoding(
 ) -> dict[str, Any]:
     """PhaseEncodingDirection (or only the axis when the polarity is unknown), the
     effective echo spacing and the total readout time."""
+    find = fields.public
     direction = _phase_direction(find)
     orientation = vendors.numbers(find("ImageOrientationPatient"))
     if direction not in ("ROW", "COL") or len(orientation) != 6:
@@ -195,7 +196,7 @@ def _phase_encoding(
     if acquisition == "3D":
         return {}
     found: dict[str, Any] = {}
-    positive = _polarity(header, fields, vendor, csa)
+    positive = _polarity(fields, vendor, csa)
     cosine = np.array(orientation[:3] if direction == "ROW" else orientation[3:])
     world = cosine * (1.0 if positive is None else (1.0 if positive else -1.0))
     found_axis = _voxel_axis(world, affine_ras)
@@ -208,7 +209,7 @@ def _phase_encoding(
         found["PhaseEncodingDirection"] = axis + ("-" if sign < 0 else "")
     shape = volume.array.shape
     recon = int(shape[1] if direction == "COL" else shape[0])
-    spacing = _echo_spacing(fields, find, vendor, csa, recon)
+    spacing = _echo_spacing(fields, vendor, csa, recon)
     if spacing is not None:
         found["EffectiveEchoSpacing"] = round(spacing, 9)
         found["TotalReadoutTime"] = round(spacing * (recon - 1), 7)
@@ -221,9 +222,7 @@ def _phase_direction(find: Any) -> str:
     return {"COLUMN": "COL"}.get(text, text) if text in ("ROW", "COL", "COLUMN") else ""
 
 
-def _polarity(
-    header: Dataset, fields: vendors.Fields, vendor: str, csa: dict[str, Any]
-) -> bool | None:
+def _polarity(fields: vendors.Fields, vendor: str, csa: dict[str, Any]) -> bool | None:
     """Whether phase encoding runs along the row or column cosine (True) or against it."""
     if vendor == "Siemens":
         value = csa.get("PhaseEncodingDirectionPositive")
@@ -232,7 +231,7 @@ def _polarity(
         found = vendors.numbers(value)
         return bool(found[0]) if found else None
     if vendor == "GE":
-        reordering = str(header.get("RectilinearPhaseEncodeReordering") or "")
+        reordering = str(fields.public("RectilinearPhaseEncodeReordering") or "")
         if reordering in ("LINEAR", "REVERSE_LINEAR"):
             return reordering == "REVERSE_LINEAR"
         flipped = vendors.ge_phase_flipped(fields)
@@ -255,7 +254,7 @@ def _voxel_axis(
 
 
 def _echo_spacing(
-    fields: vendors.Fields, find: Any, vendor: str, csa: dict[str, Any], recon: int
+    fields: vendors.Fields, vendor: str, csa: dict[str, Any], recon: int
 ) -> float | None:
     """Effective echo spacing in seconds: Siemens from the bandwidth per pixel in the
     phase direction, GE from its effective echo spacing (microseconds)."""
@@ -292,7 +291,7 @@ def _slice_timing(
         return [round(t * _MS, 6) for t in times[:depth]] if len(times) >= depth else None
     first = [s for s, row in zip(slices, volume.slices, strict=False) if row.get("volume") == 0]
     if len(first) == depth:
-        stamps = [s.frame_time[8:] if s.frame_time else s.acquisition_time for s in first]
+        stamps = [s.time_acquired for s in first]
         if all(stamps) and len(set(stamps)) > 1:
             seconds = [seconds_of_day(t) for t in stamps if t]
             start = min(seconds)
