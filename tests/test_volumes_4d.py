@@ -421,3 +421,15 @@ def test_bvecs_follow_fsl_and_refuse_degenerate_axes() -> None:
     )
     with pytest.raises(SeriesError, match="degenerate"):
         fsl_bvecs(gradients, np.diag([1.0, 0.0, 1.0, 1.0]))
+
+
+@pytest.mark.parametrize(
+    "folder", ["dcm_qa_nih/In/20180918GE/mr_0004", "dcm_qa_decubitus/In/HFS/4_ep2d_diff_mddw_20_p2"]
+)
+def test_one_volume_of_a_4d_series_reads_only_it(shared_data: Path, folder: str) -> None:
+    (series,) = _scan(shared_data / folder)
+    whole = series.volume()
+    for number in (0, 3, series.report.volumes - 1):
+        part = series.one_volume(number)
+        assert len({s.path for s in part.slices}) < len({s.path for s in series.slices})
+        np.testing.assert_array_equal(part.volume().array, whole.array[..., number])

@@ -70,7 +70,8 @@ def render_series(
         index, frame = frame, None  # the frames of one file are its slices
     if int(header.get("SamplesPerPixel", 1) or 1) > 1:
         return [_colour(series, index)]
-    volume = series.volume(rescale=True, max_image_bytes=max_image_bytes)
+    shown = series.one_volume(frame or 0)  # a 4-D series: only the volume shown is read
+    volume = shown.volume(rescale=True, max_image_bytes=max_image_bytes)
     array = volume.array[..., frame or 0] if volume.array.ndim == 4 else volume.array
     depth = array.shape[2]
     if index is not None and not -depth <= index < depth:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -101,6 +102,17 @@ class Series:
         return load_volume(self.slices, self.report, rescale=rescale, dtype=dtype, strict=strict,
                            allow_incomplete=allow_incomplete,
                            max_image_bytes=max_image_bytes)  # fmt: skip
+
+    def one_volume(self, number: int) -> Series:
+        """Volume ``number`` of a 4-D series as a 3-D series of its own (to read one
+        volume, not all); the series itself when it is 3-D or incomplete."""
+        volumes, report = self.report.volumes, self.report
+        if volumes == 1 or report.incomplete or not 0 <= number < volumes:
+            return self
+        depth = 1 if self.first.mosaic else len(self.slices) // volumes
+        part = self.slices[number * depth : (number + 1) * depth]
+        return Series(part, dataclasses.replace(report, volumes=1, notes=list(report.notes)),
+                      self.split_reason)  # fmt: skip
 
     def summary(self) -> dict[str, Any]:
         """One row for ``dicomlens series``."""
