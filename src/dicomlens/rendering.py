@@ -62,9 +62,11 @@ def render_series(
     or, in a 4-D series, the volume whose slices are shown (the first by default)."""
     header = read(series.first.path, stop_before_pixels=True)
     frames = int(header.get("NumberOfFrames") or 1)
-    if frame is not None and not 0 <= frame < max(frames, series.report.volumes):
+    count = max(frames, series.report.volumes)
+    if frame is not None and not 0 <= frame < count:
+        what = "volumes" if series.report.volumes > 1 else "frames"
         raise UsageError(
-            f"frame {frame} out of range: there are {max(frames, series.report.volumes)}"
+            f"frame {frame} out of range: the series has {count} {what} (0 to {count - 1})"
         )
     if frame is not None and series.report.sorted_by == "frame order":
         index, frame = frame, None  # the frames of one file are its slices
