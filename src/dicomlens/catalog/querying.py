@@ -25,7 +25,16 @@ from dicomlens.catalog.store import Catalog
 from dicomlens.errors import UsageError
 from dicomlens.tags import TagPath, parse_tag
 
-__all__ = ["Condition", "Level", "QueryResult", "query", "run_sql"]
+__all__ = [
+    "JOINED",
+    "ORDER_BY",
+    "Condition",
+    "Level",
+    "QueryResult",
+    "element_test",
+    "query",
+    "run_sql",
+]
 
 _CONDITION: Final = re.compile(
     r"^\s*(?P<tag>[^<>=!~]+?)\s*(?P<op><=|>=|!=|=|<|>|~)\s*(?P<value>.*)$"
@@ -186,12 +195,23 @@ def _operand(condition: Condition) -> tuple[str, Any]:
 
 def _condition_sql(condition: Condition) -> tuple[str, list[Any]]:
     op, value = _operand(condition)
-    typed = _typed_column(condition.path)
+    return element_test(condition.path, f"{{value}} {op} ?"), [value]
+
+
+def element_test(path: TagPath, test: str) -> str:
+    """SQL, true for an instance (alias ``i``, with its series ``se``, study ``st`` and
+    patient ``p`` joined) when some value of the element at ``path`` passes ``test``:
+    an SQL expression in which ``{value}`` stands for the value.
+
+    >>> element_test(parse_tag("Modality"), "{value} = ?")
+    'se.modality = ?'
+    """
+    typed = _typed_column(path)
     if typed is not None:
         level, column = typed
-        return f"{_ALIAS[level]}.{column} {op} ?", [value]
-    sources, last = _json_sources(condition.path)
-    return f"EXISTS (SELECT 1 FROM {sources} WHERE {last}.value {op} ?)", [value]
+        return test.format(value=f"{_ALIAS[level]}.{column}")
+    sources, last = _json_sources(path)
+    return f"EXISTS (SELECT 1 FROM {sources} WHERE {test.format(value=last + '.value')})"
 
 
 def _json_sources(path: TagPath) -> tuple[str, str]:
@@ -264,23 +284,27 @@ def _count_sql(count: str) -> str:
     return f"count(DISTINCT {_COUNTED[count]}.id)"
 
 
+JOINED: Final = (
+    "JOIN series se ON se.id = i.series "
+    "JOIN studies st ON st.id = se.study JOIN patients p ON p.id = st.patient"
+)
+"""The joins from ``instances i`` to its series ``se``, study ``st`` and patient ``p``."""
+ORDER_BY: Final = {
+    "patient": "p.patient_id",
+    "study": "p.patient_id, st.study_date, st.study_instance_uid",
+    "series": "p.patient_id, st.study_date, st.id, se.series_number, se.series_instance_uid",
+    "instance": "se.id, i.instance_number, f.path",
+}
+"""The order of results at each level (the instance level joins ``files f``)."""
+
+
 def _select_sql(level: str, selected: list[str], where: list[str]) -> str:
     # files only for the instance level (its path): the others count instances from
     # the index on their series, without reading the instances' rows
     files = "JOIN files f ON f.id = i.file " if level == "instance" else ""
-    sql = (
-        f"SELECT {', '.join(selected)} FROM instances i {files}"
-        "JOIN series se ON se.id = i.series "
-        "JOIN studies st ON st.id = se.study JOIN patients p ON p.id = st.patient"
-    )
+    sql = f"SELECT {', '.join(selected)} FROM instances i {files}{JOINED}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     if level != "instance":
         sql += f" GROUP BY {_ALIAS[level]}.id"
-    order = {
-        "patient": "p.patient_id",
-        "study": "p.patient_id, st.study_date, st.study_instance_uid",
-        "series": "p.patient_id, st.study_date, st.id, se.series_number, se.series_instance_uid",
-        "instance": "se.id, i.instance_number, f.path",
-    }[level]
-    return f"{sql} ORDER BY {order}"
+    return f"{sql} ORDER BY {ORDER_BY[level]}"
