@@ -199,8 +199,8 @@ def test_thumbnail_is_a_png(client: TestClient) -> None:
 
 
 def test_security_rules(client: TestClient) -> None:
-    assert client.get("/api/tree").status_code == 403  # no token
-    assert client.get("/api/tree?token=wrong").status_code == 403
+    assert client.get("/api/tree").status_code == 401  # no token
+    assert client.get("/api/tree?token=wrong").status_code == 401
     wrong_host = _get(client, "/api/tree", headers={"Host": "evil.example:8123"})
     assert wrong_host.status_code == 403  # DNS rebinding
     assert client.post(f"/api/tree?token={TOKEN}").status_code == 405

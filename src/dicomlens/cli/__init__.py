@@ -3,7 +3,7 @@
 This package is the only place that prints, reads ``sys.argv`` or decides exit
 codes: ``inspecting`` (tag, show, get, find, diff), ``volumes`` (series, volume,
 render), ``edits`` (edit), ``anonymizing`` (anonymize), ``cataloging`` (index, purge,
-query) and ``viewing`` (view) hold the commands, ``_common`` what they share.
+query) and ``viewing`` (view, serve) hold the commands, ``_common`` what they share.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ _COMMANDS = {
     "query": "cataloging",
     "purge": "cataloging",
     "view": "viewing",
+    "serve": "viewing",
 }
 
 _EXIT_BROKEN_PIPE = 141  # as a shell reports a process killed by SIGPIPE

@@ -5,6 +5,6 @@
 """
 
 from dicomlens.viewer.app import create_app, new_token
-from dicomlens.viewer.server import listen, serve
+from dicomlens.viewer.server import Exposure, listen, serve
 
-__all__ = ["create_app", "listen", "new_token", "serve"]
+__all__ = ["Exposure", "create_app", "listen", "new_token", "serve"]

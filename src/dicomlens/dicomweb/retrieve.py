@@ -1,0 +1,368 @@
+"""WADO-RS (PS3.18 10.4): instances, metadata, frames and bulk data from the catalog.
+
+Instances are found by their UIDs in the catalog and served from the files
+themselves, never from a path taken from the URL; a file changed since it was
+indexed is not served (index again). Decoding compressed data for a client that
+wants native pixels runs in a child process limited in memory and time.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.encaps import generate_frames
+from pydicom.uid import UID
+
+from dicomlens.catalog import Catalog
+from dicomlens.catalog.rows import slices_from_json
+from dicomlens.dicomweb.media import (
+    COMPRESSED_MEDIA_TYPES,
+    EXPLICIT_LITTLE,
+    MediaRange,
+    file_chunks,
+)
+from dicomlens.dicomweb.problems import BadRequest, NotAcceptable, NotFound
+from dicomlens.errors import DicomlensError
+from dicomlens.isolation import run_isolated
+from dicomlens.reading import read
+from dicomlens.series import SliceInfo
+from dicomlens.volume import load_slice
+from dicomlens.volume.mosaic import unpack_mosaic
+
+__all__ = [
+    "BULK_THRESHOLD",
+    "Stored",
+    "bulk_data",
+    "dicom_parts",
+    "frame_parts",
+    "locate",
+    "metadata",
+    "slice_of",
+]
+
+BULK_THRESHOLD: Final = 1024
+"""Binary values longer than this many bytes are given as BulkDataURIs in metadata."""
+_BINARY_VRS: Final = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+_LITTLE_NATIVE: Final = frozenset({"1.2.840.10008.1.2", EXPLICIT_LITTLE})
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One catalogued instance: where its file is and what the catalog knows of it."""
+
+    path: str
+    fingerprint: tuple[int, int, int]
+    study: str
+    series: str
+    sop: str
+    transfer_syntax: str
+    slices: str
+    frames: int
+    bits_allocated: int
+
+    def check(self) -> None:
+        """Refuse a file changed or gone since it was indexed (its bytes are not the
+        instance the catalog describes)."""
+        try:
+            found = os.stat(self.path)
+        except OSError:
+            raise NotFound(f"instance {self.sop}: its file is gone; index again") from None
+        if (found.st_size, found.st_mtime_ns, found.st_ino) != self.fingerprint:
+            raise NotFound(f"instance {self.sop}: its file changed since it was indexed")
+
+    @property
+    def compressed(self) -> bool:
+        return bool(self.transfer_syntax) and UID(self.transfer_syntax).is_compressed
+
+
+def locate(
+    catalog: Catalog, study: str, series: str | None = None, sop: str | None = None
+) -> list[Stored]:
+    """The instances of a study, series or one instance, in series and instance order."""
+    where, parameters = ["st.study_instance_uid = ?"], [study]
+    if series is not None:
+        where.append("se.series_instance_uid = ?")
+        parameters.append(series)
+    if sop is not None:
+        where.append("i.sop_instance_uid = ?")
+        parameters.append(sop)
+    rows = catalog.execute(
+        "SELECT f.path, f.size, f.mtime_ns, f.inode, st.study_instance_uid, "
+        "se.series_instance_uid, i.sop_instance_uid, coalesce(i.transfer_syntax, ''), i.slices, "
+        "coalesce(i.number_of_frames, 1), coalesce(json_extract(i.elements, '$.\"00280100\"'), 0) "
+        "FROM instances i JOIN files f ON f.id = i.file "
+        "JOIN series se ON se.id = i.series JOIN studies st ON st.id = se.study "
+        f"WHERE {' AND '.join(where)} ORDER BY se.series_number, se.id, i.instance_number, i.id",
+        parameters,
+    ).fetchall()
+    if not rows:
+        raise NotFound("no such " + ("instance" if sop else "series" if series else "study"))
+    seen: set[str] = set()
+    found = []
+    for (
+        path,
+        size,
+        mtime,
+        inode,
+        study_uid,
+        series_uid,
+        sop_uid,
+        syntax,
+        slices,
+        frames,
+        bits,
+    ) in rows:
+        if sop_uid in seen:  # the same instance at several paths: served once
+            continue
+        seen.add(sop_uid)
+        found.append(Stored(path, (size, mtime, inode), study_uid, series_uid, sop_uid,
+                            syntax, slices, int(frames), int(bits)))  # fmt: skip
+    return found
+
+
+# ---------------------------------------------------------------------------
+# Instances
+# ---------------------------------------------------------------------------
+
+
+def dicom_parts(
+    instances: list[Stored], ranges: list[MediaRange]
+) -> Iterator[tuple[str, Iterator[bytes]]]:
+    """The parts of a ``multipart/related; type="application/dicom"`` answer: each
+    file's bytes as stored, or rewritten in Explicit VR Little Endian (decompressed)
+    when that is what the client asks for. Every file is checked before the first
+    part is sent (a changed file fails the request, not a half-sent answer)."""
+    choices = [r for r in ranges if r.part_type in ("application/dicom", "*/*", "")]
+    if not choices:
+        raise NotAcceptable("instances are sent as multipart/related; type=application/dicom")
+    plans = [(stored, _dicom_plan(stored, choices)) for stored in instances]
+    for stored in instances:
+        stored.check()
+    return (_dicom_part(stored, as_stored) for stored, as_stored in plans)
+
+
+def _dicom_part(stored: Stored, as_stored: bool) -> tuple[str, Iterator[bytes]]:
+    if as_stored:
+        return _dicom_type(stored.transfer_syntax), file_chunks(stored.path)
+    data = run_isolated(_explicit_little, stored.path, what=stored.sop)
+    return _dicom_type(EXPLICIT_LITTLE), iter([data])
+
+
+def _dicom_plan(stored: Stored, choices: list[MediaRange]) -> bool:
+    """True to send the file as stored, False to rewrite it in Explicit VR Little Endian."""
+    for choice in choices:
+        wanted = choice.transfer_syntax
+        if wanted == "*" or wanted == stored.transfer_syntax:
+            return True
+        if (wanted or EXPLICIT_LITTLE) == EXPLICIT_LITTLE:
+            return stored.transfer_syntax == EXPLICIT_LITTLE
+    syntax = stored.transfer_syntax or "unknown"
+    raise NotAcceptable(
+        f"instance {stored.sop} is stored in {syntax}; ask for it (transfer-syntax={syntax}), "
+        f"for any (*), or for {EXPLICIT_LITTLE}"
+    )
+
+
+def _dicom_type(syntax: str) -> str:
+    return f"application/dicom; transfer-syntax={syntax}" if syntax else "application/dicom"
+
+
+def _explicit_little(path: str) -> bytes:
+    """The file rewritten in Explicit VR Little Endian (decompressed when it was not)."""
+    ds = read(path)
+    if ds.file_meta.TransferSyntaxUID.is_compressed:
+        ds.decompress()
+    ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_LITTLE)
+    out = io.BytesIO()
+    ds.save_as(out, implicit_vr=False, little_endian=True)
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------------------
+# Metadata and bulk data
+# ---------------------------------------------------------------------------
+
+
+def metadata(stored: Stored, bulk_url: str) -> dict[str, Any]:
+    """The instance in the DICOM JSON model, binary values longer than
+    :data:`BULK_THRESHOLD` as ``BulkDataURI`` under ``bulk_url`` (``.../bulk``)."""
+    stored.check()
+    try:
+        ds = read(stored.path, defer_size=BULK_THRESHOLD, decode=())
+    except DicomlensError:
+        raise NotFound(f"instance {stored.sop}: its file cannot be read") from None
+    return _json_dataset(ds, bulk_url, implicit=bool(ds.original_encoding[0]))
+
+
+def _json_dataset(ds: Dataset, url: str, *, implicit: bool) -> dict[str, Any]:
+    """``ds.to_json_dict`` with the BulkDataURIs of values by their path (``url/TAG``,
+    ``url/SEQ/ITEM/TAG`` inside sequences); deferred values are not read."""
+    found = {}
+    for tag, element in ds._dict.items():  # raw: a deferred value stays in the file
+        key = f"{int(tag):08X}"
+        vr = _vr(element, implicit)
+        if vr == "SQ":
+            item_url = f"{url}/{key}"
+            found[key] = {"vr": "SQ", "Value": [
+                _json_dataset(item, f"{item_url}/{number}", implicit=implicit)
+                for number, item in enumerate(ds[tag].value)
+            ]}  # fmt: skip
+        elif vr in _BINARY_VRS and _is_bulk(element):
+            found[key] = {"vr": vr, "BulkDataURI": f"{url}/{key}"}
+        else:
+            found[key] = ds[tag].to_json_dict(None, 0)  # short binary: InlineBinary
+    return found
+
+
+def _vr(element: Any, implicit: bool) -> str:
+    vr = str(element.VR or "")
+    if vr and " or " not in vr:
+        return vr
+    if int(element.tag) == 0x7FE00010:
+        return "OW" if implicit else "OB"
+    try:
+        return str(dictionary_VR(element.tag)).split(" or ")[-1]
+    except KeyError:
+        return "UN"
+
+
+def _is_bulk(element: Any) -> bool:
+    """A value left in the file, of undefined length (encapsulated) or long."""
+    if isinstance(element, RawDataElement):
+        return element.value is None or element.length > BULK_THRESHOLD
+    value = element.value
+    return isinstance(value, bytes | bytearray) and len(value) > BULK_THRESHOLD
+
+
+def bulk_data(stored: Stored, steps: list[str]) -> bytes:
+    """The bytes of the binary value at ``TAG`` or ``SEQ/ITEM/.../TAG``, as stored
+    (Pixel Data of a compressed file: its encapsulated fragments)."""
+    stored.check()
+    ds: Dataset = read(stored.path)
+    if not steps or len(steps) % 2 == 0:
+        raise BadRequest("bulk data is addressed as TAG or SEQUENCE/ITEM/.../TAG")
+    try:
+        for sequence, item in zip(steps[0:-1:2], steps[1:-1:2], strict=True):
+            ds = ds[int(sequence, 16)].value[int(item)]
+        value = ds[int(steps[-1], 16)].value
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+        raise NotFound(f"instance {stored.sop} has no bulk data at {'/'.join(steps)}") from None
+    if not isinstance(value, bytes | bytearray):
+        raise NotFound(f"{'/'.join(steps)} is not a binary value")
+    return bytes(value)
+
+
+# ---------------------------------------------------------------------------
+# Frames
+# ---------------------------------------------------------------------------
+
+
+def frame_numbers(text: str, stored: Stored) -> list[int]:
+    """``1,3,5`` as frame numbers (from 1), each checked against the instance's frames."""
+    try:
+        numbers = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise BadRequest(f"frames are numbers from 1, separated by commas, not {text!r}") from None
+    count = _frame_count(stored)
+    for number in numbers:
+        if not 1 <= number <= count:
+            raise NotFound(f"instance {stored.sop} has {count} frame(s), not frame {number}")
+    return numbers
+
+
+def _frame_count(stored: Stored) -> int:
+    infos = slices_from_json(stored.slices, stored.path)
+    if len(infos) == 1 and infos[0].mosaic:
+        return 1
+    return max(stored.frames, len(infos)) if infos else 0
+
+
+def frame_parts(
+    stored: Stored, numbers: list[int], ranges: list[MediaRange]
+) -> tuple[str, Iterator[tuple[str, Iterator[bytes]]]]:
+    """The part type and parts of a frames answer: native little-endian pixels
+    (``application/octet-stream``), or the stored compressed frames when the client
+    accepts them (``transfer-syntax=*`` or their own media type)."""
+    stored.check()
+    send_stored = _frames_plan(stored, ranges)
+    if send_stored:
+        syntax = stored.transfer_syntax
+        media_type = COMPRESSED_MEDIA_TYPES.get(syntax, "application/octet-stream")
+        part = f"{media_type}; transfer-syntax={syntax}"
+        frames = _compressed_frames(stored, numbers)
+        return part.split(";")[0], ((part, iter([frame])) for frame in frames)
+    part = f"application/octet-stream; transfer-syntax={EXPLICIT_LITTLE}"
+    return "application/octet-stream", (
+        (part, iter([native_frame(stored, number)])) for number in numbers
+    )
+
+
+def _frames_plan(stored: Stored, ranges: list[MediaRange]) -> bool:
+    """True to send compressed frames as stored, False for native pixels."""
+    stored_type = COMPRESSED_MEDIA_TYPES.get(stored.transfer_syntax)
+    for choice in ranges:
+        part, wanted = choice.part_type or choice.type, choice.transfer_syntax
+        if part in ("application/octet-stream", "*/*"):
+            if wanted == "*" and stored.compressed:
+                return True
+            if wanted in (None, "*", EXPLICIT_LITTLE):
+                return False
+        elif (
+            stored_type is not None
+            and MediaRange(part).matches(stored_type)
+            and wanted in (None, "*", stored.transfer_syntax)
+        ):
+            return True
+    raise NotAcceptable(
+        "frames are sent as application/octet-stream (native) or in their stored "
+        f"syntax ({stored_type or 'native'})"
+    )
+
+
+def _compressed_frames(stored: Stored, numbers: list[int]) -> list[bytes]:
+    ds = read(stored.path)
+    count = int(ds.get("NumberOfFrames") or 1)
+    frames = list(generate_frames(ds.PixelData, number_of_frames=count))
+    return [frames[number - 1] for number in numbers]
+
+
+def slice_of(stored: Stored, number: int) -> SliceInfo:
+    """The catalogued image of frame ``number`` (from 1) of an instance."""
+    infos = slices_from_json(stored.slices, stored.path, stored.fingerprint)
+    if not infos:
+        raise NotFound(f"instance {stored.sop} holds no image")
+    if len(infos) == 1:
+        return infos[0] if stored.frames == 1 else replace(infos[0], frame=number - 1)
+    matching = [info for info in infos if (info.frame or 0) == number - 1]
+    if not matching:
+        raise NotFound(f"instance {stored.sop} has no frame {number}")
+    return matching[0]
+
+
+def native_frame(stored: Stored, number: int) -> bytes:
+    """Frame ``number`` as native little-endian pixel data (1-bit images packed)."""
+    info = slice_of(stored, number)
+    values = stored_values(info)
+    if stored.bits_allocated == 1:
+        return np.packbits(values.astype(np.uint8).ravel(), bitorder="little").tobytes()
+    return values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+def stored_values(info: SliceInfo, *, rescale: bool = False) -> NDArray[Any]:
+    """The stored (or, with ``rescale``, modality) values of one catalogued image,
+    compressed data decoded in an isolated child."""
+    if info.mosaic and info.mosaic_slices and info.frame is not None:
+        whole = load_slice(replace(info, frame=None), rescale=rescale, isolated=True)
+        tile: NDArray[Any] = unpack_mosaic(whole, info.mosaic_slices, info)[info.frame]
+        return tile
+    values: NDArray[Any] = load_slice(info, rescale=rescale, isolated=True)
+    return values

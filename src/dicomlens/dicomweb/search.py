@@ -1,0 +1,383 @@
+"""QIDO-RS (PS3.18 10.6): search studies, series and instances of the catalog.
+
+Any attribute can be matched, not a fixed list: the key attributes through the
+catalog's typed columns, every other one (nested ones included, ``A.B``) through
+the instance's element JSON. Matching follows PS3.4 C.2.2.2: single value,
+wildcard (``*``, ``?``), date and time ranges (``20200101-20201231``), UID lists
+(``1.2.3,1.2.4``), universal (an empty value: return the attribute only); person
+names match case-insensitively, with ``fuzzymatching=true`` by the start of any
+name component. A study or series matches when one of its instances does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+from dicomlens.catalog import Catalog
+from dicomlens.catalog.querying import JOINED, ORDER_BY, element_test
+from dicomlens.catalog.rows import element_key
+from dicomlens.catalog.schema import LEVEL_COLUMNS
+from dicomlens.dicomweb.model import attribute
+from dicomlens.dicomweb.problems import BadRequest
+from dicomlens.errors import TagSyntaxError, UnknownTagError
+from dicomlens.tags import TagPath, parse_tag
+
+__all__ = ["Match", "Results", "Search", "parse_search", "search"]
+
+LEVELS: Final = ("study", "series", "instance")
+MAX_RESULTS: Final = 10_000
+"""Results per answer at most (more with ``offset``; a ``Warning`` header says so)."""
+_ALIAS: Final = {"study": "st", "series": "se", "instance": "i"}
+_CONTROL: Final = frozenset({"includefield", "fuzzymatching", "limit", "offset", "token"})
+_RANGE_VRS: Final = frozenset({"DA", "TM", "DT"})
+_NUMBER_VRS: Final = frozenset({"DS", "IS", "US", "UL", "SS", "SL", "FL", "FD", "SV", "UV"})
+_NO_WILDCARD_VRS: Final = _RANGE_VRS | _NUMBER_VRS | {"UI"}
+
+
+def _keys(*keywords: str) -> tuple[str, ...]:
+    return tuple(f"{tag_for_keyword(k):08X}" for k in keywords)
+
+
+# The attributes each level returns (PS3.18 Tables 10.6.3-3 to -5), and those the
+# origin server computes.
+_DEFAULTS: Final = {
+    "study": _keys(
+        "SpecificCharacterSet", "StudyDate", "StudyTime", "AccessionNumber",
+        "InstanceAvailability", "ModalitiesInStudy", "ReferringPhysicianName",
+        "TimezoneOffsetFromUTC", "RetrieveURL", "PatientName", "PatientID",
+        "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyID", "StudyDescription",
+        "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances",
+    ),
+    "series": _keys(
+        "SpecificCharacterSet", "Modality", "TimezoneOffsetFromUTC", "SeriesDescription",
+        "RetrieveURL", "SeriesInstanceUID", "SeriesNumber", "NumberOfSeriesRelatedInstances",
+        "PerformedProcedureStepStartDate", "PerformedProcedureStepStartTime",
+        "RequestAttributesSequence",
+    ),
+    "instance": _keys(
+        "SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "InstanceAvailability",
+        "TimezoneOffsetFromUTC", "RetrieveURL", "InstanceNumber", "Rows", "Columns",
+        "BitsAllocated", "NumberOfFrames",
+    ),
+}  # fmt: skip
+(_RETRIEVE_URL, _AVAILABILITY, _MODALITIES, _STUDY_SERIES, _STUDY_INSTANCES,
+ _SERIES_INSTANCES) = _keys(
+    "RetrieveURL", "InstanceAvailability", "ModalitiesInStudy", "NumberOfStudyRelatedSeries",
+    "NumberOfStudyRelatedInstances", "NumberOfSeriesRelatedInstances",
+)  # fmt: skip
+_UIDS: Final = {
+    "study": _keys("StudyInstanceUID")[0],
+    "series": _keys("SeriesInstanceUID")[0],
+    "instance": _keys("SOPInstanceUID")[0],
+}
+# Typed columns of each level and those above it: what "includefield=all" adds there.
+_LEVEL_KEYS: Final = {
+    level: tuple(
+        f"{tag_for_keyword(kw):08X}"
+        for owner in ("patient", "study", "series")[: 2 + LEVELS.index(level)]
+        for kw in LEVEL_COLUMNS[owner].values()
+    )
+    for level in LEVELS
+}
+
+
+@dataclass(frozen=True)
+class Match:
+    """One ``{attributeID}={value}`` of a search."""
+
+    path: TagPath
+    value: str
+
+    @property
+    def key(self) -> str | None:
+        """The element key of a top-level public attribute (for the result)."""
+        step = self.path.steps[0]
+        if len(self.path.steps) > 1 or step.ref.creator is not None:
+            return None
+        return element_key(int(step.ref.tag))
+
+
+@dataclass(frozen=True)
+class Search:
+    """A parsed QIDO-RS request."""
+
+    level: str
+    matches: tuple[Match, ...] = ()
+    include: tuple[str, ...] = ()
+    include_all: bool = False
+    fuzzy: bool = False
+    limit: int | None = None
+    offset: int = 0
+    study: str | None = None
+    series: str | None = None
+
+
+def parse_search(
+    level: str,
+    parameters: Sequence[tuple[str, str]],
+    *,
+    study: str | None = None,
+    series: str | None = None,
+) -> Search:
+    """A :class:`Search` from a request's query parameters (in order, repeats kept).
+
+    >>> s = parse_search("series", [("Modality", "CT"), ("limit", "5")])
+    >>> str(s.matches[0].path), s.limit
+    ('Modality', 5)
+    """
+    matches, include = [], []
+    include_all = fuzzy = False
+    limit, offset = None, 0
+    for name, value in parameters:
+        if name == "includefield":
+            for field in filter(None, (f.strip() for f in value.split(","))):
+                if field == "all":
+                    include_all = True
+                else:
+                    include.append(_key_of(field))
+        elif name == "fuzzymatching":
+            fuzzy = value.strip().lower() == "true"
+        elif name in ("limit", "offset"):
+            if not value.isdigit():
+                raise BadRequest(f"{name} must be a whole number, not {value!r}")
+            if name == "limit":
+                limit = int(value)
+            else:
+                offset = int(value)
+        elif name not in _CONTROL:
+            matches.append(Match(_path(name), value))
+    return Search(level, tuple(matches), tuple(include), include_all, fuzzy, limit, offset,
+                  study, series)  # fmt: skip
+
+
+def _path(name: str) -> TagPath:
+    try:
+        return parse_tag(name)
+    except (TagSyntaxError, UnknownTagError) as exc:
+        raise BadRequest(f"{name}: not an attribute ({exc})") from None
+
+
+def _key_of(name: str) -> str:
+    path = _path(name)
+    step = path.steps[0]
+    if len(path.steps) > 1 or step.ref.creator is not None:
+        raise BadRequest(f"includefield {name}: give a top-level public attribute")
+    return element_key(int(step.ref.tag))
+
+
+@dataclass(frozen=True)
+class Results:
+    """One page of results, and whether more were left out (MAX_RESULTS)."""
+
+    datasets: list[dict[str, Any]]
+    truncated: bool
+
+
+def search(catalog: Catalog, query: Search, base_url: str) -> Results:
+    """The results of ``query`` in the DICOM JSON model; RetrieveURLs under ``base_url``."""
+    where, parameters = [], []
+    if query.study is not None:
+        where.append("st.study_instance_uid = ?")
+        parameters.append(query.study)
+    if query.series is not None:
+        where.append("se.series_instance_uid = ?")
+        parameters.append(query.series)
+    for match in query.matches:
+        sql, values = _match_sql(match, query.level, fuzzy=query.fuzzy)
+        if sql:
+            where.append(sql)
+            parameters += values
+    level = query.level
+    grouped = "" if level == "instance" else f" GROUP BY {_ALIAS[level]}.id"
+    files = " JOIN files f ON f.id = i.file" if level == "instance" else ""
+    page = min(query.limit if query.limit is not None else MAX_RESULTS, MAX_RESULTS)
+    sql = (
+        f"SELECT {_ALIAS[level]}.id, min(i.id), st.study_instance_uid, "
+        f"se.series_instance_uid, i.sop_instance_uid FROM instances i {JOINED}{files}"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f"{grouped} ORDER BY {ORDER_BY[level]} LIMIT ? OFFSET ?"
+    )
+    if level == "instance":
+        sql = sql.replace("min(i.id)", "i.id", 1)
+    rows = catalog.execute(sql, [*parameters, page + 1, query.offset]).fetchall()
+    truncated = len(rows) > page and (query.limit is None or query.limit > MAX_RESULTS)
+    rows = rows[:page]
+    elements = _elements(catalog, [row[1] for row in rows])
+    counts = _counts(catalog, level, [row[0] for row in rows])
+    wanted = _wanted(query)
+    found = []
+    for level_id, instance_id, study, series, sop in rows:
+        kept = elements[instance_id]
+        retrieve_url = _retrieve_url(base_url, level, study, series, sop)
+        computed = {
+            _RETRIEVE_URL: {"vr": "UR", "Value": [retrieve_url]},
+            _AVAILABILITY: {"vr": "CS", "Value": ["ONLINE"]},
+            **counts.get(level_id, {}),
+        }  # fmt: skip
+        keys = sorted(set(wanted) | (set(kept) if query.include_all and level == "instance"
+                                     else set()))  # fmt: skip
+        result = {}
+        for key in keys:
+            if key in computed:
+                result[key] = computed[key]
+            elif key in kept:
+                converted = attribute(key, kept[key], signed=kept.get("00280103") == 1)
+                if converted is not None:
+                    result[key] = converted
+        found.append(result)
+    return Results(found, truncated)
+
+
+def _wanted(query: Search) -> list[str]:
+    """The keys a result holds: the level's defaults (and those of the levels above it
+    not fixed by the path), the matched attributes, the included ones."""
+    levels = {"study": ["study"], "series": ["series"], "instance": ["instance"]}[query.level]
+    if query.level in ("series", "instance") and query.study is None:
+        levels.append("study")
+    if query.level == "instance" and query.series is None:
+        levels.append("series")
+    keys = [key for level in levels for key in _DEFAULTS[level]]
+    keys += [m.key for m in query.matches if m.key is not None]
+    keys += list(query.include)
+    if query.include_all:
+        keys += _LEVEL_KEYS[query.level]
+    return list(dict.fromkeys(keys))
+
+
+def _retrieve_url(base: str, level: str, study: str, series: str, sop: str) -> str:
+    url = f"{base}/studies/{study}"
+    if level in ("series", "instance"):
+        url += f"/series/{series}"
+    if level == "instance":
+        url += f"/instances/{sop}"
+    return url
+
+
+def _elements(catalog: Catalog, ids: list[int]) -> dict[int, dict[str, Any]]:
+    found: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for number, text in catalog.execute(
+            f"SELECT id, elements FROM instances WHERE id IN ({marks})", chunk
+        ):
+            found[number] = json.loads(text)
+    return found
+
+
+def _counts(catalog: Catalog, level: str, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The computed attributes of studies (modalities, series and instances) and series."""
+    if level == "instance" or not ids:
+        return {}
+    found: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        if level == "study":
+            rows = catalog.execute(
+                "SELECT se.study, count(DISTINCT se.id), count(i.id), "
+                "json_group_array(DISTINCT se.modality) FROM series se "
+                f"JOIN instances i ON i.series = se.id WHERE se.study IN ({marks}) "
+                "GROUP BY se.study",
+                chunk,
+            )
+            for study, series, instances, modalities in rows:
+                found[study] = {
+                    _STUDY_SERIES: {"vr": "IS", "Value": [series]},
+                    _STUDY_INSTANCES: {"vr": "IS", "Value": [instances]},
+                    _MODALITIES: {"vr": "CS", "Value": sorted(
+                        m for m in json.loads(modalities) if m)},
+                }  # fmt: skip
+        else:
+            rows = catalog.execute(
+                f"SELECT series, count(*) FROM instances WHERE series IN ({marks}) GROUP BY series",
+                chunk,
+            )
+            for series, instances in rows:
+                found[series] = {_SERIES_INSTANCES: {"vr": "IS", "Value": [instances]}}
+    return found
+
+
+# ---------------------------------------------------------------------------
+# Matching
+# ---------------------------------------------------------------------------
+
+
+def _vr(path: TagPath) -> str:
+    leaf = path.leaf
+    if leaf.creator is not None:
+        return ""
+    try:
+        return str(dictionary_VR(leaf.tag)).split(" or ")[0]
+    except KeyError:
+        return ""
+
+
+def _match_sql(match: Match, level: str, *, fuzzy: bool) -> tuple[str, list[Any]]:
+    """The SQL condition of one match ("" for universal matching) and its parameters."""
+    text = match.value
+    if text == "":
+        return "", []
+    path, vr = match.path, _vr(match.path)
+    if match.key == _MODALITIES:  # a study's modalities are those of its series
+        path, vr = parse_tag("Modality"), "CS"
+    if vr == "UI" or (match.key == _MODALITIES and ("," in text or "\\" in text)):
+        values = [v.strip() for v in text.replace("\\", ",").split(",") if v.strip()]
+        marks = ",".join("?" * len(values))
+        return element_test(path, f"{{value}} IN ({marks})"), values
+    if (vr in _RANGE_VRS and "-" in text and vr != "DT") or _is_datetime_range(vr, text):
+        low, _, high = (part.replace(":", "").replace("-", "") for part in _halves(text))
+        tests, values = [], []
+        if low:
+            tests.append("{value} >= ?")
+            values.append(low)
+        if high:
+            tests.append("{value} <= ?")
+            values.append(high + "\uffff" if vr != "DA" else high)
+        return element_test(path, " AND ".join(tests) or "1"), values
+    if vr in _NUMBER_VRS:
+        try:
+            return element_test(path, "{value} = ?"), [float(text)]
+        except ValueError:
+            raise BadRequest(f"{path}: expected a number, got {text!r}") from None
+    wildcard = vr not in _NO_WILDCARD_VRS and ("*" in text or "?" in text)
+    if vr == "PN":
+        if fuzzy:  # the start of any component of the name
+            pattern = "* " + _glob(text.lower(), wildcard) + "*"
+            return element_test(path, "(' ' || replace(replace(lower({value}), '^', ' '), "
+                                      "'=', ' ')) GLOB ?"), [pattern]  # fmt: skip
+        return element_test(path, "lower({value}) GLOB ?"), [_glob(text.lower(), wildcard)]
+    if wildcard:
+        return element_test(path, "{value} GLOB ?"), [_glob(text, True)]
+    if vr in _RANGE_VRS:
+        text = text.replace(":", "").replace("-", "")
+    return element_test(path, "{value} = ?"), [text]
+
+
+def _halves(text: str) -> tuple[str, str, str]:
+    low, separator, high = text.partition("-")
+    return low.strip(), separator, high.strip()
+
+
+def _is_datetime_range(vr: str, text: str) -> bool:
+    """A DT range: the only ``-`` is the separator (offsets such as -0500 are not ranges)."""
+    return vr == "DT" and text.count("-") == 1 and not text.startswith("-0")
+
+
+def _glob(text: str, wildcard: bool) -> str:
+    """An SQLite GLOB pattern: ``*`` and ``?`` as QIDO means them (when ``wildcard``),
+    every other character literally."""
+    out = []
+    for character in text:
+        if character in "*?" and wildcard:
+            out.append(character)
+        elif character in "*?[]":
+            out.append(f"[{character}]")
+        else:
+            out.append(character)
+    return "".join(out)
