@@ -551,3 +551,16 @@ def test_default_catalog_is_never_created_inside_the_indexed_folder(
         main(["index", "--help"])
     out = capsys.readouterr().out
     assert "dicomlens-catalog.db in the current folder" in " ".join(out.split())
+
+
+def test_view_with_a_folder_that_is_not_ohif_says_so_before_indexing(
+    run: Run, tmp_path: Path, ct_small: Path
+) -> None:
+    catalog = tmp_path / "catalog.db"
+    code, out, err = run("view", ct_small, "--catalog", catalog, "--ohif", tmp_path, "--no-browser")
+    assert code == 2
+    assert err == (
+        f"dicomlens: error: {tmp_path}: not an OHIF Viewer build (no index.html); give the "
+        "dist folder of `npm pack @ohif/app` or of an OHIF release\n"
+    )
+    assert not catalog.exists()

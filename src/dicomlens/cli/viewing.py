@@ -104,7 +104,10 @@ def _prepare(args: argparse.Namespace) -> str:
 
 def _run_view(args: argparse.Namespace) -> int:
     from dicomlens.viewer import serve
+    from dicomlens.viewer.ohif import ohif_page
 
+    if args.ohif is not None:
+        ohif_page(args.ohif)  # before any indexing
     path = _prepare(args)
 
     def announce(url: str) -> None:

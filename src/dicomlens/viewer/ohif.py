@@ -26,7 +26,7 @@ from starlette.types import Scope
 
 from dicomlens.errors import UsageError
 
-__all__ = ["OhifViewer"]
+__all__ = ["OhifViewer", "ohif_page"]
 
 _INLINE_SCRIPT: Final = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 _OWN_PATHS: Final = ("/api/", "/static/", "/dicomweb/", "/dicomlens")
@@ -70,7 +70,12 @@ window.config = {
 
 
 class _SinglePageFiles(StaticFiles):
-    """OHIF's files; any other path is one of its client-side routes: its page."""
+    """OHIF's files; any other path is one of its client-side routes (``/viewer``):
+    its page, from ``page()``."""
+
+    def __init__(self, *, directory: Path, page: Callable[[], Response]) -> None:
+        super().__init__(directory=directory)
+        self.page = page
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         try:
@@ -78,21 +83,26 @@ class _SinglePageFiles(StaticFiles):
         except HTTPException as exc:
             if exc.status_code != 404:
                 raise
-            return await super().get_response("index.html", scope)
+            return self.page()
+
+
+def ohif_page(folder: Path) -> Path:
+    """The page of an OHIF Viewer build folder, or a UsageError saying what to give."""
+    page = Path(folder) / "index.html"
+    if not page.is_file():
+        raise UsageError(
+            f"{folder}: not an OHIF Viewer build (no index.html); give the dist folder "
+            "of `npm pack @ohif/app` or of an OHIF release"
+        )
+    return page.resolve()
 
 
 class OhifViewer:
     """The routes and page policy of one OHIF build folder."""
 
     def __init__(self, folder: Path, *, token: str, cookie: str) -> None:
-        self.folder = folder.resolve()
-        page = self.folder / "index.html"
-        if not page.is_file():
-            raise UsageError(
-                f"{folder}: not an OHIF Viewer build (no index.html); give the dist folder "
-                "of `npm pack @ohif/app` or of an OHIF release"
-            )
-        self.page = page
+        self.page = page = ohif_page(folder)
+        self.folder = page.parent
         self.token, self.cookie = token, cookie
         inline = _INLINE_SCRIPT.findall(page.read_text(encoding="utf-8", errors="replace"))
         self.script_hashes = [
@@ -100,11 +110,15 @@ class OhifViewer:
             for s in inline
         ]
 
+    def _page(self) -> Response:
+        """OHIF's page, with the cookie its DICOMweb requests then carry."""
+        response = FileResponse(self.page, media_type="text/html")
+        response.set_cookie(self.cookie, self.token, httponly=True, samesite="strict")
+        return response
+
     def routes(self) -> list[BaseRoute]:
         async def index(request: Request) -> Response:
-            response = FileResponse(self.page, media_type="text/html")
-            response.set_cookie(self.cookie, self.token, httponly=True, samesite="strict")
-            return response
+            return self._page()
 
         async def config(request: Request) -> Response:
             return Response(_APP_CONFIG, media_type="text/javascript")
@@ -112,7 +126,7 @@ class OhifViewer:
         return [
             Route("/", index),
             Route("/app-config.js", config),
-            Mount("/", _SinglePageFiles(directory=self.folder, html=True), name="ohif"),
+            Mount("/", _SinglePageFiles(directory=self.folder, page=self._page), name="ohif"),
         ]
 
     def policy(self, own: str) -> Callable[[str], str]:

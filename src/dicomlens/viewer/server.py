@@ -112,21 +112,20 @@ def serve(
     request made at once waits for the server instead of being refused.
     """
     exposure.check()
-    listening = listen(port, exposure.host)
-    port = int(listening.getsockname()[1])
-    token = new_token()
-    app = create_app(catalog, token=token, port=port, hosts=exposure.hosts(),
-                     cors=exposure.cors, store=store, ohif=ohif)  # fmt: skip
-    shown = HOST if exposure.host in ("0.0.0.0", "::") or _is_loopback(exposure.host) else (
-        exposure.hosts()[0])  # fmt: skip
-    url = f"{exposure.scheme}://{shown}:{port}/?token={token}"
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, timeout_keep_alive=5, limit_concurrency=64,
-        ssl_certfile=exposure.certfile, ssl_keyfile=exposure.keyfile,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    announce(url)
-    if open_browser:
-        webbrowser.open(url)
-    with listening:
+    with listen(port, exposure.host) as listening:
+        port = int(listening.getsockname()[1])
+        token = new_token()
+        app = create_app(catalog, token=token, port=port, hosts=exposure.hosts(),
+                         cors=exposure.cors, store=store, ohif=ohif)  # fmt: skip
+        shown = HOST if exposure.host in ("0.0.0.0", "::") or _is_loopback(exposure.host) else (
+            exposure.hosts()[0])  # fmt: skip
+        url = f"{exposure.scheme}://{shown}:{port}/?token={token}"
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, timeout_keep_alive=5,
+            limit_concurrency=64, ssl_certfile=exposure.certfile, ssl_keyfile=exposure.keyfile,
+        )  # fmt: skip
+        server = uvicorn.Server(config)
+        announce(url)
+        if open_browser:
+            webbrowser.open(url)
         server.run(sockets=[listening])
