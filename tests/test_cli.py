@@ -557,7 +557,7 @@ def test_view_with_a_folder_that_is_not_ohif_says_so_before_indexing(
     run: Run, tmp_path: Path, ct_small: Path
 ) -> None:
     catalog = tmp_path / "catalog.db"
-    code, out, err = run("view", ct_small, "--catalog", catalog, "--ohif", tmp_path, "--no-browser")
+    code, _, err = run("view", ct_small, "--catalog", catalog, "--ohif", tmp_path, "--no-browser")
     assert code == 2
     assert err == (
         f"dicomlens: error: {tmp_path}: not an OHIF Viewer build (no index.html); give the "

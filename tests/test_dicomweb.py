@@ -649,8 +649,9 @@ def test_serve_command_prints_the_root_and_answers(tmp_path: Path) -> None:
 
     shutil.copy(bundled("MR_small.dcm"), tmp_path / "mr.dcm")
     token_file = tmp_path / "token"
+    catalog = tmp_path / "catalog.db"
     command = [sys.executable, "-m", "dicomlens", "serve", str(tmp_path / "mr.dcm"),
-               "--catalog", str(tmp_path / "catalog.db"), "--token-file", str(token_file)]  # fmt: skip
+               "--catalog", str(catalog), "--token-file", str(token_file)]  # fmt: skip
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as run:
