@@ -342,6 +342,12 @@ def test_frames_are_pixels_native_or_as_stored(served: Served) -> None:
         sc.pixel_array[1].tolist(),
         sc.pixel_array[0].tolist(),
     ]
+    ct = _ct(served)[3]  # uncompressed: its bytes as stored
+    ct_uids = (ct.StudyInstanceUID, ct.SeriesInstanceUID, ct.SOPInstanceUID)
+    (plain,) = client.retrieve_instance_frames(*ct_uids, frame_numbers=[1],
+                                               media_types=("application/octet-stream",))  # fmt: skip
+    assert plain == ct.PixelData
+    assert np.array_equal(np.frombuffer(plain, "<i2").reshape(ct.Rows, ct.Columns), ct.pixel_array)
     nm = pydicom.dcmread(bundled("JPEG2000.dcm"))
     nm_uids = (nm.StudyInstanceUID, nm.SeriesInstanceUID, nm.SOPInstanceUID)
     (stored,) = client.retrieve_instance_frames(
@@ -617,12 +623,15 @@ def test_paths_never_leave_the_catalog(served: Served) -> None:
     moved = served.files / "MR_small.dcm"
     mr = pydicom.dcmread(moved, stop_before_pixels=True)
     parked = served.files.parent / "parked.dcm"
+    with served.http() as http:  # its metadata now cached
+        assert http.get(_url(mr) + "/metadata").status_code == 200
     moved.rename(parked)
     try:
         with served.http() as http:
-            gone = http.get(_url(mr))
-            assert gone.status_code == 404
-            assert "index again" in gone.json()["error"]
+            for url in (_url(mr), _url(mr) + "/metadata"):
+                gone = http.get(url)
+                assert gone.status_code == 404
+                assert "index again" in gone.json()["error"]
     finally:
         parked.rename(moved)
 

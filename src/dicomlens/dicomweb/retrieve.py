@@ -1,4 +1,5 @@
-"""WADO-RS (PS3.18 10.4): instances, metadata, frames and bulk data from the catalog.
+"""WADO-RS (PS3.18 10.4): instances and frames from the catalog (metadata and bulk
+data: :mod:`~dicomlens.dicomweb.metadata`).
 
 Instances are found by their UIDs in the catalog and served from the files
 themselves, never from a path taken from the URL; a file changed since it was
@@ -16,10 +17,9 @@ from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
-from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
+from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from dicomlens.catalog import Catalog
@@ -38,21 +38,10 @@ from dicomlens.series import SliceInfo
 from dicomlens.volume import load_slice
 from dicomlens.volume.mosaic import unpack_mosaic
 
-__all__ = [
-    "BULK_THRESHOLD",
-    "Stored",
-    "bulk_data",
-    "dicom_parts",
-    "frame_parts",
-    "locate",
-    "metadata",
-    "slice_of",
-]
+__all__ = ["Stored", "dicom_parts", "frame_parts", "locate", "slice_of"]
 
-BULK_THRESHOLD: Final = 1024
-"""Binary values longer than this many bytes are given as BulkDataURIs in metadata."""
-_BINARY_VRS: Final = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _LITTLE_NATIVE: Final = frozenset({"1.2.840.10008.1.2", EXPLICIT_LITTLE})
+PIXEL_DATA: Final = BaseTag(0x7FE00010)
 
 
 @dataclass(frozen=True)
@@ -188,80 +177,6 @@ def _explicit_little(path: str) -> bytes:
 
 
 # ---------------------------------------------------------------------------
-# Metadata and bulk data
-# ---------------------------------------------------------------------------
-
-
-def metadata(stored: Stored, bulk_url: str) -> dict[str, Any]:
-    """The instance in the DICOM JSON model, binary values longer than
-    :data:`BULK_THRESHOLD` as ``BulkDataURI`` under ``bulk_url`` (``.../bulk``)."""
-    stored.check()
-    try:
-        ds = read(stored.path, defer_size=BULK_THRESHOLD, decode=())
-    except DicomlensError:
-        raise NotFound(f"instance {stored.sop}: its file cannot be read") from None
-    return _json_dataset(ds, bulk_url, implicit=bool(ds.original_encoding[0]))
-
-
-def _json_dataset(ds: Dataset, url: str, *, implicit: bool) -> dict[str, Any]:
-    """``ds.to_json_dict`` with the BulkDataURIs of values by their path (``url/TAG``,
-    ``url/SEQ/ITEM/TAG`` inside sequences); deferred values are not read."""
-    found = {}
-    for tag, element in ds._dict.items():  # raw: a deferred value stays in the file
-        key = f"{int(tag):08X}"
-        vr = _vr(element, implicit)
-        if vr == "SQ":
-            item_url = f"{url}/{key}"
-            found[key] = {"vr": "SQ", "Value": [
-                _json_dataset(item, f"{item_url}/{number}", implicit=implicit)
-                for number, item in enumerate(ds[tag].value)
-            ]}  # fmt: skip
-        elif vr in _BINARY_VRS and _is_bulk(element):
-            found[key] = {"vr": vr, "BulkDataURI": f"{url}/{key}"}
-        else:
-            found[key] = ds[tag].to_json_dict(None, 0)  # short binary: InlineBinary
-    return found
-
-
-def _vr(element: Any, implicit: bool) -> str:
-    vr = str(element.VR or "")
-    if vr and " or " not in vr:
-        return vr
-    if int(element.tag) == 0x7FE00010:
-        return "OW" if implicit else "OB"
-    try:
-        return str(dictionary_VR(element.tag)).split(" or ")[-1]
-    except KeyError:
-        return "UN"
-
-
-def _is_bulk(element: Any) -> bool:
-    """A value left in the file, of undefined length (encapsulated) or long."""
-    if isinstance(element, RawDataElement):
-        return element.value is None or element.length > BULK_THRESHOLD
-    value = element.value
-    return isinstance(value, bytes | bytearray) and len(value) > BULK_THRESHOLD
-
-
-def bulk_data(stored: Stored, steps: list[str]) -> bytes:
-    """The bytes of the binary value at ``TAG`` or ``SEQ/ITEM/.../TAG``, as stored
-    (Pixel Data of a compressed file: its encapsulated fragments)."""
-    stored.check()
-    ds: Dataset = read(stored.path)
-    if not steps or len(steps) % 2 == 0:
-        raise BadRequest("bulk data is addressed as TAG or SEQUENCE/ITEM/.../TAG")
-    try:
-        for sequence, item in zip(steps[0:-1:2], steps[1:-1:2], strict=True):
-            ds = ds[int(sequence, 16)].value[int(item)]
-        value = ds[int(steps[-1], 16)].value
-    except (KeyError, IndexError, ValueError, TypeError, AttributeError):
-        raise NotFound(f"instance {stored.sop} has no bulk data at {'/'.join(steps)}") from None
-    if not isinstance(value, bytes | bytearray):
-        raise NotFound(f"{'/'.join(steps)} is not a binary value")
-    return bytes(value)
-
-
-# ---------------------------------------------------------------------------
 # Frames
 # ---------------------------------------------------------------------------
 
@@ -350,11 +265,43 @@ def slice_of(stored: Stored, number: int) -> SliceInfo:
 
 def native_frame(stored: Stored, number: int) -> bytes:
     """Frame ``number`` as native little-endian pixel data (1-bit images packed)."""
+    if stored.transfer_syntax in _LITTLE_NATIVE and stored.bits_allocated in (8, 16, 32):
+        as_stored = _stored_frame(stored, number)
+        if as_stored is not None:
+            return as_stored
     info = slice_of(stored, number)
     values = stored_values(info)
     if stored.bits_allocated == 1:
         return np.packbits(values.astype(np.uint8).ravel(), bitorder="little").tobytes()
     return values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+def _stored_frame(stored: Stored, number: int) -> bytes | None:
+    """Frame ``number`` of uncompressed little-endian Pixel Data: its bytes in the
+    file, read from there (None when the value's length does not fit its frames)."""
+    try:
+        ds = read(stored.path, defer_size=1024, decode=())
+    except DicomlensError:
+        raise NotFound(f"instance {stored.sop}: its file cannot be read") from None
+    element = ds._dict.get(PIXEL_DATA)  # raw: a long value stays in the file
+    size = (
+        int(ds.get("Rows", 0)) * int(ds.get("Columns", 0))
+        * int(ds.get("SamplesPerPixel", 1)) * stored.bits_allocated // 8
+    )  # fmt: skip
+    count = int(ds.get("NumberOfFrames") or 1)
+    if element is None or not size:
+        return None
+    if isinstance(element, RawDataElement) and element.value is None:
+        if element.length < size * count:
+            return None
+        with open(stored.path, "rb") as file:
+            file.seek(element.value_tell + (number - 1) * size)
+            data = file.read(size)
+        return data if len(data) == size else None
+    value = ds.PixelData
+    if not isinstance(value, bytes) or len(value) < size * count:
+        return None
+    return value[(number - 1) * size : number * size]
 
 
 def stored_values(info: SliceInfo, *, rescale: bool = False) -> NDArray[Any]:

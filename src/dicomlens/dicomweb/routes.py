@@ -10,6 +10,8 @@ error handler with their status.
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -21,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from dicomlens.catalog import Catalog
 from dicomlens.dicomweb.media import MediaRange, accepted, multipart, multipart_type, new_boundary
+from dicomlens.dicomweb.metadata import MetadataCache, bulk_data
 from dicomlens.dicomweb.problems import (
     BadRequest,
     NotAcceptable,
@@ -30,12 +33,10 @@ from dicomlens.dicomweb.problems import (
 from dicomlens.dicomweb.rendered import picture_type, render, thumbnail_of
 from dicomlens.dicomweb.retrieve import (
     Stored,
-    bulk_data,
     dicom_parts,
     frame_numbers,
     frame_parts,
     locate,
-    metadata,
 )
 from dicomlens.dicomweb.search import parse_search, search
 from dicomlens.dicomweb.store import Spool, clean_store, store_parts
@@ -129,15 +130,21 @@ def _json_accepted(request: Request) -> None:
 class _Handlers:
     def __init__(self, settings: DicomwebSettings) -> None:
         self.settings = settings
+        self.metadata_cache = MetadataCache()
+        self._connections = threading.local()
 
     def _catalog(self) -> Catalog:
-        return Catalog(self.settings.catalog, readonly=True)
+        """This thread's read-only connection to the catalog, kept for its next
+        requests (each query sees what was committed before it)."""
+        catalog: Catalog | None = getattr(self._connections, "catalog", None)
+        if catalog is None:
+            catalog = self._connections.catalog = Catalog(self.settings.catalog, readonly=True)
+        return catalog
 
     def _located(self, request: Request) -> list[Stored]:
         study, series, instance = _uids(request)
         assert study is not None  # every retrieve route names its study
-        with self._catalog() as catalog:
-            return locate(catalog, study, series, instance)
+        return locate(self._catalog(), study, series, instance)
 
     # QIDO-RS -------------------------------------------------------------
 
@@ -146,8 +153,7 @@ class _Handlers:
         study, series, _ = _uids(request)
         query = parse_search(level, request.query_params.multi_items(), study=study,
                              series=series)  # fmt: skip
-        with self._catalog() as catalog:
-            results = search(catalog, query, _base_url(request))
+        results = search(self._catalog(), query, _base_url(request))
         if not results.datasets:
             return Response(status_code=204)
         headers = {"Warning": _TRUNCATED} if results.truncated else {}
@@ -175,29 +181,26 @@ class _Handlers:
     def metadata(self, request: Request) -> Response:
         _json_accepted(request)
         base = _base_url(request)
-        found = [
-            metadata(stored, _instance_url(base, stored) + "/bulk")
+        texts = [
+            self.metadata_cache.text(stored, _instance_url(base, stored) + "/bulk")
             for stored in self._located(request)
         ]
-        return JSONResponse(found, media_type=DICOM_JSON)
+        return Response("[" + ",".join(texts) + "]", media_type=DICOM_JSON)
 
     def frames(self, request: Request) -> Response:
         (stored,) = self._located(request)
         numbers = frame_numbers(request.path_params["frames"], stored)
         ranges = accepted(request.headers.get("accept"))
         part_type, parts = frame_parts(stored, numbers, ranges)
-        boundary = new_boundary()
-        return StreamingResponse(multipart(parts, boundary),
-                                 media_type=multipart_type(part_type, boundary))  # fmt: skip
+        return _multipart_response(part_type, parts)
 
     def bulk(self, request: Request) -> Response:
         (stored,) = self._located(request)
         steps = [step for step in request.path_params["steps"].split("/") if step]
         data = bulk_data(stored, steps)
-        boundary = new_boundary()
-        parts = [("application/octet-stream", iter([data]))]
-        media_type = multipart_type("application/octet-stream", boundary)
-        return StreamingResponse(multipart(parts, boundary), media_type=media_type)
+        return _multipart_response(
+            "application/octet-stream", [("application/octet-stream", [data])]
+        )
 
     def rendered(self, request: Request) -> Response:
         (stored,) = self._located(request)
@@ -248,6 +251,14 @@ class _Handlers:
         finally:
             spool.discard()
         return JSONResponse(result.dataset, status_code=result.status, media_type=DICOM_JSON)
+
+
+def _multipart_response(part_type: str, parts: Iterable[tuple[str, Iterable[bytes]]]) -> Response:
+    """A multipart/related answer made here, in the handler's thread (frames and bulk
+    data are in memory): one write, with its length."""
+    boundary = new_boundary()
+    body = b"".join(multipart(parts, boundary))
+    return Response(body, media_type=multipart_type(part_type, boundary))
 
 
 def _store_boundary(request: Request) -> str:

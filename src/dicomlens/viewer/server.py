@@ -87,6 +87,9 @@ def listen(port: int | None = None, host: str = HOST) -> socket.socket:
     listening = socket.socket(family, socket.SOCK_STREAM)
     try:
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # inherited by each connection: a response's head and body go out at once, not
+        # 40 ms apart (Nagle's algorithm against the client's delayed ACK on keep-alive)
+        listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         listening.bind((host, port or 0))
         listening.listen(128)
     except OSError as exc:
