@@ -35,13 +35,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/viewer.py
 	$(BIN)/python bench/codecs.py
 	$(BIN)/python bench/volume4d.py
+	$(BIN)/python bench/dicomweb.py
 	$(BIN)/python bench/report.py
 
 # A few seconds per benchmark, the same ratios; fails when one misses its target by > 10 %.
 # Run it before you stop whenever a change touches reading, scanning, volumes or the catalog.
 bench-quick: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	@status=0; for b in startup folder volume volume4d edit anonymize index viewer; do \
+	@status=0; for b in startup folder volume volume4d edit anonymize index viewer dicomweb; do \
 		$(BIN)/python bench/$$b.py --quick || status=1; done; \
 	$(BIN)/python bench/report.py; exit $$status
 
