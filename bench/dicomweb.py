@@ -29,7 +29,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
@@ -89,8 +88,8 @@ class Orthanc:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, session: Any) -> None:
-        self.process = subprocess.Popen([str(ORTHANC), str(self.config)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self.process = subprocess.Popen([str(ORTHANC), str(self.config)], **quiet)
         for _ in range(600):
             try:
                 if session.get(f"{self.url}/system", timeout=1).ok:
@@ -131,8 +130,9 @@ class Dicomlens:
         self.url = ""
 
     def start(self, archive: Path) -> str:
+        token = self.work / "token"
         command = [sys.executable, "-m", "dicomlens", "serve", str(archive),
-                   "--catalog", str(self.catalog), "--token-file", str(self.work / "token")]  # fmt: skip
+                   "--catalog", str(self.catalog), "--token-file", str(token)]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE,
                                         stderr=subprocess.DEVNULL, text=True)  # fmt: skip
         assert self.process.stdout is not None

@@ -344,8 +344,8 @@ def test_frames_are_pixels_native_or_as_stored(served: Served) -> None:
     ]
     ct = _ct(served)[3]  # uncompressed: its bytes as stored
     ct_uids = (ct.StudyInstanceUID, ct.SeriesInstanceUID, ct.SOPInstanceUID)
-    (plain,) = client.retrieve_instance_frames(*ct_uids, frame_numbers=[1],
-                                               media_types=("application/octet-stream",))  # fmt: skip
+    octets = ("application/octet-stream",)
+    (plain,) = client.retrieve_instance_frames(*ct_uids, frame_numbers=[1], media_types=octets)
     assert plain == ct.PixelData
     assert np.array_equal(np.frombuffer(plain, "<i2").reshape(ct.Rows, ct.Columns), ct.pixel_array)
     nm = pydicom.dcmread(bundled("JPEG2000.dcm"))
