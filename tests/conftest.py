@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -212,3 +216,44 @@ def _as_read(ds: pydicom.Dataset) -> list[tuple[object, ...]]:
         )
         for raw in ds.values()
     ]
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@contextlib.contextmanager
+def serving(make_app: Callable[[int], Any]) -> Iterator[int]:
+    """``make_app(port)`` served by uvicorn in a thread on a free loopback port, until
+    the block ends; the port."""
+    import uvicorn
+
+    from dicomlens.viewer import listen
+
+    listening = listen()
+    port = int(listening.getsockname()[1])
+    running = uvicorn.Server(uvicorn.Config(make_app(port), log_level="error"))
+    thread = threading.Thread(target=running.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if running.started:
+            break
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        running.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def chromium(args: list[str]) -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (the test is skipped without either)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with playwright.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        try:
+            yield launched
+        finally:
+            launched.close()

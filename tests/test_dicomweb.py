@@ -7,7 +7,6 @@ import io
 import json
 import shutil
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,13 +17,13 @@ import httpx2 as httpx
 import numpy as np
 import pydicom
 import pytest
-from conftest import bundled
+from conftest import bundled, serving
 from PIL import Image
 from pydicom.encaps import generate_frames
 from pydicom.uid import generate_uid
 
 from dicomlens.catalog import Catalog, index
-from dicomlens.viewer import create_app, listen
+from dicomlens.viewer import create_app
 
 dicomweb_client = pytest.importorskip("dicomweb_client", reason="dicomweb-client is a test extra")
 
@@ -77,8 +76,6 @@ def _ct_series(folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    import uvicorn
-
     root = tmp_path_factory.mktemp("dicomweb")
     files = root / "files"
     files.mkdir()
@@ -87,24 +84,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         shutil.copy(bundled(name), files / name)
     catalog, store = root / "catalog.db", root / "store"
     index([files], catalog)
-    listening = listen()
-    port = listening.getsockname()[1]
-    app = create_app(
-        catalog,
-        token=TOKEN,
-        port=port,
-        store=store,
-        store_limit=STORE_LIMIT,
-        cors=["https://viewer.example.org"],
-    )
-    running = uvicorn.Server(uvicorn.Config(app, log_level="error"))
-    thread = threading.Thread(target=running.run, kwargs={"sockets": [listening]}, daemon=True)
-    thread.start()
-    while not running.started:
-        time.sleep(0.01)
-    yield Served(f"http://127.0.0.1:{port}", port, files, catalog, store)
-    running.should_exit = True
-    thread.join(timeout=10)
+    options = {"store": store, "store_limit": STORE_LIMIT, "cors": ["https://viewer.example.org"]}
+    with serving(lambda port: create_app(catalog, token=TOKEN, port=port, **options)) as port:
+        yield Served(f"http://127.0.0.1:{port}", port, files, catalog, store)
 
 
 def _files(served: Served) -> dict[str, Path]:

@@ -13,7 +13,6 @@ import os
 import subprocess
 import tarfile
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,15 +21,14 @@ from typing import Any
 import numpy as np
 import pydicom
 import pytest
-from conftest import bundled
+from conftest import bundled, chromium, serving
 from PIL import Image
 from pydicom.uid import generate_uid
 
 from dicomlens.catalog import index
-from dicomlens.viewer import create_app, listen
+from dicomlens.viewer import create_app
 
 OHIF_VERSION = "3.13.2"
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -89,33 +87,17 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pydicom.Datas
 
 @pytest.fixture(scope="module")
 def server(ohif_dist: Path, study: tuple[Path, pydicom.Dataset]) -> Iterator[str]:
-    import uvicorn
-
     folder, _ = study
     catalog = folder.parent / f"{folder.name}.db"
     index([folder], catalog)
-    listening = listen()
-    port = listening.getsockname()[1]
-    app = create_app(catalog, token=TOKEN, port=port, ohif=ohif_dist)
-    running = uvicorn.Server(uvicorn.Config(app, log_level="error"))
-    thread = threading.Thread(target=running.run, kwargs={"sockets": [listening]}, daemon=True)
-    thread.start()
-    while not running.started:
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(timeout=10)
+    with serving(lambda port: create_app(catalog, token=TOKEN, port=port, ohif=ohif_dist)) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with playwright.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium(CHROMIUM_ARGS) as launched:
         yield launched
-        launched.close()
 
 
 def test_ohif_draws_a_study_of_the_catalog(

@@ -4,8 +4,6 @@ Chromium (Debian's, driven by Playwright) when it is installed (RELIABILITY.md 7
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 import zlib
 from collections.abc import Callable, Iterator
 from io import BytesIO
@@ -15,7 +13,7 @@ from typing import Any
 import numpy as np
 import pydicom
 import pytest
-from conftest import bundled
+from conftest import bundled, chromium, serving
 from pydicom.filewriter import write_file_meta_info
 from pydicom.pixels import apply_windowing
 from starlette.testclient import TestClient
@@ -239,32 +237,14 @@ def test_hostile_file_gives_an_error_and_the_server_goes_on(
 
 @pytest.fixture(scope="module")
 def server(catalog: Path) -> Iterator[str]:
-    import uvicorn
-
-    listening = listen()
-    port = listening.getsockname()[1]
-    app = create_app(str(catalog), token=TOKEN, port=port)
-    running = uvicorn.Server(uvicorn.Config(app, log_level="error"))
-    thread = threading.Thread(target=running.run, kwargs={"sockets": [listening]}, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if running.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/?token={TOKEN}"
-    running.should_exit = True
-    thread.join(timeout=10)
+    with serving(lambda port: create_app(str(catalog), token=TOKEN, port=port)) as port:
+        yield f"http://127.0.0.1:{port}/?token={TOKEN}"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with playwright.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium(CHROMIUM_ARGS) as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from dicomlens.errors import DicomlensError
 
 __all__ = [
     "BadRequest",
-    "Conflict",
     "NotAcceptable",
     "NotFound",
     "Problem",
@@ -39,12 +38,6 @@ class NotAcceptable(Problem):
     """No representation the client accepts can be given."""
 
     status = 406
-
-
-class Conflict(Problem):
-    """Nothing stored: every instance conflicts with what is held."""
-
-    status = 409
 
 
 class TooLarge(Problem):
