@@ -9,11 +9,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from dicomlens.catalog.executors import (
+    DASK_VARIABLE,
+    PARTITION_SIZE,
+    chunked,
+    executor,
+    run_isolating,
+    stopped_reason,
+)
 from dicomlens.catalog.schema import FileRow
 from dicomlens.catalog.store import Catalog, catalog_files
 from dicomlens.errors import UsageError
 
-__all__ = ["IndexReport", "index"]
+__all__ = ["Fingerprint", "IndexReport", "index", "listed_files", "rows_of"]
 
 BATCH: Final = 500  # files per transaction: a kill loses at most this much work
 
@@ -37,6 +45,8 @@ def index(
     catalog: str | os.PathLike[str],
     *,
     workers: int | None = None,
+    dask: str | None = None,
+    partition_size: int = PARTITION_SIZE,
     progress: Callable[[int, int], None] | None = None,
 ) -> IndexReport:
     """Bring ``catalog`` up to date with the files under ``paths``.
@@ -46,6 +56,8 @@ def index(
     per core); files gone from disk are forgotten. Results are committed every
     500 files, so a killed run keeps its work and the next run goes on from there.
     Files that cannot be read are recorded with the reason (``errors`` view).
+    With ``dask`` (a scheduler's address), the headers are read on that Dask cluster
+    in tasks of ``partition_size`` files, and this process writes the catalog.
 
     Examples
     --------
@@ -67,7 +79,7 @@ def index(
         todo: list[str] = []
         listed: list[FileRow] = []
         seen: set[str] = set()
-        for name, current, problem in _files(roots):
+        for name, current, problem in listed_files(roots):
             if name in own:
                 continue
             if current is None:
@@ -88,7 +100,7 @@ def index(
             db.write(listed)
             report.errors += [(row.path, row.reason) for row in listed]
         batch: list[FileRow] = []
-        for row in _read(todo, workers=workers or os.cpu_count() or 1):
+        for row in _read(todo, workers=workers, dask=dask, partition_size=partition_size):
             batch.append(row)
             report.read += 1
             if row.kind == "instance":
@@ -113,15 +125,36 @@ def index(
 Fingerprint = tuple[int, int, int]
 
 
-def _read(paths: list[str], *, workers: int) -> Iterator[FileRow]:
+def _read(
+    paths: list[str], *, workers: int | None, dask: str | None, partition_size: int
+) -> Iterator[FileRow]:
     if not paths:
         return iter(())
+    if dask or os.environ.get(DASK_VARIABLE):
+        return _read_on_cluster(paths, dask, partition_size)
     from dicomlens.catalog.rows import file_rows  # pydicom: only when files changed
 
-    return file_rows(paths, workers=workers)
+    return file_rows(paths, workers=workers or os.cpu_count() or 1)
 
 
-def _files(roots: list[Path]) -> Iterator[tuple[str, Fingerprint | None, str]]:
+def _read_on_cluster(paths: list[str], dask: str | None, partition_size: int) -> Iterator[FileRow]:
+    with executor(dask) as pool:
+        tasks = [tuple(run) for run in chunked(paths, partition_size, pool.workers)]
+        for task, result in run_isolating(pool, rows_of, tasks, lambda run: [(p,) for p in run]):
+            if isinstance(result, Exception):
+                yield from (FileRow(p, 0, 0, 0, "error", stopped_reason(result)) for p in task)
+            else:
+                yield from result
+
+
+def rows_of(paths: tuple[str, ...]) -> list[FileRow]:
+    """The rows of a run of files, read in this process (a task of a cluster's worker)."""
+    from dicomlens.catalog.rows import file_rows
+
+    return list(file_rows(paths))
+
+
+def listed_files(roots: list[Path]) -> Iterator[tuple[str, Fingerprint | None, str]]:
     """Every file under ``roots`` with its fingerprint, as fast as the disk allows
     (one ``lstat`` per file, plain strings). Hidden entries are left out and links
     to folders not followed, as everywhere in dicomlens; a link to a file inside

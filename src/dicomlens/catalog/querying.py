@@ -15,13 +15,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 
+from dicomlens.catalog.dialects import SQLITE, Dialect
 from dicomlens.catalog.rows import element_key
 from dicomlens.catalog.schema import LEVEL_COLUMNS
-from dicomlens.catalog.store import Catalog
 from dicomlens.errors import UsageError
 from dicomlens.tags import TagPath, parse_tag
 
@@ -31,6 +31,7 @@ __all__ = [
     "Condition",
     "Level",
     "QueryResult",
+    "Source",
     "element_test",
     "query",
     "run_sql",
@@ -97,6 +98,16 @@ class Condition:
         return cls(parse_tag(match["tag"]), match["op"], match["value"].strip())
 
 
+class Source(Protocol):
+    """What the query language asks: the SQLite :class:`~dicomlens.catalog.Catalog`, or
+    the Parquet dataset through DuckDB (``dicomlens.catalog.parquet.ParquetCatalog``)."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any: ...
+
+
 @dataclass(frozen=True)
 class QueryResult:
     """Column names and rows."""
@@ -109,7 +120,7 @@ class QueryResult:
 
 
 def query(
-    catalog: Catalog,
+    catalog: Source,
     conditions: Sequence[Condition | str] = (),
     *,
     level: Level | str = Level.SERIES,
@@ -122,7 +133,7 @@ def query(
     --------
     >>> import tempfile, pathlib
     >>> from pydicom.data import get_testdata_file
-    >>> from dicomlens.catalog import index
+    >>> from dicomlens.catalog import Catalog, index
     >>> db = pathlib.Path(tempfile.mkdtemp()) / "catalog.db"
     >>> _ = index([get_testdata_file("CT_small.dcm"), get_testdata_file("MR_small.dcm")], db)
     >>> with Catalog(db, readonly=True) as catalog:
@@ -132,18 +143,24 @@ def query(
     """
     level = Level(level) if isinstance(level, str) else level
     parsed = [c if isinstance(c, Condition) else Condition.parse(c) for c in conditions]
+    dialect = catalog.dialect
     where, parameters = [], []
     for condition in parsed:
-        sql, values = _condition_sql(condition)
+        sql, values = _condition_sql(condition, dialect)
         where.append(sql)
         parameters += values
-    names, selected = _selection(level.value, columns)
-    sql = _select_sql(level.value, selected, where)
+    names, selected, extracted = _selection(level.value, columns, dialect)
+    sql = _select_sql(level.value, selected, where, dialect)
     rows = catalog.execute(sql, parameters).fetchall()
+    if extracted and not dialect.json_is_typed:
+        rows = [
+            tuple(dialect.decode(v) if n in extracted else v for n, v in enumerate(row))
+            for row in rows
+        ]
     return QueryResult(names, rows)
 
 
-def run_sql(catalog: Catalog, sql: str) -> QueryResult:
+def run_sql(catalog: Source, sql: str) -> QueryResult:
     """Raw SQL on the catalog (open it read-only to keep it unchanged)."""
     cursor = catalog.execute(sql)
     names = [d[0] for d in cursor.description or ()]
@@ -193,15 +210,20 @@ def _operand(condition: Condition) -> tuple[str, Any]:
     return op, text
 
 
-def _condition_sql(condition: Condition) -> tuple[str, list[Any]]:
+def _condition_sql(condition: Condition, dialect: Dialect) -> tuple[str, list[Any]]:
     op, value = _operand(condition)
-    return element_test(condition.path, f"{{value}} {op} ?"), [value]
+    test = dialect.matches() if op == "regexp" else f"{{value}} {op} ?"
+    numeric = isinstance(value, float)
+    return element_test(condition.path, test, dialect, numeric=numeric), [value]
 
 
-def element_test(path: TagPath, test: str) -> str:
+def element_test(
+    path: TagPath, test: str, dialect: Dialect = SQLITE, *, numeric: bool = False
+) -> str:
     """SQL, true for an instance (alias ``i``, with its series ``se``, study ``st`` and
     patient ``p`` joined) when some value of the element at ``path`` passes ``test``:
-    an SQL expression in which ``{value}`` stands for the value.
+    an SQL expression in which ``{value}`` stands for the value (a number when
+    ``numeric``, else text, where the store's JSON is untyped).
 
     >>> element_test(parse_tag("Modality"), "{value} = ?")
     'se.modality = ?'
@@ -211,7 +233,8 @@ def element_test(path: TagPath, test: str) -> str:
         level, column = typed
         return test.format(value=f"{_ALIAS[level]}.{column}")
     sources, last = _json_sources(path)
-    return f"EXISTS (SELECT 1 FROM {sources} WHERE {test.format(value=last + '.value')})"
+    value = dialect.element_value(last, numeric=numeric)
+    return f"EXISTS (SELECT 1 FROM {sources} WHERE {test.format(value=value)})"
 
 
 def _json_sources(path: TagPath) -> tuple[str, str]:
@@ -236,17 +259,21 @@ def _key(ref: Any) -> str:
     return element_key(int(ref.tag))
 
 
-def _selection(level: str, extra: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Output names and SQL expressions: the level's columns, counts, extra tags.
+def _selection(
+    level: str, extra: Sequence[str], dialect: Dialect
+) -> tuple[list[str], list[str], set[int]]:
+    """Output names and SQL expressions (the level's columns, counts, extra tags),
+    and which of them the dialect must decode.
 
     Columns are named as the user would ask for them again: elements by keyword
     (``SeriesInstanceUID``, ``SliceThickness``), private or nested ones as written.
     """
-    names, selected = [], []
+    group = dialect.grouped if level != "instance" else str
+    names, selected, extracted = [], [], set()
     for column in _DEFAULT_COLUMNS[level]:
         owner = next(lv for lv, cols in LEVEL_COLUMNS.items() if column in cols)
         names.append(LEVEL_COLUMNS[owner][column])
-        selected.append(f"{_ALIAS[owner]}.{column}")
+        selected.append(group(f"{_ALIAS[owner]}.{column}"))
     for count in _COUNTS[level]:
         names.append(count)
         selected.append(_count_sql(count))
@@ -258,14 +285,15 @@ def _selection(level: str, extra: Sequence[str]) -> tuple[list[str], list[str]]:
         typed = _typed_column(path)
         names.append(_column_name(path, text))
         if typed is not None and _ORDER.index(typed[0]) <= _ORDER.index(level):
-            selected.append(f"{_ALIAS[typed[0]]}.{typed[1]}")
+            selected.append(group(f"{_ALIAS[typed[0]]}.{typed[1]}"))
         else:
             json_path = "$" + "".join(
                 f'."{_key(s.ref)}"' + (f"[{s.subscript}]" if isinstance(s.subscript, int) else "")
                 for s in path.steps
             )
-            selected.append(f"json_extract(i.elements, '{json_path}')")
-    return names, selected
+            extracted.add(len(selected))
+            selected.append(group(dialect.extract("i.elements", json_path)))
+    return names, selected, extracted
 
 
 def _column_name(path: TagPath, text: str) -> str:
@@ -290,7 +318,7 @@ JOINED: Final = (
 )
 """The joins from ``instances i`` to its series ``se``, study ``st`` and patient ``p``."""
 ORDER_BY: Final = {
-    "patient": "p.patient_id",
+    "patient": "p.patient_id, p.id",
     "study": "p.patient_id, st.study_date, st.study_instance_uid",
     "series": "p.patient_id, st.study_date, st.id, se.series_number, se.series_instance_uid",
     "instance": "se.id, i.instance_number, f.path",
@@ -298,13 +326,15 @@ ORDER_BY: Final = {
 """The order of results at each level (the instance level joins ``files f``)."""
 
 
-def _select_sql(level: str, selected: list[str], where: list[str]) -> str:
+def _select_sql(level: str, selected: list[str], where: list[str], dialect: Dialect) -> str:
     # files only for the instance level (its path): the others count instances from
     # the index on their series, without reading the instances' rows
     files = "JOIN files f ON f.id = i.file " if level == "instance" else ""
     sql = f"SELECT {', '.join(selected)} FROM instances i {files}{JOINED}"
     if where:
         sql += " WHERE " + " AND ".join(where)
+    group = dialect.grouped if level != "instance" else str
     if level != "instance":
         sql += f" GROUP BY {_ALIAS[level]}.id"
-    return f"{sql} ORDER BY {ORDER_BY[level]}"
+    order = ", ".join(group(dialect.order(term)) for term in ORDER_BY[level].split(", "))
+    return f"{sql} ORDER BY {order}"

@@ -1,10 +1,10 @@
-"""The catalog's row types and key columns (plain data, no DICOM library needed)."""
+"""The catalog's row types and key columns (plain data; pydicom only for column types)."""
 
 from __future__ import annotations
 
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
-__all__ = ["LEVEL_COLUMNS", "FileRow", "InstanceRow"]
+__all__ = ["LEVEL_COLUMNS", "FileRow", "InstanceRow", "column_type"]
 
 # Typed columns of each level: column name -> keyword (its values also stay in the JSON).
 LEVEL_COLUMNS: Final[dict[str, dict[str, str]]] = {
@@ -44,6 +44,21 @@ LEVEL_COLUMNS: Final[dict[str, dict[str, str]]] = {
         "acquisition_date": "AcquisitionDate",
     },
 }
+
+
+def column_type(keyword: str) -> Literal["INTEGER", "REAL", "TEXT"]:
+    """The SQL type of a typed column, from its element's VR.
+
+    >>> column_type("SeriesNumber"), column_type("SliceThickness"), column_type("Modality")
+    ('INTEGER', 'REAL', 'TEXT')
+    """
+    # pydicom only when a catalog is created: re-indexing an unchanged tree needs none of it
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+    vr = dictionary_VR(tag_for_keyword(keyword) or 0)
+    if vr in ("IS", "US", "UL", "SS", "SL"):
+        return "INTEGER"
+    return "REAL" if vr in ("DS", "FL", "FD") else "TEXT"
 
 
 class InstanceRow(NamedTuple):

@@ -11,21 +11,20 @@ not read again, and the reason for those that could not be indexed (the
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import os
 import re
 import sqlite3
-import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from dicomlens.catalog.dialects import SQLITE
 from dicomlens.catalog.filesystem import is_network_filesystem
-from dicomlens.catalog.schema import LEVEL_COLUMNS, FileRow
+from dicomlens.catalog.locking import writer_lock
+from dicomlens.catalog.schema import LEVEL_COLUMNS, FileRow, column_type
 from dicomlens.errors import CatalogError, DicomlensWarning
-from dicomlens.processes import is_alive
 
 if TYPE_CHECKING:
     from dicomlens.series import SliceInfo
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "Catalog", "purge"]
 
 SCHEMA_VERSION: Final = 2
-_DEAD_HOLDER_WAIT: Final = 10.0  # seconds
 _PARENT: Final = {"study": "patient", "series": "study", "instance": "series"}
 _TABLE: Final = {"patient": "patients", "study": "studies", "series": "series"}
 _KEY: Final = {
@@ -53,21 +51,11 @@ def _regexp(pattern: str, value: object) -> bool:
     return value is not None and _pattern(pattern).search(str(value)) is not None
 
 
-def _sql_type(keyword: str) -> str:
-    # pydicom only when a catalog is created: re-indexing an unchanged tree needs none of it
-    from pydicom.datadict import dictionary_VR, tag_for_keyword
-
-    vr = dictionary_VR(tag_for_keyword(keyword) or 0)
-    if vr in ("IS", "US", "UL", "SS", "SL"):
-        return "INTEGER"
-    return "REAL" if vr in ("DS", "FL", "FD") else "TEXT"
-
-
 def _columns(level: str) -> str:
     """The typed columns of a level; its key (a UID) must be there and unique."""
     unique = {"study": "study_instance_uid", "series": "series_instance_uid"}.get(level)
     return ", ".join(
-        f"{name} {_sql_type(kw)}{' NOT NULL UNIQUE' if name == unique else ''}"
+        f"{name} {column_type(kw)}{' NOT NULL UNIQUE' if name == unique else ''}"
         for name, kw in LEVEL_COLUMNS[level].items()
     )
 
@@ -141,22 +129,6 @@ def _insert_sql(table: str, names: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
 
 
-def _lock(handle: Any) -> bool:
-    """Take the writer lock. When its recorded holder is gone (killed), its worker
-    processes may still hold it for a moment: wait for them, a few seconds at most."""
-    deadline = time.monotonic() + _DEAD_HOLDER_WAIT
-    while True:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip()
-            if (holder.isdigit() and is_alive(int(holder))) or time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-
-
 class Catalog:
     """An open catalog; use as a context manager.
 
@@ -167,6 +139,8 @@ class Catalog:
     readonly
         Open for queries only (raw SQL cannot change anything).
     """
+
+    dialect: Final = SQLITE
 
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
         self.path = Path(path)
@@ -239,26 +213,9 @@ class Catalog:
             "delete the file and index again"
         )
 
-    @contextlib.contextmanager
-    def writer(self) -> Iterator[None]:
+    def writer(self) -> contextlib.AbstractContextManager[None]:
         """Hold the catalog's writer lock: a second indexer is refused, naming the first."""
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        handle = lock_path.open("a+")
-        try:
-            if not _lock(handle):
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                raise CatalogError(
-                    f"{self.path}: catalog is being indexed by PID {holder}; "
-                    "run again when it has finished"
-                )
-            handle.seek(0)
-            handle.truncate()
-            handle.write(str(os.getpid()))
-            handle.flush()
-            yield
-        finally:
-            handle.close()
+        return writer_lock(self.path.with_name(self.path.name + ".lock"), self.path)
 
     # -- writing ------------------------------------------------------------
 
@@ -277,7 +234,7 @@ class Catalog:
 
     def write(self, rows: Iterable[FileRow]) -> None:
         """Record a batch of files in one transaction (all or nothing)."""
-        ids: dict[tuple[str, str], int] = {}
+        levels = _Levels()
         with self._transaction():
             for row in rows:
                 file_id = self.db.execute(
@@ -289,9 +246,11 @@ class Catalog:
                 ).fetchone()[0]
                 self.db.execute("DELETE FROM instances WHERE file = ?", (file_id,))
                 if row.instance is not None:
-                    self._insert_instance(file_id, row, ids)
+                    self._insert_instance(file_id, row, levels)
+            for level, columns in levels.changed():  # as the batch's latest instance says
+                self._upsert(level, columns)
 
-    def _insert_instance(self, file_id: int, row: FileRow, ids: dict[tuple[str, str], int]) -> None:
+    def _insert_instance(self, file_id: int, row: FileRow, levels: _Levels) -> None:
         instance = row.instance
         assert instance is not None
         values = {"patient": instance.patient, "study": instance.study, "series": instance.series}
@@ -304,7 +263,12 @@ class Catalog:
             values[level][_KEY[level]] = values[level][_KEY[level]] or ""
         parent: int | None = None
         for level in ("patient", "study", "series"):
-            parent = self._level_id(level, values[level], parent, ids)
+            columns = dict(values[level])
+            if level in _PARENT:
+                columns[_PARENT[level]] = parent
+            parent = levels.seen(level, columns)
+            if parent is None:
+                parent = levels.written(level, columns, self._upsert(level, columns))
         columns = {
             "file": file_id,
             "series": parent,
@@ -317,22 +281,9 @@ class Catalog:
         }
         self.db.execute(_insert_sql("instances", tuple(columns)), list(columns.values()))
 
-    def _level_id(
-        self,
-        level: str,
-        values: dict[str, Any],
-        parent: int | None,
-        ids: dict[tuple[str, str], int],
-    ) -> int:
-        """The row of a patient, study or series, inserted or brought up to date with
-        the latest instance read (an edited file may move a study to another patient)."""
-        key = values[_KEY[level]]
-        cached = ids.get((level, key))
-        if cached is not None:
-            return cached
-        columns = dict(values)
-        if level in _PARENT:
-            columns[_PARENT[level]] = parent
+    def _upsert(self, level: str, columns: dict[str, Any]) -> int:
+        """Insert the row of a patient, study or series, or bring it up to date (an
+        edited file may move a study to another patient); its id."""
         names = ", ".join(columns)
         marks = ", ".join("?" * len(columns))
         updates = ", ".join(f"{name} = excluded.{name}" for name in columns)
@@ -341,7 +292,6 @@ class Catalog:
             f"ON CONFLICT ({_KEY[level]}) DO UPDATE SET {updates} RETURNING id",
             list(columns.values()),
         ).fetchone()
-        ids[(level, key)] = row[0]
         return int(row[0])
 
     def remove(self, paths: Iterable[str]) -> None:
@@ -401,6 +351,34 @@ class Catalog:
         """How many patients, studies, series, instances and errors the catalog holds."""
         tables = ("patients", "studies", "series", "instances", "errors")
         return {t: self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+
+
+class _Levels:
+    """The patients, studies and series written in one batch: each is written once
+    when first met, and again at the end if a later instance of the batch says
+    otherwise, so that a row holds what its latest instance read says."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], int] = {}
+        self._first: dict[tuple[str, str], dict[str, Any]] = {}
+        self._latest: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def seen(self, level: str, columns: dict[str, Any]) -> int | None:
+        """The id of a row already written in this batch (noting its latest columns)."""
+        key = (level, columns[_KEY[level]])
+        if key in self._ids:
+            self._latest[key] = columns
+        return self._ids.get(key)
+
+    def written(self, level: str, columns: dict[str, Any], row_id: int) -> int:
+        key = (level, columns[_KEY[level]])
+        self._ids[key], self._first[key] = row_id, columns
+        return row_id
+
+    def changed(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for (level, key), columns in self._latest.items():
+            if columns != self._first[(level, key)]:
+                yield level, columns
 
 
 def catalog_files(path: Path) -> list[Path]:

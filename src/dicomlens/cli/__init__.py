@@ -36,6 +36,7 @@ _COMMANDS = {
     "index": "cataloging",
     "query": "cataloging",
     "purge": "cataloging",
+    "catalog": "cataloging",
     "view": "viewing",
     "serve": "viewing",
 }

@@ -63,37 +63,105 @@ def check_catalog_place(args: argparse.Namespace, path: str) -> None:
             )
 
 
+def add_parquet_option(sub: argparse.ArgumentParser, *, what: str) -> None:
+    sub.add_argument(
+        "--parquet",
+        metavar="DIR",
+        help=f"{what}: a Parquet catalog (dicomlens index --parquet) instead of SQLite",
+    )
+
+
+def open_catalog(args: argparse.Namespace) -> Any:
+    """The catalog to read: the Parquet one when --parquet is given, else SQLite."""
+    if getattr(args, "parquet", None):
+        if args.catalog:
+            raise UsageError("--catalog and --parquet name two catalogs: give one")
+        from dicomlens.catalog.parquet import ParquetCatalog
+
+        return ParquetCatalog(args.parquet)
+    from dicomlens.catalog import Catalog
+
+    return Catalog(catalog_path(args), readonly=True)
+
+
 def add_index(commands: Any) -> None:
     sub = command(
         commands,
         "index",
         _run_index,
-        "Index folders into a catalog (SQLite): every element of every file, read once; "
-        "later runs read only new and changed files. The catalog holds PHI: it is created "
-        "readable by you only.",
+        "Index folders into a catalog (SQLite, or a Parquet dataset with --parquet): every "
+        "element of every file, read once; later runs read only new and changed files. "
+        "With --dask, the files are read on a Dask cluster. The catalog holds PHI: it is "
+        "created readable by you only.",
         "  dicomlens index archive/ --catalog archive.db\n"
         "  dicomlens index archive/ --catalog archive.db   # again: only what changed\n"
-        "  DICOMLENS_CATALOG=archive.db dicomlens index more/\n",
+        "  DICOMLENS_CATALOG=archive.db dicomlens index more/\n"
+        "  dicomlens index /mnt/archive --parquet /mnt/catalog    # Parquet, local processes\n"
+        "  dicomlens index /mnt/archive --parquet /mnt/catalog --dask tcp://scheduler:8786\n"
+        "  dicomlens index /mnt/archive --parquet /mnt/catalog --compact\n"
+        "\nwith --dask, every worker must see the files and the --parquet folder at the same "
+        "paths\n(a shared file system); dicomlens must be installed on the workers.",
     )
     sub.add_argument("paths", nargs="+", metavar="PATH", help="folders or files to index")
     add_catalog_option(sub, what="the catalog to create or update", creates=True)
+    add_parquet_option(sub, what="the catalog to create or update")
     sub.add_argument(
-        "--workers", type=int, metavar="N", help="processes reading headers (default: cores)"
+        "--workers", type=int, metavar="N", help="local processes reading headers (default: cores)"
+    )
+    sub.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="read on the Dask cluster whose scheduler is at ADDRESS "
+        "(default: $DICOMLENS_DASK_SCHEDULER; without either, local processes)",
+    )
+    sub.add_argument(
+        "--partition-size",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="files per task (and per Parquet part file; default 2000)",
+    )
+    sub.add_argument(
+        "--compact",
+        action="store_true",
+        help="with --parquet: then rewrite the parts holding replaced or deleted files' rows",
     )
 
 
 def _run_index(args: argparse.Namespace) -> int:
-    from dicomlens.catalog import Catalog, index
-
     end_startup()
-    path = catalog_path(args)
-    check_catalog_place(args, path)
+    if args.compact and not args.parquet:
+        raise UsageError("--compact is for Parquet catalogs (--parquet DIR)")
+    if args.parquet and args.catalog:
+        raise UsageError("--catalog and --parquet name two catalogs: give one")
+    if args.parquet:
+        path = str(Path(args.parquet).absolute())
+    else:
+        path = catalog_path(args)
+        check_catalog_place(args, path)
     progress = Progress("indexing") if sys.stderr.isatty() else None
+    options = {"workers": args.workers, "dask": args.dask, "progress": progress,
+               "partition_size": args.partition_size}  # fmt: skip
     try:
-        report = index(args.paths, path, workers=args.workers, progress=progress)
+        if args.parquet:
+            from dicomlens.catalog.parquet import index_parquet
+
+            report = index_parquet(args.paths, path, **options)
+        else:
+            from dicomlens.catalog import index
+
+            report = index(args.paths, path, **options)
     finally:
         if progress is not None:
             progress.done()
+    if args.compact:
+        from dicomlens.catalog.parquet import ParquetDataset, compact
+
+        dataset = ParquetDataset(path)
+        with dataset.writing():
+            dropped = compact(dataset)
+        print(f"{PROG}: {path}: compacted ({counted(dropped, 'replaced row')} dropped)",
+              file=sys.stderr)  # fmt: skip
     for file, reason in report.warnings[:_ERRORS_SHOWN]:
         print(f"{PROG}: warning: {file}: {reason}", file=sys.stderr)
     if len(report.warnings) > _ERRORS_SHOWN:
@@ -105,9 +173,11 @@ def _run_index(args: argparse.Namespace) -> int:
     if len(report.errors) > _ERRORS_SHOWN:
         more = len(report.errors) - _ERRORS_SHOWN
         print(f"{PROG}: ... and {more} more (SELECT * FROM errors)", file=sys.stderr)
-    with Catalog(path, readonly=True) as catalog:
+    with open_catalog(args) as catalog:
         counts = catalog.counts()
-        (conflicts,) = catalog.execute("SELECT count(*) FROM conflicts").fetchone()
+        conflicts = (
+            0 if args.parquet else catalog.execute("SELECT count(*) FROM conflicts").fetchone()[0]
+        )
     if conflicts:
         print(
             f"{PROG}: {counted(conflicts, 'instance')} recorded at more than one path "
@@ -143,6 +213,7 @@ def add_query(commands: Any) -> None:
         "  dicomlens query 'StudyDate>=2020-01-01' 'SeriesDescription~lung' --level study\n"
         "  dicomlens query Modality=MR --columns EchoTime,'(0019,xx0C)[SIEMENS MR HEADER]'\n"
         "  dicomlens query --level instance Modality=CT --format csv > ct_files.csv\n"
+        "  dicomlens query --parquet /mnt/catalog Modality=MR 'EchoTime<=30'   # DuckDB\n"
         "  dicomlens query Modality=CT --format parquet -o ct_series.parquet\n"
         '  dicomlens query --sql "SELECT modality, count(*) FROM series GROUP BY modality"\n'
         "\nany element can be filtered on, nested ones by path "
@@ -152,6 +223,7 @@ def add_query(commands: Any) -> None:
     )
     sub.add_argument("conditions", nargs="*", metavar="EXPR", help="TAG OP VALUE (all must hold)")
     add_catalog_option(sub, what="the catalog to ask")
+    add_parquet_option(sub, what="the catalog to ask")
     sub.add_argument(
         "--level",
         choices=["patient", "study", "series", "instance"],
@@ -169,7 +241,7 @@ def add_query(commands: Any) -> None:
 
 
 def _run_query(args: argparse.Namespace) -> int:
-    from dicomlens.catalog import Catalog, query, run_sql
+    from dicomlens.catalog import query, run_sql
 
     end_startup()
     if args.sql and args.conditions:
@@ -177,7 +249,7 @@ def _run_query(args: argparse.Namespace) -> int:
     if args.format == "parquet" and not args.output:
         raise UsageError("--format parquet needs -o FILE")
     columns = [c.strip() for c in _split_columns(args.columns) if c.strip()]
-    with Catalog(catalog_path(args), readonly=True) as catalog:
+    with open_catalog(args) as catalog:
         if args.sql:
             result = run_sql(catalog, args.sql)
         else:
@@ -276,4 +348,35 @@ def _run_purge(args: argparse.Namespace) -> int:
             return EXIT_OK
     deleted = purge(path)
     print(f"{PROG}: deleted {', '.join(str(file) for file in deleted)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def add_catalog(commands: Any) -> None:
+    sub = command(
+        commands,
+        "catalog",
+        _run_catalog,
+        "Convert between the SQLite catalog and the Parquet one: export writes a new Parquet "
+        "catalog from a SQLite one, import a new SQLite catalog from a Parquet one. Both "
+        "answer the same queries.",
+        "  dicomlens catalog export --catalog archive.db --parquet archive-parquet/\n"
+        "  dicomlens catalog import --parquet archive-parquet/ --catalog copy.db\n",
+    )
+    sub.add_argument("action", choices=["export", "import"], help="which way")
+    sub.add_argument("--catalog", metavar="FILE", required=True, help="the SQLite catalog")
+    sub.add_argument("--parquet", metavar="DIR", required=True, help="the Parquet catalog")
+
+
+def _run_catalog(args: argparse.Namespace) -> int:
+    from dicomlens.catalog.parquet import export_catalog, import_catalog
+
+    end_startup()
+    if args.action == "export":
+        count = export_catalog(args.catalog, args.parquet)
+        print(f"{PROG}: {args.parquet}: {counted(count, 'file')} from {args.catalog}",
+              file=sys.stderr)  # fmt: skip
+    else:
+        count = import_catalog(args.parquet, args.catalog)
+        print(f"{PROG}: {args.catalog}: {counted(count, 'file')} from {args.parquet}",
+              file=sys.stderr)  # fmt: skip
     return EXIT_OK

@@ -8,8 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from dicomlens.cli._common import PROG, command, end_startup
-from dicomlens.cli.cataloging import add_catalog_option, catalog_path, check_catalog_place
-from dicomlens.errors import EXIT_OK
+from dicomlens.cli.cataloging import (
+    add_catalog_option,
+    add_parquet_option,
+    catalog_path,
+    check_catalog_place,
+)
+from dicomlens.errors import EXIT_OK, UsageError
 
 
 def add_view(commands: Any) -> None:
@@ -76,6 +81,7 @@ def add_serve(commands: Any) -> None:
 def _add_common(sub: argparse.ArgumentParser, *, what: str) -> None:
     sub.add_argument("paths", nargs="*", metavar="PATH", help="folders to index first")
     add_catalog_option(sub, what=what, creates=True)
+    add_parquet_option(sub, what=what)
     sub.add_argument("--port", type=int, metavar="N", help="port (default: a free one)")
     sub.add_argument(
         "--store",
@@ -90,6 +96,8 @@ def _prepare(args: argparse.Namespace) -> str:
     from dicomlens.catalog import index
 
     end_startup()
+    if args.parquet:
+        return _from_parquet(args)
     path = catalog_path(args)
     if args.paths:
         check_catalog_place(args, path)
@@ -99,6 +107,30 @@ def _prepare(args: argparse.Namespace) -> str:
             f"{len(report.errors)} failed",
             file=sys.stderr,
         )
+    return path
+
+
+def _from_parquet(args: argparse.Namespace) -> str:
+    """A private SQLite copy of the Parquet catalog (deleted at exit) for the server."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from dicomlens.catalog.parquet import import_catalog, index_parquet
+
+    if args.catalog:
+        raise UsageError("--catalog and --parquet name two catalogs: give one")
+    if args.store:
+        raise UsageError("--store indexes what it receives into a SQLite catalog: use --catalog")
+    if args.paths:
+        report = index_parquet(args.paths, args.parquet)
+        print(f"{PROG}: {args.parquet}: read {report.read} files, {report.unchanged} unchanged, "
+              f"{len(report.errors)} failed", file=sys.stderr)  # fmt: skip
+    folder = tempfile.mkdtemp(prefix="dicomlens-")  # mode 0700: the copy holds PHI
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = str(Path(folder) / "catalog.db")
+    count = import_catalog(args.parquet, path)
+    print(f"{PROG}: {args.parquet}: {count} files loaded for serving", file=sys.stderr)
     return path
 
 

@@ -125,12 +125,18 @@ def _add_source(sub: argparse.ArgumentParser) -> None:
         "paths",
         nargs="*",
         metavar="PATH",
-        help="folders, files or glob patterns (with --catalog: limit to those under them)",
+        help="folders, files or glob patterns (with --catalog or --parquet: limit to those "
+        "under them)",
     )
     sub.add_argument(
         "--catalog",
         metavar="FILE",
         help="take the headers from this catalog (dicomlens index) instead of reading them",
+    )
+    sub.add_argument(
+        "--parquet",
+        metavar="DIR",
+        help="take the headers from this Parquet catalog (dicomlens index --parquet)",
     )
 
 
@@ -277,17 +283,19 @@ def _scan(args: argparse.Namespace) -> Any:
 
     end_startup()
     paths = args.paths
-    if args.catalog:
-        from dicomlens.catalog import Catalog
+    if args.catalog or args.parquet:
+        from dicomlens.cli.cataloging import open_catalog
 
-        with Catalog(args.catalog, readonly=True) as catalog:
+        with open_catalog(args) as catalog:
             result = ScanResult(group_series(catalog.slices(paths)))
         if not result.series:
             where = f" under {', '.join(paths)}" if paths else ""
-            raise FileError(f"{args.catalog}: no DICOM images recorded{where}")
+            raise FileError(f"{args.catalog or args.parquet}: no DICOM images recorded{where}")
         return result
     if not paths:
-        raise UsageError("give folders, files or patterns to read (or --catalog FILE)")
+        raise UsageError(
+            "give folders, files or patterns to read (or --catalog FILE, or --parquet DIR)"
+        )
     progress = Progress("scanning") if sys.stderr.isatty() else None
     result = scan_folder(paths, progress=progress)
     if progress is not None:
