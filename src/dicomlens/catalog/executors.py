@@ -114,7 +114,7 @@ class _DaskExecutor(Executor):
 
         # pure=False: the same files read twice (a re-run) are read again, not looked up
         futures = {self.client.submit(function, task, pure=False): task for task in tasks}
-        for future in as_completed(list(futures)):
+        for future in as_completed(list(futures), loop=self.client.loop):
             task = futures.pop(future)
             try:
                 yield task, future.result()

@@ -20,8 +20,8 @@ def compact(dataset: ParquetDataset) -> int:
     :meth:`ParquetDataset.writing`. Returns the number of dead rows dropped."""
     dead: dict[str, set[str]] = defaultdict(set)
     for file in dataset.files("tombstones"):
-        for path, part in pq.read_table(file).select(["path", "part"]).to_pylist():
-            dead[part].add(path)
+        for tombstone in pq.read_table(file).to_pylist():
+            dead[tombstone["part"]].add(tombstone["path"])
     rewrite = [p["name"] for p in dataset.parts if p["tombstones"] or p["name"] in dead]
     dropped = 0
     for old in rewrite:

@@ -28,7 +28,7 @@ __all__ = ["FORMAT", "MANIFEST", "ParquetDataset"]
 FORMAT: Final = "dicomlens-parquet"
 VERSION: Final = 1
 MANIFEST: Final = "manifest.json"
-_SAVE_EVERY: Final = 5.0  # seconds between manifest rewrites while parts come in
+_SAVE_EVERY: Final = 2.0  # seconds between manifest rewrites while parts come in
 
 
 class ParquetDataset:
@@ -82,6 +82,7 @@ class ParquetDataset:
         with writer_lock(self.folder / ".lock", self.folder):
             self.manifest = self._read_manifest()
             self._recover()
+            self.save()  # from now on the folder is a readable dataset
             try:
                 yield self
             finally:

@@ -2,8 +2,10 @@
 
 The live rows are the parts' rows less their tombstones. Over them, views named and
 shaped like the SQLite catalog's tables (``patients``, ``studies``, ``series``,
-``instances``, ``files``, ``errors``) let the same queries run unchanged: a study's
-or series' attributes are those of its latest instance, as in SQLite.
+``instances``, ``files``, ``errors``) let the same queries run unchanged: a patient's,
+study's or series' attributes and parent are those of its latest instance, and one
+left without any series or study (all moved to another by later instances) is
+gone, as in SQLite.
 """
 
 from __future__ import annotations
@@ -58,10 +60,11 @@ def _views() -> list[str]:
         f"CREATE VIEW studies AS SELECT coalesce(study_instance_uid, '') AS id, "
         f"min(ordinal) AS first, arg_max_null({_PATIENT_KEY}, ordinal) AS patient, "
         f"coalesce(study_instance_uid, '') AS study_instance_uid, {_latest(study)} "
-        f"FROM live_instances GROUP BY coalesce(study_instance_uid, '')",
+        f"FROM live_instances GROUP BY coalesce(study_instance_uid, '') "
+        f"HAVING id IN (SELECT study FROM series)",
         f"CREATE VIEW patients AS SELECT {_PATIENT_KEY} AS id, {_PATIENT_KEY} AS patient_key, "
         f"min(ordinal) AS first, {_latest(LEVEL_COLUMNS['patient'])} "
-        f"FROM live_instances GROUP BY {_PATIENT_KEY}",
+        f"FROM live_instances GROUP BY {_PATIENT_KEY} HAVING id IN (SELECT patient FROM studies)",
     ]
 
 
@@ -88,6 +91,7 @@ class ParquetCatalog:
             )
         self._error = duckdb.Error
         self.db = duckdb.connect(":memory:")
+        self.db.execute("SET default_null_order = 'nulls_first'")  # as SQLite sorts
         for table in TABLES:
             files = self.dataset.files(table)
             if files:
@@ -116,8 +120,8 @@ class ParquetCatalog:
             if len(statements) != 1 or statements[0].type.name != "SELECT":
                 raise CatalogError(f"{self.path}: only one SELECT statement at a time (read-only)")
             return self.db.execute(sql, list(parameters))
-        except self._error as exc:
-            raise CatalogError(f"{self.path}: {exc}") from exc
+        except self._error as exc:  # DuckDB's messages go on with a caret under the SQL
+            raise CatalogError(f"{self.path}: {str(exc).splitlines()[0]}") from exc
 
     def fingerprints(self, roots: Sequence[Path]) -> dict[str, tuple[tuple[int, int, int], str]]:
         """Size, mtime and inode of every file recorded under ``roots``, with its part."""
