@@ -405,3 +405,20 @@ def test_serving_a_parquet_catalog_serves_its_instances(tmp_path: Path) -> None:
             assert _instances(copy) == _instances(parquet) and len(_instances(copy)) == 13
     finally:
         shutil.rmtree(served.parent)
+
+
+def test_a_dataset_in_object_storage_is_read_through_fsspec(tmp_path: Path) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    root = _tree(tmp_path)
+    dataset = tmp_path / "catalog"
+    index_parquet([root], dataset, workers=1)
+    memory = fsspec.filesystem("memory")
+    memory.put(str(dataset), "/bucket/catalog", recursive=True)
+    try:
+        with ParquetCatalog("memory://bucket/catalog") as remote, ParquetCatalog(dataset) as local:
+            assert _instances(remote) == _instances(local) and len(_instances(remote)) == 13
+            assert _answers(remote) == _answers(local)
+        with pytest.raises(CatalogError, match="no Parquet catalog here"):
+            ParquetCatalog("memory://bucket/elsewhere")
+    finally:
+        memory.rm("/bucket", recursive=True)

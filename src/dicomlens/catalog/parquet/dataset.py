@@ -23,7 +23,7 @@ from dicomlens.catalog.locking import writer_lock
 from dicomlens.catalog.parquet.format import TABLES
 from dicomlens.errors import CatalogError
 
-__all__ = ["FORMAT", "MANIFEST", "ParquetDataset"]
+__all__ = ["FORMAT", "MANIFEST", "ParquetDataset", "parse_manifest", "part_files"]
 
 FORMAT: Final = "dicomlens-parquet"
 VERSION: Final = 1
@@ -51,9 +51,7 @@ class ParquetDataset:
 
     def files(self, table: str) -> list[str]:
         """The Parquet files of one table, in part order."""
-        return [
-            str(self.folder / "parts" / part["name"] / f"{table}.parquet") for part in self.parts
-        ]
+        return part_files(str(self.folder), self.parts, table)
 
     def _read_manifest(self) -> dict[str, Any]:
         path = self.folder / MANIFEST
@@ -61,17 +59,10 @@ class ParquetDataset:
             return {"format": FORMAT, "version": VERSION, "next_part": 1, "next_ordinal": 0,
                     "parts": []}  # fmt: skip
         try:
-            manifest = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise CatalogError(f"{path}: not a dicomlens Parquet catalog ({exc})") from exc
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise CatalogError(f"{path}: not a dicomlens Parquet catalog manifest")
-        if manifest.get("version") != VERSION:
-            raise CatalogError(
-                f"{path}: Parquet catalog v{manifest.get('version')}, this dicomlens writes "
-                f"v{VERSION}: write it again into a new folder"
-            )
-        return manifest
+            text = path.read_text()
+        except OSError as exc:
+            raise CatalogError(f"{path}: cannot read ({exc.strerror})") from exc
+        return parse_manifest(text, str(path))
 
     # -- writing ------------------------------------------------------------
 
@@ -172,6 +163,27 @@ class ParquetDataset:
             temporary.unlink(missing_ok=True)
             raise CatalogError(f"{path}: cannot write ({exc.strerror})") from exc
         self._saved = time.monotonic()
+
+
+def parse_manifest(text: str, where: str) -> dict[str, Any]:
+    """A manifest's content, checked (``where`` names it in errors)."""
+    try:
+        manifest = json.loads(text)
+    except ValueError as exc:
+        raise CatalogError(f"{where}: not a dicomlens Parquet catalog ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CatalogError(f"{where}: not a dicomlens Parquet catalog manifest")
+    if manifest.get("version") != VERSION:
+        raise CatalogError(
+            f"{where}: Parquet catalog v{manifest.get('version')}, this dicomlens writes "
+            f"v{VERSION}: write it again into a new folder"
+        )
+    return manifest
+
+
+def part_files(root: str, parts: list[dict[str, Any]], table: str) -> list[str]:
+    """The files of one table of the ``parts`` of the dataset at ``root`` (a folder or URL)."""
+    return [f"{root.rstrip('/')}/parts/{part['name']}/{table}.parquet" for part in parts]
 
 
 _OWN: Final = frozenset({MANIFEST, "parts", ".incoming", ".lock"})

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from dicomlens.catalog.dialects import DUCKDB, Dialect
-from dicomlens.catalog.parquet.dataset import ParquetDataset
+from dicomlens.catalog.parquet.dataset import MANIFEST, ParquetDataset, parse_manifest, part_files
 from dicomlens.catalog.parquet.format import TABLES, schema
 from dicomlens.catalog.schema import LEVEL_COLUMNS
 from dicomlens.errors import CatalogError, UsageError
@@ -71,7 +71,8 @@ def _views() -> list[str]:
 class ParquetCatalog:
     """A Parquet catalog opened for queries (DuckDB, in this process); a context manager.
 
-    Raw SQL may read (``SELECT``), never write.
+    ``folder`` may also be a URL that fsspec reads (``s3://bucket/catalog`` with s3fs,
+    ``gs://`` with gcsfs, ...). Raw SQL may read (``SELECT``), never write.
     """
 
     dialect: Final[Dialect] = DUCKDB
@@ -83,17 +84,12 @@ class ParquetCatalog:
             raise UsageError(
                 "Parquet catalogs need DuckDB and pyarrow: pip install 'dicomlens[parquet]'"
             ) from None
-        self.dataset = ParquetDataset(folder)
-        self.path = self.dataset.folder
-        if not self.dataset.exists:
-            raise CatalogError(
-                f"{self.path}: no Parquet catalog here (create it with dicomlens index --parquet)"
-            )
         self._error = duckdb.Error
         self.db = duckdb.connect(":memory:")
         self.db.execute("SET default_null_order = 'nulls_first'")  # as SQLite sorts
+        self.path, parts = self._locate(folder)
         for table in TABLES:
-            files = self.dataset.files(table)
+            files = part_files(str(self.path), parts, table)
             if files:
                 listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
                 self.db.execute(
@@ -103,6 +99,33 @@ class ParquetCatalog:
                 self.db.register(f"source_{table}", schema(table).empty_table())
         for view in _views():
             self.db.execute(view)
+
+    def _locate(self, folder: str | os.PathLike[str]) -> tuple[Path | str, list[dict[str, Any]]]:
+        """The dataset's place (a folder, or a URL read through fsspec) and its parts."""
+        location = str(folder)
+        if "://" not in location:
+            dataset = ParquetDataset(folder)
+            if not dataset.exists:
+                raise CatalogError(
+                    f"{dataset.folder}: no Parquet catalog here "
+                    "(create it with dicomlens index --parquet)"
+                )
+            return dataset.folder, dataset.parts
+        try:
+            import fsspec  # type: ignore[import-untyped]
+        except ImportError:
+            raise UsageError(
+                f"{location}: reading a URL needs fsspec: pip install fsspec"
+            ) from None
+        try:
+            filesystem, root = fsspec.core.url_to_fs(location)
+            text = filesystem.cat_file(f"{root.rstrip('/')}/{MANIFEST}").decode()
+        except FileNotFoundError:
+            raise CatalogError(f"{location}: no Parquet catalog here") from None
+        except (ImportError, ValueError, OSError) as exc:  # no such protocol, or its package
+            raise CatalogError(f"{location}: cannot read ({exc})") from None
+        self.db.register_filesystem(filesystem)  # DuckDB reads the parts through it
+        return location.rstrip("/"), parse_manifest(text, location)["parts"]
 
     def __enter__(self) -> ParquetCatalog:
         return self
