@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
@@ -12,6 +13,7 @@ from typing import Final
 from dicomlens.catalog.executors import (
     DASK_VARIABLE,
     PARTITION_SIZE,
+    Executor,
     chunked,
     executor,
     run_isolating,
@@ -73,7 +75,9 @@ def index(
     if not roots:
         raise UsageError("nothing to index: give at least one folder or file")
     report = IndexReport()
-    with Catalog(catalog) as db, db.writer():
+    # connect first: a wrong scheduler address is said before any work, even with nothing to read
+    cluster = executor(dask) if dask or os.environ.get(DASK_VARIABLE) else contextlib.nullcontext()
+    with cluster as pool, Catalog(catalog) as db, db.writer():
         own = {str(file.resolve()) for file in catalog_files(db.path)}  # never index itself
         known = db.fingerprints(roots)
         todo: list[str] = []
@@ -100,7 +104,7 @@ def index(
             db.write(listed)
             report.errors += [(row.path, row.reason) for row in listed]
         batch: list[FileRow] = []
-        for row in _read(todo, workers=workers, dask=dask, partition_size=partition_size):
+        for row in _read(todo, workers=workers, pool=pool, partition_size=partition_size):
             batch.append(row)
             report.read += 1
             if row.kind == "instance":
@@ -126,25 +130,24 @@ Fingerprint = tuple[int, int, int]
 
 
 def _read(
-    paths: list[str], *, workers: int | None, dask: str | None, partition_size: int
+    paths: list[str], *, workers: int | None, pool: Executor | None, partition_size: int
 ) -> Iterator[FileRow]:
     if not paths:
         return iter(())
-    if dask or os.environ.get(DASK_VARIABLE):
-        return _read_on_cluster(paths, dask, partition_size)
+    if pool is not None:
+        return _read_on_cluster(paths, pool, partition_size)
     from dicomlens.catalog.rows import file_rows  # pydicom: only when files changed
 
     return file_rows(paths, workers=workers or os.cpu_count() or 1)
 
 
-def _read_on_cluster(paths: list[str], dask: str | None, partition_size: int) -> Iterator[FileRow]:
-    with executor(dask) as pool:
-        tasks = [tuple(run) for run in chunked(paths, partition_size, pool.workers)]
-        for task, result in run_isolating(pool, rows_of, tasks, lambda run: [(p,) for p in run]):
-            if isinstance(result, Exception):
-                yield from (FileRow(p, 0, 0, 0, "error", stopped_reason(result)) for p in task)
-            else:
-                yield from result
+def _read_on_cluster(paths: list[str], pool: Executor, partition_size: int) -> Iterator[FileRow]:
+    tasks = [tuple(run) for run in chunked(paths, partition_size, pool.workers)]
+    for task, result in run_isolating(pool, rows_of, tasks, lambda run: [(p,) for p in run]):
+        if isinstance(result, Exception):
+            yield from (FileRow(p, 0, 0, 0, "error", stopped_reason(result)) for p in task)
+        else:
+            yield from result
 
 
 def rows_of(paths: tuple[str, ...]) -> list[FileRow]:

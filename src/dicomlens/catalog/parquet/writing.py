@@ -15,6 +15,7 @@ from pathlib import Path
 
 from dicomlens.catalog.executors import (
     PARTITION_SIZE,
+    Executor,
     chunked,
     executor,
     run_isolating,
@@ -91,7 +92,8 @@ def index_parquet(
         raise UsageError(f"--partition-size must be at least 1, not {partition_size}")
     report = IndexReport()
     dataset = ParquetDataset(folder)
-    with dataset.writing():
+    # connect first: a wrong scheduler address is said before any work, even with nothing to read
+    with executor(dask, workers=workers) as pool, dataset.writing():
         known = {}
         if dataset.parts:
             with ParquetCatalog(dataset.folder) as current:
@@ -120,7 +122,7 @@ def index_parquet(
         buried += [(row.path, known[row.path][1]) for row in listed if row.path in known]
         report.removed = sum(1 for p in known if p not in seen)
         _commit_client_part(dataset, listed, buried)
-        _read_into(dataset, todo, report, dask, workers, partition_size, progress)
+        _read_into(dataset, pool, todo, report, partition_size, progress)
     return report
 
 
@@ -144,44 +146,42 @@ def _commit_client_part(
 
 def _read_into(
     dataset: ParquetDataset,
+    pool: Executor,
     todo: list[str],
     report: IndexReport,
-    dask: str | None,
-    workers: int | None,
     partition_size: int,
     progress: Callable[[int, int], None] | None,
 ) -> None:
     if not todo:
         return
-    with executor(dask, workers=workers) as pool:
-        first = dataset.reserve(len(todo))
-        tasks = []
-        for run in chunked(todo, partition_size, pool.workers):
+    first = dataset.reserve(len(todo))
+    tasks = []
+    for run in chunked(todo, partition_size, pool.workers):
+        name, incoming = dataset.new_part()
+        tasks.append(PartTask(str(incoming), name, first, tuple(run)))
+        first += len(run)
+
+    def one_per_file(task: PartTask) -> list[PartTask]:
+        singles = []
+        for number, path in enumerate(task.paths):
             name, incoming = dataset.new_part()
-            tasks.append(PartTask(str(incoming), name, first, tuple(run)))
-            first += len(run)
+            singles.append(PartTask(str(incoming), name, task.first + number, (path,)))
+        return singles
 
-        def one_per_file(task: PartTask) -> list[PartTask]:
-            singles = []
-            for number, path in enumerate(task.paths):
-                name, incoming = dataset.new_part()
-                singles.append(PartTask(str(incoming), name, task.first + number, (path,)))
-            return singles
-
-        stopped: list[FileRow] = []
-        for task, result in run_isolating(pool, read_part, tasks, one_per_file):
-            if isinstance(result, Exception):
-                reason = stopped_reason(result)
-                stopped += [FileRow(path, 0, 0, 0, "error", reason) for path in task.paths]
-                report.errors += [(path, reason) for path in task.paths]
-            else:
-                dataset.commit(result.name)
-                report.instances += result.counts["instances"]
-                report.others += result.counts["others"]
-                report.errors += result.errors
-                report.warnings += result.warnings
-            report.read += len(task.paths)
-            if progress is not None:
-                progress(report.read, len(todo))
-        if stopped:
-            _commit_client_part(dataset, stopped, [])
+    stopped: list[FileRow] = []
+    for task, result in run_isolating(pool, read_part, tasks, one_per_file):
+        if isinstance(result, Exception):
+            reason = stopped_reason(result)
+            stopped += [FileRow(path, 0, 0, 0, "error", reason) for path in task.paths]
+            report.errors += [(path, reason) for path in task.paths]
+        else:
+            dataset.commit(result.name)
+            report.instances += result.counts["instances"]
+            report.others += result.counts["others"]
+            report.errors += result.errors
+            report.warnings += result.warnings
+        report.read += len(task.paths)
+        if progress is not None:
+            progress(report.read, len(todo))
+    if stopped:
+        _commit_client_part(dataset, stopped, [])
