@@ -75,7 +75,9 @@ class _LocalExecutor(Executor):
     def run(
         self, function: Callable[[_Task], Any], tasks: Sequence[_Task]
     ) -> Iterator[tuple[_Task, Any]]:
-        if self.workers < 2 or len(tasks) < 2:
+        if not tasks:
+            return
+        if self.workers < 2:
             for task in tasks:
                 try:
                     yield task, function(task)
@@ -148,16 +150,24 @@ def run_isolating(
     split: Callable[[_Task], list[_Task]],
 ) -> Iterator[tuple[_Task, Any]]:
     """Like :meth:`Executor.run`, but a task that fails is run again as one task per file
-    (``split``), so that one file that stops its worker costs only itself: a one-file
-    task that fails again comes back with its exception, to be recorded, not retried."""
+    (``split``), so that one file that stops its worker costs only itself. A one-file
+    task that fails again (perhaps only for sharing a worker with the culprit) gets a
+    last run alone; failing then, it comes back with its exception, to be recorded."""
     failed = []
     for task, result in pool.run(function, tasks):
         if isinstance(result, Exception):
             failed.append(task)
         else:
             yield task, result
-    if failed:
-        yield from pool.run(function, [one for task in failed for one in split(task)])
+    suspects = []
+    singles = [one for task in failed for one in split(task)]
+    for single, result in pool.run(function, singles):
+        if isinstance(result, Exception):
+            suspects.append(single)
+        else:
+            yield single, result
+    for task in suspects:
+        yield from pool.run(function, [task])
 
 
 def stopped_reason(error: Exception) -> str:
