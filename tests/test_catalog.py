@@ -170,14 +170,22 @@ def test_older_schema_is_migrated_when_written_and_read_as_it_is(tmp_path: Path)
     index([bundled("CT_small.dcm")], db)
     with sqlite3.connect(db) as connection:  # as dicomlens' first catalogs were
         connection.execute("DROP VIEW conflicts")
+        for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE name LIKE 'instances\\_%' ESCAPE '\\' "
+            "AND name NOT IN ('instances_series', 'instances_sop')"
+        ).fetchall():
+            connection.execute(f"DROP INDEX {name}")
         connection.execute("PRAGMA user_version = 1")
     with Catalog(db, readonly=True) as catalog:
         assert len(query(catalog, ["Modality=CT"]).rows) == 1
-    with pytest.warns(DicomlensWarning, match="catalog schema v1 migrated to v2"):
+    with pytest.warns(DicomlensWarning, match="catalog schema v1 migrated to v3"):
         index([bundled("MR_small.dcm")], db)
     with Catalog(db, readonly=True) as catalog:
-        assert catalog.execute("PRAGMA user_version").fetchone() == (2,)
+        assert catalog.execute("PRAGMA user_version").fetchone() == (3,)
         assert catalog.execute("SELECT count(*) FROM conflicts").fetchone() == (0,)
+        plan = catalog.execute("EXPLAIN QUERY PLAN SELECT 1 FROM instances WHERE "
+                               "slice_thickness = 1").fetchall()  # fmt: skip
+        assert "instances_slice_thickness" in str(plan)  # the v3 indexes are there
 
 
 def test_symlink_loop_terminates_and_indexes_each_file_once(tmp_path: Path) -> None:
@@ -238,7 +246,7 @@ def test_foreign_schema_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(db) as connection:
         connection.execute("CREATE TABLE other (x)")
         connection.execute("PRAGMA user_version = 7")
-    with pytest.raises(CatalogError, match="catalog schema v7, this dicomlens uses v2"):
+    with pytest.raises(CatalogError, match="catalog schema v7, this dicomlens uses v3"):
         index([bundled("CT_small.dcm")], db)
     (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
     with pytest.raises(CatalogError, match="not a dicomlens catalog"):

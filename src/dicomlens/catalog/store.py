@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "Catalog", "purge"]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 _PARENT: Final = {"study": "patient", "series": "study", "instance": "series"}
 _TABLE: Final = {"patient": "patients", "study": "studies", "series": "series"}
 _KEY: Final = {
@@ -104,6 +104,7 @@ CREATE INDEX instances_series ON instances(series);
 CREATE INDEX instances_sop ON instances(sop_instance_uid);
 CREATE VIEW errors AS SELECT path, reason FROM files WHERE kind = 'error';
 {_CONFLICTS}
+{_INSTANCE_INDEXES}
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 
@@ -120,8 +121,15 @@ WHERE sop_instance_uid IN (
 )
 GROUP BY sop_instance_uid;
 """
+# The typed instance columns a search at the series or study level asks for (DICOMweb
+# clients by SliceThickness, say) are found by index, not by reading every instance row.
+_INSTANCE_INDEXES: Final = "".join(
+    f"CREATE INDEX instances_{column} ON instances({column});\n"
+    for column in ("slice_thickness", "instance_number", "sop_class_uid", "acquisition_date",
+                   "rows", "columns", "number_of_frames")
+)  # fmt: skip
 # Schema changes from each earlier version to the next.
-_MIGRATIONS: Final = {1: _CONFLICTS}
+_MIGRATIONS: Final = {1: _CONFLICTS, 2: _INSTANCE_INDEXES}
 
 
 @functools.cache
