@@ -370,6 +370,7 @@ def test_cli_index_query_and_series_over_parquet(
         (["index", "{root}", "--parquet", "{dataset}", "--catalog", "x.db"], "two catalogs"),
         (["index", "{root}", "--parquet", "{root}"], "not a dicomlens Parquet catalog"),
         (["index", "{root}", "--parquet", "{dataset}", "--partition-size", "0"], "at least 1"),
+        (["index", "{root}", "--parquet", "s3://bucket/catalog"], "URLs are for reading"),
         (["query", "--parquet", "{root}"], "no Parquet catalog here"),
         (["query", "--parquet", "{dataset}", "--sql", "DELETE FROM files"], "read-only"),
         (["query", "--parquet", "{dataset}", "--sql", "COPY files TO 'x.csv'"], "read-only"),

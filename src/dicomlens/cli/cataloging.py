@@ -63,11 +63,12 @@ def check_catalog_place(args: argparse.Namespace, path: str) -> None:
             )
 
 
-def add_parquet_option(sub: argparse.ArgumentParser, *, what: str) -> None:
+def add_parquet_option(sub: argparse.ArgumentParser, *, what: str, writes: bool = False) -> None:
+    place = "a folder" if writes else "a folder, or a URL such as s3://bucket/catalog"
     sub.add_argument(
         "--parquet",
         metavar="DIR",
-        help=f"{what}: a Parquet catalog (dicomlens index --parquet) instead of SQLite",
+        help=f"{what}, as a Parquet dataset ({place}) instead of SQLite",
     )
 
 
@@ -104,7 +105,7 @@ def add_index(commands: Any) -> None:
     )
     sub.add_argument("paths", nargs="+", metavar="PATH", help="folders or files to index")
     add_catalog_option(sub, what="the catalog to create or update", creates=True)
-    add_parquet_option(sub, what="the catalog to create or update")
+    add_parquet_option(sub, what="the catalog to create or update", writes=True)
     sub.add_argument(
         "--workers", type=int, metavar="N", help="local processes reading headers (default: cores)"
     )
@@ -135,7 +136,7 @@ def _run_index(args: argparse.Namespace) -> int:
     if args.parquet and args.catalog:
         raise UsageError("--catalog and --parquet name two catalogs: give one")
     if args.parquet:
-        path = str(Path(args.parquet).absolute())
+        path = args.parquet if "://" in args.parquet else str(Path(args.parquet).absolute())
     else:
         path = catalog_path(args)
         check_catalog_place(args, path)

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from dicomlens.catalog.locking import writer_lock
 from dicomlens.catalog.parquet.format import TABLES
-from dicomlens.errors import CatalogError
+from dicomlens.errors import CatalogError, UsageError
 
 __all__ = ["FORMAT", "MANIFEST", "ParquetDataset", "parse_manifest", "part_files"]
 
@@ -35,6 +35,11 @@ class ParquetDataset:
     """The folder of a Parquet catalog and its manifest (the committed parts)."""
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
+        if "://" in str(folder):
+            raise UsageError(
+                f"{folder}: a Parquet catalog is written into a folder (a shared file system "
+                "for a cluster); URLs are for reading"
+            )
         self.folder = Path(folder).absolute()
         self.manifest = self._read_manifest()
         self._saved = time.monotonic()
