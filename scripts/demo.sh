@@ -32,6 +32,8 @@ run render demo_data/ct_series --montage --preset abdomen -o demo_data/ct_montag
 run anonymize demo_data/study demo_data/ct_series -o demo_data/anonymized --key demo
 run index demo_data/study demo_data/ct_series --catalog demo_data/catalog.db
 run query --catalog demo_data/catalog.db Modality=CT "SliceThickness<=5" --columns KVP
+run index demo_data/study demo_data/ct_series --parquet demo_data/catalog-parquet --partition-size 10
+run query --parquet demo_data/catalog-parquet Modality=CT "SliceThickness<=5" --columns KVP
 printf '\nSample files are in demo_data/; try: .venv/bin/dicomlens show demo_data/study/MR_small.dcm\n'
 if [ -t 0 ] && [ -t 1 ]; then
     printf '\n\033[1m$ dicomlens view --catalog demo_data/catalog.db\033[0m  (Ctrl-C to stop)\n'
