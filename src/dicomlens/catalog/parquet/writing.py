@@ -109,10 +109,10 @@ def index_parquet(
                 continue  # a link to a file indexed under its own path
             seen.add(name)
             recorded = known.get(name)
-            if current_print is None:
+            if current_print is None:  # reported every run, recorded once
+                report.errors.append((name, problem))
                 if recorded is None or recorded[0] != (0, 0, 0):
                     listed.append(FileRow(name, 0, 0, 0, "error", problem))
-                    report.errors.append((name, problem))
             elif recorded is not None and recorded[0] == current_print:
                 report.unchanged += 1
             else:
