@@ -175,13 +175,23 @@ def test_older_schema_is_migrated_when_written_and_read_as_it_is(tmp_path: Path)
             "AND name NOT IN ('instances_series', 'instances_sop')"
         ).fetchall():
             connection.execute(f"DROP INDEX {name}")
+        connection.execute("DROP TABLE series_values")
+        connection.execute("DROP TABLE series_varying")
         connection.execute("PRAGMA user_version = 1")
     with Catalog(db, readonly=True) as catalog:
         assert len(query(catalog, ["Modality=CT"]).rows) == 1
-    with pytest.warns(DicomlensWarning, match="catalog schema v1 migrated to v3"):
+        assert len(query(catalog, ["KVP=120"]).rows) == 1  # no series values: every row read
+    with pytest.warns(DicomlensWarning, match="catalog schema v1 migrated to v4"):
         index([bundled("MR_small.dcm")], db)
     with Catalog(db, readonly=True) as catalog:
-        assert catalog.execute("PRAGMA user_version").fetchone() == (3,)
+        assert catalog.execute("PRAGMA user_version").fetchone() == (4,)
+        # the series values of the instance indexed before are filled in, those of the new one
+        # written: both are found through them
+        assert catalog.dialect.series_values
+        assert len(query(catalog, ["KVP=120"]).rows) == 1
+        assert len(query(catalog, ["EchoTime=240"], level="instance").rows) == 1
+        (values,) = catalog.execute("SELECT count(DISTINCT series) FROM series_values").fetchone()
+        assert values == 2
         assert catalog.execute("SELECT count(*) FROM conflicts").fetchone() == (0,)
         plan = catalog.execute("EXPLAIN QUERY PLAN SELECT 1 FROM instances WHERE "
                                "slice_thickness = 1").fetchall()  # fmt: skip
@@ -246,7 +256,7 @@ def test_foreign_schema_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(db) as connection:
         connection.execute("CREATE TABLE other (x)")
         connection.execute("PRAGMA user_version = 7")
-    with pytest.raises(CatalogError, match="catalog schema v7, this dicomlens uses v3"):
+    with pytest.raises(CatalogError, match="catalog schema v7, this dicomlens uses v4"):
         index([bundled("CT_small.dcm")], db)
     (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
     with pytest.raises(CatalogError, match="not a dicomlens catalog"):
@@ -814,3 +824,39 @@ def test_sequences_differing_anywhere_give_the_full_read_row(
         rows._templates.clear()
         whole = rows._read_whole(str(changed))
     assert quick == whole
+
+
+def test_series_values_lead_searches_to_the_right_series(tmp_path: Path) -> None:
+    """Searches on elements only the JSON holds look at the series whose values may
+    match: values that vary past the cap, changed files and deleted ones included."""
+    from dicomlens.catalog.store import VARYING_AFTER
+
+    folder = tmp_path / "series"
+    folder.mkdir()
+    ds = pydicom.dcmread(bundled("CT_small.dcm"))
+    for number in range(VARYING_AFTER + 4):
+        ds.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{number + 1}"
+        ds.ContentTime = f"1200{number:02d}"  # varies: past the cap
+        ds.save_as(folder / f"{number:03d}.dcm")
+    db = tmp_path / "catalog.db"
+    index([folder], db)
+    with Catalog(db, readonly=True) as catalog:
+        varying = catalog.execute("SELECT key FROM series_varying ORDER BY key").fetchall()
+        assert varying == [("00080018",), ("00080033",)]  # SOPInstanceUID, ContentTime
+        kvp = catalog.execute("SELECT value FROM series_values WHERE key = '00180060'").fetchall()
+        assert kvp == [(120.0,)]
+        for number in (0, 7, VARYING_AFTER + 3):
+            found = query(catalog, [f"ContentTime=1200{number:02d}"], level="instance").rows
+            assert [Path(row[-1]).name for row in found] == [f"{number:03d}.dcm"]
+    changed = pydicom.dcmread(folder / "005.dcm")
+    changed.KVP = 80
+    changed.save_as(folder / "005.dcm")
+    (folder / "006.dcm").unlink()
+    index([folder], db)
+    with Catalog(db, readonly=True) as catalog:
+        assert [Path(r[-1]).name for r in query(catalog, ["KVP=80"], level="instance").rows] == [
+            "005.dcm"
+        ]
+        assert len(query(catalog, ["KVP=120"], level="instance").rows) == VARYING_AFTER + 2
+        assert query(catalog, ["ContentTime=120006"], level="instance").rows == []
+        assert len(query(catalog, ["KVP<100", "ContentTime>=120000"]).rows) == 1

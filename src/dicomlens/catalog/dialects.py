@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["DUCKDB", "SQLITE", "Dialect"]
+__all__ = ["DUCKDB", "SQLITE", "SQLITE_SERIES_VALUES", "Dialect"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Dialect:
     """Whether a grouped query may select columns it does not group by (SQLite)."""
     order_key: str
     """The column of patients, studies and series that follows the order files were indexed."""
+    series_values: bool = False
+    """Whether the store lists each series' element values (SQLite catalog v4)."""
 
     def element_value(self, alias: str, *, numeric: bool) -> str:
         """The SQL value of one element value found by ``json_each ... AS alias``."""
@@ -63,4 +65,7 @@ class Dialect:
 
 
 SQLITE: Final = Dialect("sqlite", json_is_typed=True, bare_columns=True, order_key="id")
+SQLITE_SERIES_VALUES: Final = Dialect(
+    "sqlite", json_is_typed=True, bare_columns=True, order_key="id", series_values=True
+)
 DUCKDB: Final = Dialect("duckdb", json_is_typed=False, bare_columns=False, order_key="first")

@@ -214,27 +214,44 @@ def _condition_sql(condition: Condition, dialect: Dialect) -> tuple[str, list[An
     op, value = _operand(condition)
     test = dialect.matches() if op == "regexp" else f"{{value}} {op} ?"
     numeric = isinstance(value, float)
-    return element_test(condition.path, test, dialect, numeric=numeric), [value]
+    return element_test(condition.path, test, [value], dialect, numeric=numeric)
 
 
 def element_test(
-    path: TagPath, test: str, dialect: Dialect = SQLITE, *, numeric: bool = False
-) -> str:
+    path: TagPath,
+    test: str,
+    parameters: Sequence[Any],
+    dialect: Dialect = SQLITE,
+    *,
+    numeric: bool = False,
+) -> tuple[str, list[Any]]:
     """SQL, true for an instance (alias ``i``, with its series ``se``, study ``st`` and
     patient ``p`` joined) when some value of the element at ``path`` passes ``test``:
     an SQL expression in which ``{value}`` stands for the value (a number when
-    ``numeric``, else text, where the store's JSON is untyped).
+    ``numeric``, else text, where the store's JSON is untyped) and ``?`` for the
+    ``parameters``; with the parameters the SQL takes.
 
-    >>> element_test(parse_tag("Modality"), "{value} = ?")
-    'se.modality = ?'
+    >>> element_test(parse_tag("Modality"), "{value} = ?", ["CT"])
+    ('se.modality = ?', ['CT'])
     """
     typed = _typed_column(path)
     if typed is not None:
         level, column = typed
-        return test.format(value=f"{_ALIAS[level]}.{column}")
+        return test.format(value=f"{_ALIAS[level]}.{column}"), list(parameters)
     sources, last = _json_sources(path)
     value = dialect.element_value(last, numeric=numeric)
-    return f"EXISTS (SELECT 1 FROM {sources} WHERE {test.format(value=value)})"
+    exact = f"EXISTS (SELECT 1 FROM {sources} WHERE {test.format(value=value)})"
+    if not dialect.series_values or len(path.steps) != 1 or _vr(path) == "SQ":
+        return exact, list(parameters)
+    # first the series that may hold such a value (their values are indexed), then
+    # the exact test on their instances only
+    key = _key(path.steps[0].ref)
+    candidates = (
+        f"SELECT sv.series FROM series_values sv WHERE sv.key = '{key}' AND "
+        f"{test.format(value='sv.value')} UNION ALL "
+        f"SELECT series FROM series_varying WHERE key = '{key}'"
+    )
+    return f"(i.series IN ({candidates}) AND {exact})", [*parameters, *parameters]
 
 
 def _json_sources(path: TagPath) -> tuple[str, str]:

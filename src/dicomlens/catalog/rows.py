@@ -30,7 +30,7 @@ from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 from pydicom.values import convert_value
 
-from dicomlens.catalog.schema import LEVEL_COLUMNS, FileRow, InstanceRow
+from dicomlens.catalog.schema import LEVEL_COLUMNS, FileRow, InstanceRow, top_level_scalars
 from dicomlens.errors import FileError, NotDicomError
 from dicomlens.reading import (
     CONTEXT_TAGS,
@@ -382,6 +382,7 @@ def _instance_row(
         length,
         _SLICES_JSON.encode([_slice_fields(info) for info in infos]),
         text,
+        top_level_scalars(values),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final, Literal, NamedTuple
 
-__all__ = ["LEVEL_COLUMNS", "FileRow", "InstanceRow", "column_type"]
+__all__ = ["LEVEL_COLUMNS", "FileRow", "InstanceRow", "column_type", "top_level_scalars"]
 
 # Typed columns of each level: column name -> keyword (its values also stay in the JSON).
 LEVEL_COLUMNS: Final[dict[str, dict[str, str]]] = {
@@ -73,6 +73,23 @@ class InstanceRow(NamedTuple):
     pixel_length: int | None
     slices: str  # JSON list of SliceInfo fields (without the path)
     elements: str  # JSON object: element key -> value(s)
+    scalars: tuple[tuple[str, Any], ...] = ()
+    """(element key, value) of every value of the top-level elements (not sequences),
+    for the catalog's per-series value index; empty: taken from ``elements``."""
+
+
+def top_level_scalars(values: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The (key, value) pairs of the values of an elements object's top-level elements.
+
+    >>> top_level_scalars({"00180050": 1.5, "00080008": ["ORIGINAL", "M"], "00081140": [{}]})
+    (('00180050', 1.5), ('00080008', 'ORIGINAL'), ('00080008', 'M'))
+    """
+    pairs = []
+    for key, value in values.items():
+        for item in value if isinstance(value, list) else (value,):
+            if item is not None and not isinstance(item, dict | list):
+                pairs.append((key, item))
+    return tuple(pairs)
 
 
 class FileRow(NamedTuple):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import sqlite3
@@ -20,10 +21,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from dicomlens.catalog.dialects import SQLITE
+from dicomlens.catalog.dialects import SQLITE, SQLITE_SERIES_VALUES, Dialect
 from dicomlens.catalog.filesystem import is_network_filesystem
 from dicomlens.catalog.locking import writer_lock
-from dicomlens.catalog.schema import LEVEL_COLUMNS, FileRow, column_type
+from dicomlens.catalog.schema import (
+    LEVEL_COLUMNS,
+    FileRow,
+    InstanceRow,
+    column_type,
+    top_level_scalars,
+)
 from dicomlens.errors import CatalogError, DicomlensWarning
 
 if TYPE_CHECKING:
@@ -31,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "Catalog", "purge"]
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 _PARENT: Final = {"study": "patient", "series": "study", "instance": "series"}
 _TABLE: Final = {"patient": "patients", "study": "studies", "series": "series"}
 _KEY: Final = {
@@ -105,6 +112,7 @@ CREATE INDEX instances_sop ON instances(sop_instance_uid);
 CREATE VIEW errors AS SELECT path, reason FROM files WHERE kind = 'error';
 {_CONFLICTS}
 {_INSTANCE_INDEXES}
+{_SERIES_VALUES}
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 
@@ -128,8 +136,45 @@ _INSTANCE_INDEXES: Final = "".join(
     for column in ("slice_thickness", "instance_number", "sop_class_uid", "acquisition_date",
                    "rows", "columns", "number_of_frames")
 )  # fmt: skip
+# Every value each series' instances hold in their top-level elements (VARYING_AFTER
+# at most per element; past that, the element is listed in series_varying instead):
+# a search on any element looks only at the series that may hold the value. A
+# superset: values of instances removed since stay (the exact test follows).
+VARYING_AFTER: Final = 16
+_SERIES_VALUES: Final = """
+CREATE TABLE series_values (
+    series INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    value NOT NULL,
+    PRIMARY KEY (key, value, series)
+) WITHOUT ROWID;
+CREATE INDEX series_values_series ON series_values(series, key);
+CREATE TABLE series_varying (
+    series INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (key, series)
+) WITHOUT ROWID;
+"""
+# Fills series_values for a catalog written before it existed (in SQL: slower than
+# the writer's own bookkeeping, but once).
+_SERIES_VALUES_FILLED: Final = f"""
+INSERT OR IGNORE INTO series_values (series, key, value)
+SELECT i.series, j.key, CASE WHEN j.type = 'array' THEN a.value ELSE j.value END
+FROM instances i JOIN json_each(i.elements) j
+LEFT JOIN json_each(i.elements, j.fullkey) a ON j.type = 'array'
+WHERE j.type NOT IN ('null', 'object')
+  AND (j.type != 'array' OR a.type NOT IN ('object', 'array', 'null'));
+INSERT INTO series_varying (series, key) SELECT series, key FROM series_values
+GROUP BY series, key HAVING count(*) > {VARYING_AFTER};
+DELETE FROM series_values WHERE EXISTS (SELECT 1 FROM series_varying v
+    WHERE v.key = series_values.key AND v.series = series_values.series);
+"""
 # Schema changes from each earlier version to the next.
-_MIGRATIONS: Final = {1: _CONFLICTS, 2: _INSTANCE_INDEXES}
+_MIGRATIONS: Final = {
+    1: _CONFLICTS,
+    2: _INSTANCE_INDEXES,
+    3: _SERIES_VALUES + _SERIES_VALUES_FILLED,
+}
 
 
 @functools.cache
@@ -148,7 +193,9 @@ class Catalog:
         Open for queries only (raw SQL cannot change anything).
     """
 
-    dialect: Final = SQLITE
+    dialect: Dialect = SQLITE
+    """How the query language speaks to this catalog (one with per-series values
+    looks there first)."""
 
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
         self.path = Path(path)
@@ -196,6 +243,8 @@ class Catalog:
     def _check_schema(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         tables = self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if version == SCHEMA_VERSION or (version == 0 and tables == 0):
+            self.dialect = SQLITE_SERIES_VALUES
         if version == SCHEMA_VERSION:
             return
         if version == 0 and tables == 0 and not self.readonly:
@@ -206,10 +255,11 @@ class Catalog:
             self.db.executescript(f"BEGIN; {_schema()} COMMIT;")
             return
         if version in _MIGRATIONS and self.readonly:
-            return  # an older catalog answers queries as it is
+            return  # an older catalog answers queries as it is (without series values)
         if version in _MIGRATIONS:
             steps = "".join(_MIGRATIONS[v] for v in range(version, SCHEMA_VERSION))
             self.db.executescript(f"BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            self.dialect = SQLITE_SERIES_VALUES
             warnings.warn(
                 f"{self.path}: catalog schema v{version} migrated to v{SCHEMA_VERSION}",
                 DicomlensWarning,
@@ -243,6 +293,7 @@ class Catalog:
     def write(self, rows: Iterable[FileRow]) -> None:
         """Record a batch of files in one transaction (all or nothing)."""
         levels = _Levels()
+        values = _SeriesValues(self.db)
         with self._transaction():
             for row in rows:
                 file_id = self.db.execute(
@@ -254,11 +305,13 @@ class Catalog:
                 ).fetchone()[0]
                 self.db.execute("DELETE FROM instances WHERE file = ?", (file_id,))
                 if row.instance is not None:
-                    self._insert_instance(file_id, row, levels)
+                    series = self._insert_instance(file_id, row, levels)
+                    values.add(series, row.instance)
             for level, columns in levels.changed():  # as the batch's latest instance says
                 self._upsert(level, columns)
+            values.write()
 
-    def _insert_instance(self, file_id: int, row: FileRow, levels: _Levels) -> None:
+    def _insert_instance(self, file_id: int, row: FileRow, levels: _Levels) -> int:
         instance = row.instance
         assert instance is not None
         values = {"patient": instance.patient, "study": instance.study, "series": instance.series}
@@ -288,6 +341,8 @@ class Catalog:
             "elements": instance.elements,
         }
         self.db.execute(_insert_sql("instances", tuple(columns)), list(columns.values()))
+        assert parent is not None
+        return parent
 
     def _upsert(self, level: str, columns: dict[str, Any]) -> int:
         """Insert the row of a patient, study or series, or bring it up to date (an
@@ -311,6 +366,8 @@ class Catalog:
         """Drop series, studies and patients that no longer hold any instance."""
         with self._transaction():
             self.db.execute("DELETE FROM series WHERE id NOT IN (SELECT series FROM instances)")
+            for table in ("series_values", "series_varying"):
+                self.db.execute(f"DELETE FROM {table} WHERE series NOT IN (SELECT id FROM series)")
             self.db.execute("DELETE FROM studies WHERE id NOT IN (SELECT study FROM series)")
             self.db.execute("DELETE FROM patients WHERE id NOT IN (SELECT patient FROM studies)")
 
@@ -387,6 +444,63 @@ class _Levels:
         for (level, key), columns in self._latest.items():
             if columns != self._first[(level, key)]:
                 yield level, columns
+
+
+class _SeriesValues:
+    """The values one batch adds to series_values (and the elements it finds varying)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self._known: dict[int, dict[str, set[Any] | None]] = {}  # None: varying
+        self._new: list[tuple[int, str, Any]] = []
+        self._varying: list[tuple[int, str]] = []
+
+    def add(self, series: int, instance: InstanceRow) -> None:
+        known = self._known.get(series)
+        if known is None:
+            known = self._known[series] = self._recorded(series)
+        pairs = instance.scalars or top_level_scalars(json.loads(instance.elements))
+        for key, value in pairs:
+            found = known.setdefault(key, set())
+            if found is None or value in found:
+                continue
+            if len(found) >= VARYING_AFTER or (
+                type(value) is int and not _INT64 >= value >= -_INT64
+            ):
+                known[key] = None
+                self._varying.append((series, key))
+            else:
+                found.add(value)
+                self._new.append((series, key, value))
+
+    def _recorded(self, series: int) -> dict[str, set[Any] | None]:
+        known: dict[str, set[Any] | None] = {}
+        for key, value in self.db.execute(
+            "SELECT key, value FROM series_values WHERE series = ?", (series,)
+        ):
+            found = known.setdefault(key, set())
+            assert found is not None
+            found.add(value)
+        for (key,) in self.db.execute("SELECT key FROM series_varying WHERE series = ?", (series,)):
+            known[key] = None
+        return known
+
+    def write(self) -> None:
+        varying = set(self._varying)
+        self.db.executemany(
+            "INSERT OR IGNORE INTO series_values (series, key, value) VALUES (?, ?, ?)",
+            [entry for entry in self._new if entry[:2] not in varying],
+        )
+        self.db.executemany(
+            "INSERT OR IGNORE INTO series_varying (series, key) VALUES (?, ?)", self._varying
+        )
+        self.db.executemany(
+            "DELETE FROM series_values WHERE key = ? AND series = ?",
+            [(key, series) for series, key in self._varying],
+        )
+
+
+_INT64: Final = 2**63 - 1
 
 
 def catalog_files(path: Path) -> list[Path]:

@@ -19,6 +19,7 @@ from typing import Any, Final
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from dicomlens.catalog import Catalog
+from dicomlens.catalog.dialects import Dialect
 from dicomlens.catalog.querying import JOINED, ORDER_BY, element_test
 from dicomlens.catalog.rows import element_key
 from dicomlens.catalog.schema import LEVEL_COLUMNS
@@ -188,7 +189,7 @@ def search(catalog: Catalog, query: Search, base_url: str) -> Results:
         where.append("se.series_instance_uid = ?")
         parameters.append(query.series)
     for match in query.matches:
-        sql, values = _match_sql(match, query.level, fuzzy=query.fuzzy)
+        sql, values = _match_sql(match, query.level, catalog.dialect, fuzzy=query.fuzzy)
         if sql:
             where.append(sql)
             parameters += values
@@ -318,7 +319,7 @@ def _vr(path: TagPath) -> str:
         return ""
 
 
-def _match_sql(match: Match, level: str, *, fuzzy: bool) -> tuple[str, list[Any]]:
+def _match_sql(match: Match, level: str, dialect: Dialect, *, fuzzy: bool) -> tuple[str, list[Any]]:
     """The SQL condition of one match ("" for universal matching) and its parameters."""
     text = match.value
     if text == "":
@@ -329,7 +330,7 @@ def _match_sql(match: Match, level: str, *, fuzzy: bool) -> tuple[str, list[Any]
     if vr == "UI" or (match.key == _MODALITIES and ("," in text or "\\" in text)):
         values = [v.strip() for v in text.replace("\\", ",").split(",") if v.strip()]
         marks = ",".join("?" * len(values))
-        return element_test(path, f"{{value}} IN ({marks})"), values
+        return element_test(path, f"{{value}} IN ({marks})", values, dialect)
     if (vr in _RANGE_VRS and "-" in text and vr != "DT") or _is_datetime_range(vr, text):
         low, _, high = (part.replace(":", "").replace("-", "") for part in _halves(text))
         tests, values = [], []
@@ -339,10 +340,10 @@ def _match_sql(match: Match, level: str, *, fuzzy: bool) -> tuple[str, list[Any]
         if high:
             tests.append("{value} <= ?")
             values.append(high + "\uffff" if vr != "DA" else high)
-        return element_test(path, " AND ".join(tests) or "1"), values
+        return element_test(path, " AND ".join(tests) or "1", values, dialect)
     if vr in _NUMBER_VRS:
         try:
-            return element_test(path, "{value} = ?"), [float(text)]
+            return element_test(path, "{value} = ?", [float(text)], dialect)
         except ValueError:
             raise BadRequest(f"{path}: expected a number, got {text!r}") from None
     wildcard = vr not in _NO_WILDCARD_VRS and ("*" in text or "?" in text)
@@ -350,13 +351,14 @@ def _match_sql(match: Match, level: str, *, fuzzy: bool) -> tuple[str, list[Any]
         if fuzzy:  # the start of any component of the name
             pattern = "* " + _glob(text.lower(), wildcard) + "*"
             return element_test(path, "(' ' || replace(replace(lower({value}), '^', ' '), "
-                                      "'=', ' ')) GLOB ?"), [pattern]  # fmt: skip
-        return element_test(path, "lower({value}) GLOB ?"), [_glob(text.lower(), wildcard)]
+                                      "'=', ' ')) GLOB ?", [pattern], dialect)  # fmt: skip
+        return element_test(path, "lower({value}) GLOB ?", [_glob(text.lower(), wildcard)],
+                            dialect)  # fmt: skip
     if wildcard:
-        return element_test(path, "{value} GLOB ?"), [_glob(text, True)]
+        return element_test(path, "{value} GLOB ?", [_glob(text, True)], dialect)
     if vr in _RANGE_VRS:
         text = text.replace(":", "").replace("-", "")
-    return element_test(path, "{value} = ?"), [text]
+    return element_test(path, "{value} = ?", [text], dialect)
 
 
 def _halves(text: str) -> tuple[str, str, str]:
