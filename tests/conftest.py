@@ -257,3 +257,14 @@ def chromium(args: list[str]) -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
+
+
+def numbered_copies(folder: Path, count: int) -> Path:
+    """``count`` copies of CT_small in ``folder`` as one series, numbered, new SOP UIDs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    template = pydicom.dcmread(bundled("CT_small.dcm"))
+    for number in range(count):
+        template.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{number + 1}"
+        template.InstanceNumber = number + 1
+        template.save_as(folder / f"{number:05d}.dcm")
+    return folder

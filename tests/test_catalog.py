@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from conftest import TEST_FILES, bundled, readable, truncate_inside
+from conftest import TEST_FILES, bundled, numbered_copies, readable, truncate_inside
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -273,13 +273,7 @@ index([sys.argv[1]], sys.argv[2], workers=2)
 
 def test_killed_indexer_resumes_to_the_same_catalog(tmp_path: Path) -> None:
     """I5: SIGKILL at random points, then a full run: same catalog as without kills."""
-    folder = tmp_path / "many"
-    folder.mkdir()
-    template = pydicom.dcmread(bundled("CT_small.dcm"))
-    for number in range(1200):
-        template.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{number + 1}"
-        template.InstanceNumber = number + 1
-        template.save_as(folder / f"{number:05d}.dcm")
+    folder = numbered_copies(tmp_path / "many", 1200)
     reference = tmp_path / "reference.db"
     index([folder], reference)
     db = tmp_path / "killed.db"

@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import pydicom
 import pytest
-from conftest import TEST_FILES, bundled, shared_data_root
+from conftest import TEST_FILES, bundled, numbered_copies, shared_data_root
 from hostile import ROWS
 
 from dicomlens.catalog import Catalog, index, query, run_sql
@@ -273,13 +273,7 @@ index_parquet([sys.argv[1]], sys.argv[2], workers=2, partition_size=40)
 
 
 def test_killed_run_leaves_a_readable_dataset_and_the_next_run_goes_on(tmp_path: Path) -> None:
-    folder = tmp_path / "many"
-    folder.mkdir()
-    template = pydicom.dcmread(bundled("CT_small.dcm"))
-    for number in range(1200):
-        template.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{number + 1}"
-        template.InstanceNumber = number + 1
-        template.save_as(folder / f"{number:05d}.dcm")
+    folder = numbered_copies(tmp_path / "many", 1200)
     reference = tmp_path / "reference.db"
     index([folder], reference)
     dataset = tmp_path / "killed"

@@ -56,6 +56,7 @@ __all__ = [
     "apply_edits",
     "atomic_output",
     "edit",
+    "fsync_path",
     "is_within",
     "read_for_writing",
     "recording_failures",
@@ -111,7 +112,7 @@ def atomic_output(
             os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, target)
         if sync_folder:
-            _fsync_folder(folder)
+            fsync_path(folder)
     except OSError as exc:
         temporary.unlink(missing_ok=True)
         raise WriteError(f"{target}: cannot write ({exc.strerror or exc})") from exc
@@ -145,8 +146,9 @@ def _umask() -> int:
     return current
 
 
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Flush a file or a folder (its entries: a rename in it) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -570,7 +572,7 @@ def edit(
 def sync_folders(written: Iterable[Path | None]) -> None:
     """Make the renames of a batch durable: the folder of each written file synced once."""
     for folder in sorted({path.parent for path in written if path is not None}):
-        _fsync_folder(folder)
+        fsync_path(folder)
 
 
 @dataclass(frozen=True)

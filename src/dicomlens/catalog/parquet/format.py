@@ -16,7 +16,6 @@ for its old row; a deleted file only the tombstone. Every row has an ``ordinal``
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
@@ -25,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dicomlens.catalog.schema import LEVEL_COLUMNS, FileRow, column_type
+from dicomlens.editing import fsync_path
 
 __all__ = [
     "FILE_TABLES",
@@ -125,8 +125,8 @@ def write_tables(tables: dict[str, pa.Table], folder: Path) -> dict[str, int]:
     for table in TABLES:
         path = folder / f"{table}.parquet"
         pq.write_table(tables[table], path, compression="zstd")
-        _sync(path)
-    _sync(folder)
+        fsync_path(path)
+    fsync_path(folder)
     return {table: tables[table].num_rows for table in TABLES}
 
 
@@ -147,11 +147,3 @@ def _typed(value: Any, column: str) -> Any:
 def _column_kind(column: str) -> str:
     (keyword,) = (kw for cols in LEVEL_COLUMNS.values() for c, kw in cols.items() if c == column)
     return column_type(keyword)
-
-
-def _sync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
