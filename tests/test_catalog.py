@@ -26,7 +26,8 @@ from conftest import TEST_FILES, bundled, numbered_copies, readable, truncate_in
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dicomlens.catalog import Catalog, index, query
+from dicomlens.catalog import SCHEMA_VERSION, Catalog, index, query
+from dicomlens.catalog.store import Overrun
 from dicomlens.cli import main
 from dicomlens.errors import CatalogError, UsageError
 from dicomlens.scanning import group_series, scan_folder
@@ -181,10 +182,10 @@ def test_older_schema_is_migrated_when_written_and_read_as_it_is(tmp_path: Path)
     with Catalog(db, readonly=True) as catalog:
         assert len(query(catalog, ["Modality=CT"]).rows) == 1
         assert len(query(catalog, ["KVP=120"]).rows) == 1  # no series values: every row read
-    with pytest.warns(DicomlensWarning, match="catalog schema v1 migrated to v4"):
+    with pytest.warns(DicomlensWarning, match=f"catalog schema v1 migrated to v{SCHEMA_VERSION}"):
         index([bundled("MR_small.dcm")], db)
     with Catalog(db, readonly=True) as catalog:
-        assert catalog.execute("PRAGMA user_version").fetchone() == (4,)
+        assert catalog.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
         # the series values of the instance indexed before are filled in, those of the new one
         # written: both are found through them
         assert catalog.dialect.series_values
@@ -196,6 +197,47 @@ def test_older_schema_is_migrated_when_written_and_read_as_it_is(tmp_path: Path)
         plan = catalog.execute("EXPLAIN QUERY PLAN SELECT 1 FROM instances WHERE "
                                "slice_thickness = 1").fetchall()  # fmt: skip
         assert "instances_slice_thickness" in str(plan)  # the v3 indexes are there
+        assert _indexed_columns(catalog, "instances_slice_thickness") == [
+            "slice_thickness", "series"]  # fmt: skip
+
+
+def _indexed_columns(catalog: Catalog, index_name: str) -> list[str]:
+    return [row[2] for row in catalog.execute(f"PRAGMA index_info({index_name})")]
+
+
+def test_instance_indexes_gain_the_series_when_migrated(tmp_path: Path) -> None:
+    from dicomlens.errors import DicomlensWarning
+
+    db = tmp_path / "catalog.db"
+    index([bundled("CT_small.dcm")], db)
+    with sqlite3.connect(db) as connection:  # as schema v4 made them
+        connection.execute("DROP INDEX instances_rows")
+        connection.execute("CREATE INDEX instances_rows ON instances(rows)")
+        connection.execute("PRAGMA user_version = 4")
+    with Catalog(db, readonly=True) as catalog:  # read as it is
+        assert _indexed_columns(catalog, "instances_rows") == ["rows"]
+        assert len(query(catalog, ["Rows=128"]).rows) == 1
+    with pytest.warns(DicomlensWarning, match="v4 migrated"):
+        index([bundled("MR_small.dcm")], db)
+    with Catalog(db, readonly=True) as catalog:
+        assert _indexed_columns(catalog, "instances_rows") == ["rows", "series"]
+        assert len(query(catalog, ["Rows=64"]).rows) == 1
+
+
+def test_bounded_statements_overrun_and_leave_the_catalog_usable(tmp_path: Path) -> None:
+    db = tmp_path / "catalog.db"
+    index([bundled("CT_small.dcm")], db)
+    endless = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT max(x) FROM n"
+    with Catalog(db, readonly=True) as catalog:
+        started = time.perf_counter()
+        with pytest.raises(Overrun), catalog.bounded(0.05):
+            catalog.execute(endless).fetchall()
+        assert time.perf_counter() - started < 5
+        with catalog.bounded(5):  # quick statements are untouched
+            assert catalog.execute("SELECT count(*) FROM instances").fetchone() == (1,)
+        with pytest.raises(CatalogError, match="no such table"), catalog.bounded(5):
+            catalog.execute("SELECT * FROM nowhere")  # other errors stay what they are
+        assert catalog.execute("SELECT count(*) FROM files").fetchone() == (1,)
 
 
 def test_symlink_loop_terminates_and_indexes_each_file_once(tmp_path: Path) -> None:
@@ -256,7 +298,8 @@ def test_foreign_schema_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(db) as connection:
         connection.execute("CREATE TABLE other (x)")
         connection.execute("PRAGMA user_version = 7")
-    with pytest.raises(CatalogError, match="catalog schema v7, this dicomlens uses v4"):
+    refused = f"catalog schema v7, this dicomlens uses v{SCHEMA_VERSION}"
+    with pytest.raises(CatalogError, match=refused):
         index([bundled("CT_small.dcm")], db)
     (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
     with pytest.raises(CatalogError, match="not a dicomlens catalog"):

@@ -80,7 +80,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     files = root / "files"
     files.mkdir()
     _ct_series(files / "ct")
-    for name in ("MR_small.dcm", "SC_rgb_rle_2frame.dcm", "JPEG2000.dcm"):
+    for name in ("MR_small.dcm", "SC_rgb_rle_2frame.dcm", "JPEG2000.dcm", "rtdose.dcm"):
         shutil.copy(bundled(name), files / name)
     catalog, store = root / "catalog.db", root / "store"
     index([files], catalog)
@@ -182,6 +182,40 @@ def test_series_search_matches_any_attribute(served: Served) -> None:
     in_study = client.search_for_series(study_instance_uid=ct.StudyInstanceUID)
     assert [_value(s, "0020000E") for s in in_study] == [ct.SeriesInstanceUID]
     assert client.search_for_series(search_filters={"Modality": "PT"}) == []
+    # instance conditions (tested before the series are joined) with series ones
+    both = {"SliceThickness": "2.5", "Modality": "CT"}
+    (mixed,) = client.search_for_series(search_filters=both)
+    assert _value(mixed, "0020000E") == ct.SeriesInstanceUID
+    assert client.search_for_series(search_filters={**both, "Modality": "MR"}) == []
+    (in_path,) = client.search_for_series(ct.StudyInstanceUID, search_filters=both)
+    assert _value(in_path, "0020000E") == ct.SeriesInstanceUID
+    mr = pydicom.dcmread(bundled("MR_small.dcm"), stop_before_pixels=True)
+    assert client.search_for_series(mr.StudyInstanceUID, search_filters=both) == []
+    (study,) = client.search_for_studies(search_filters={"SliceThickness": "2.5"})
+    assert _value(study, "0020000D") == ct.StudyInstanceUID
+    assert _value(study, "00201208") == 5  # every instance of the study, not the matching ones
+
+
+def test_long_searches_give_the_same_answers_from_a_thread(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Searches are tried on the event loop within a time and result budget, the
+    others answered again in a thread: both ways give the same answer."""
+    from dicomlens.dicomweb import routes
+
+    client = served.client()
+    asked = [
+        lambda: client.search_for_studies(),
+        lambda: client.search_for_series(search_filters={"SliceThickness": "2.5"}),
+        lambda: client.search_for_series(search_filters={"EchoTime": "240"}),  # element JSON
+        lambda: client.search_for_instances(fields=["SliceThickness"]),
+    ]
+    inline = [ask() for ask in asked]
+    assert all(inline)
+    for name, value in (("INLINE_SECONDS", 0.0), ("INLINE_RESULTS", 0)):
+        with monkeypatch.context() as patched:
+            patched.setattr(routes, name, value)
+            assert [ask() for ask in asked] == inline
 
 
 def test_instance_search_pages_and_includes_fields(served: Served) -> None:
@@ -330,6 +364,13 @@ def test_frames_are_pixels_native_or_as_stored(served: Served) -> None:
     (plain,) = client.retrieve_instance_frames(*ct_uids, frame_numbers=[1], media_types=octets)
     assert plain == ct.PixelData
     assert np.array_equal(np.frombuffer(plain, "<i2").reshape(ct.Rows, ct.Columns), ct.pixel_array)
+    dose = pydicom.dcmread(bundled("rtdose.dcm"))  # uncompressed, 15 frames of 32 bits
+    dose_uids = (dose.StudyInstanceUID, dose.SeriesInstanceUID, dose.SOPInstanceUID)
+    frames = client.retrieve_instance_frames(*dose_uids, frame_numbers=[7, 2], media_types=octets)
+    size = dose.Rows * dose.Columns * 4
+    assert frames == [dose.PixelData[6 * size : 7 * size], dose.PixelData[size : 2 * size]]
+    shape = (dose.Rows, dose.Columns)
+    assert np.array_equal(np.frombuffer(frames[0], "<u4").reshape(shape), dose.pixel_array[6])
     nm = pydicom.dcmread(bundled("JPEG2000.dcm"))
     nm_uids = (nm.StudyInstanceUID, nm.SeriesInstanceUID, nm.SOPInstanceUID)
     (stored,) = client.retrieve_instance_frames(

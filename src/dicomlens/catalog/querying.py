@@ -26,12 +26,14 @@ from dicomlens.errors import UsageError
 from dicomlens.tags import TagPath, parse_tag
 
 __all__ = [
+    "ABOVE_SERIES",
     "JOINED",
     "ORDER_BY",
     "Condition",
     "Level",
     "QueryResult",
     "Source",
+    "element_level",
     "element_test",
     "query",
     "run_sql",
@@ -178,6 +180,17 @@ def _typed_column(path: TagPath) -> tuple[str, str] | None:
     if len(path.steps) != 1 or step.ref.creator is not None or step.subscript is not None:
         return None
     return _COLUMN_OF.get(keyword_for_tag(step.ref.tag))
+
+
+def element_level(path: TagPath) -> str:
+    """The level whose row :func:`element_test` tests for ``path``: that of the typed
+    column holding the element, else ``"instance"`` (the instance's element JSON).
+
+    >>> element_level(parse_tag("Modality")), element_level(parse_tag("EchoTime"))
+    ('series', 'instance')
+    """
+    typed = _typed_column(path)
+    return "instance" if typed is None else typed[0]
 
 
 def _vr(path: TagPath) -> str:
@@ -329,10 +342,9 @@ def _count_sql(count: str) -> str:
     return f"count(DISTINCT {_COUNTED[count]}.id)"
 
 
-JOINED: Final = (
-    "JOIN series se ON se.id = i.series "
-    "JOIN studies st ON st.id = se.study JOIN patients p ON p.id = st.patient"
-)
+ABOVE_SERIES: Final = "JOIN studies st ON st.id = se.study JOIN patients p ON p.id = st.patient"
+"""The joins from a series ``se`` to its study ``st`` and patient ``p``."""
+JOINED: Final = f"JOIN series se ON se.id = i.series {ABOVE_SERIES}"
 """The joins from ``instances i`` to its series ``se``, study ``st`` and patient ``p``."""
 ORDER_BY: Final = {
     "patient": "p.patient_id, p.id",

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import sqlite3
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -36,9 +37,9 @@ from dicomlens.errors import CatalogError, DicomlensWarning
 if TYPE_CHECKING:
     from dicomlens.series import SliceInfo
 
-__all__ = ["SCHEMA_VERSION", "Catalog", "purge"]
+__all__ = ["SCHEMA_VERSION", "Catalog", "Overrun", "purge"]
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 _PARENT: Final = {"study": "patient", "series": "study", "instance": "series"}
 _TABLE: Final = {"patient": "patients", "study": "studies", "series": "series"}
 _KEY: Final = {
@@ -130,12 +131,26 @@ WHERE sop_instance_uid IN (
 GROUP BY sop_instance_uid;
 """
 # The typed instance columns a search at the series or study level asks for (DICOMweb
-# clients by SliceThickness, say) are found by index, not by reading every instance row.
+# clients by SliceThickness, say) are found by index, not by reading every instance row;
+# with the series (and the row id) in the index, the matching instances are grouped into
+# series from the index alone.
+_INDEXED_INSTANCE_COLUMNS: Final = (
+    "slice_thickness",
+    "instance_number",
+    "sop_class_uid",
+    "acquisition_date",
+    "rows",
+    "columns",
+    "number_of_frames",
+)
 _INSTANCE_INDEXES: Final = "".join(
-    f"CREATE INDEX instances_{column} ON instances({column});\n"
-    for column in ("slice_thickness", "instance_number", "sop_class_uid", "acquisition_date",
-                   "rows", "columns", "number_of_frames")
-)  # fmt: skip
+    f"CREATE INDEX instances_{column} ON instances({column}, series);\n"
+    for column in _INDEXED_INSTANCE_COLUMNS
+)
+_INSTANCE_INDEXES_RENEWED: Final = (
+    "".join(f"DROP INDEX IF EXISTS instances_{column};\n" for column in _INDEXED_INSTANCE_COLUMNS)
+    + _INSTANCE_INDEXES
+)
 # Every value each series' instances hold in their top-level elements (VARYING_AFTER
 # at most per element; past that, the element is listed in series_varying instead):
 # a search on any element looks only at the series that may hold the value. A
@@ -174,7 +189,13 @@ _MIGRATIONS: Final = {
     1: _CONFLICTS,
     2: _INSTANCE_INDEXES,
     3: _SERIES_VALUES + _SERIES_VALUES_FILLED,
+    4: _INSTANCE_INDEXES_RENEWED,
 }
+
+
+class Overrun(Exception):
+    """A statement run under :meth:`Catalog.bounded` outlasted its time (not a user
+    error: the caller runs it again where it may take longer)."""
 
 
 @functools.cache
@@ -387,6 +408,29 @@ class Catalog:
             ) from exc
 
     # -- reading ------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def bounded(self, seconds: float) -> Iterator[None]:
+        """Interrupt the statements run inside that last longer than ``seconds`` in all,
+        raising :class:`Overrun` (so that a server can try a search on its event loop
+        and hand only the long ones to a thread)."""
+        deadline = time.perf_counter() + seconds
+        overran = False
+
+        def check() -> int:
+            nonlocal overran
+            overran = overran or time.perf_counter() > deadline
+            return overran
+
+        self.db.set_progress_handler(check, 1000)  # every 1000 virtual-machine steps
+        try:
+            yield
+        except (sqlite3.Error, CatalogError):
+            if overran:
+                raise Overrun(f"{self.path}: longer than {seconds} s") from None
+            raise
+        finally:
+            self.db.set_progress_handler(None, 0)
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
         """Run one SQL statement (read-only catalogs refuse changes)."""

@@ -17,9 +17,7 @@ from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
-from pydicom.dataelem import RawDataElement
 from pydicom.encaps import generate_frames
-from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from dicomlens.catalog import Catalog
@@ -31,7 +29,6 @@ from dicomlens.dicomweb.media import (
     file_chunks,
 )
 from dicomlens.dicomweb.problems import BadRequest, NotAcceptable, NotFound
-from dicomlens.errors import DicomlensError
 from dicomlens.isolation import run_isolated
 from dicomlens.reading import read
 from dicomlens.series import SliceInfo
@@ -41,7 +38,6 @@ from dicomlens.volume.mosaic import unpack_mosaic
 __all__ = ["Stored", "dicom_parts", "frame_parts", "locate", "slice_of"]
 
 _LITTLE_NATIVE: Final = frozenset({"1.2.840.10008.1.2", EXPLICIT_LITTLE})
-PIXEL_DATA: Final = BaseTag(0x7FE00010)
 
 
 @dataclass(frozen=True)
@@ -57,6 +53,11 @@ class Stored:
     slices: str
     frames: int
     bits_allocated: int
+    pixel_offset: int | None = None
+    """Where the value of a Pixel Data element of defined length begins in the file."""
+    pixel_length: int | None = None
+    frame_size: int = 0
+    """Bytes of one uncompressed frame (rows x columns x samples x bits allocated)."""
 
     def check(self) -> None:
         """Refuse a file changed or gone since it was indexed (its bytes are not the
@@ -87,7 +88,9 @@ def locate(
     rows = catalog.execute(
         "SELECT f.path, f.size, f.mtime_ns, f.inode, st.study_instance_uid, "
         "se.series_instance_uid, i.sop_instance_uid, coalesce(i.transfer_syntax, ''), i.slices, "
-        "coalesce(i.number_of_frames, 1), coalesce(json_extract(i.elements, '$.\"00280100\"'), 0) "
+        "coalesce(i.number_of_frames, 1), coalesce(json_extract(i.elements, '$.\"00280100\"'), 0), "
+        "i.pixel_offset, i.pixel_length, coalesce(i.rows, 0) * coalesce(i.columns, 0) * "
+        "coalesce(json_extract(i.elements, '$.\"00280002\"'), 1) "
         "FROM instances i JOIN files f ON f.id = i.file "
         "JOIN series se ON se.id = i.series JOIN studies st ON st.id = se.study "
         f"WHERE {' AND '.join(where)} ORDER BY se.series_number, se.id, i.instance_number, i.id",
@@ -102,25 +105,23 @@ def locate(
         size,
         mtime,
         inode,
-        study_uid,
-        series_uid,
-        sop_uid,
+        *uids,
         syntax,
         slices,
         frames,
         bits,
+        offset,
+        length,
+        pixels,
     ) in rows:
+        study_uid, series_uid, sop_uid = uids
         if sop_uid in seen:  # the same instance at several paths: served once
             continue
         seen.add(sop_uid)
-        found.append(Stored(path, (size, mtime, inode), study_uid, series_uid, sop_uid,
-                            syntax, slices, int(frames), int(bits)))  # fmt: skip
+        found.append(Stored(path, (size, mtime, inode), study_uid, series_uid, sop_uid, syntax,
+                            slices, int(frames), int(bits), offset, length,
+                            int(pixels) * int(bits) // 8))  # fmt: skip
     return found
-
-
-# ---------------------------------------------------------------------------
-# Instances
-# ---------------------------------------------------------------------------
 
 
 def dicom_parts(
@@ -277,31 +278,19 @@ def native_frame(stored: Stored, number: int) -> bytes:
 
 
 def _stored_frame(stored: Stored, number: int) -> bytes | None:
-    """Frame ``number`` of uncompressed little-endian Pixel Data: its bytes in the
-    file, read from there (None when the value's length does not fit its frames)."""
+    """Frame ``number`` of uncompressed little-endian Pixel Data: its bytes, read where
+    the catalog found the value in the file (unchanged since: :meth:`Stored.check`);
+    None when the value's length does not fit its frames."""
+    size, offset = stored.frame_size, stored.pixel_offset
+    if offset is None or not size or (stored.pixel_length or 0) < size * stored.frames:
+        return None
     try:
-        ds = read(stored.path, defer_size=1024, decode=())
-    except DicomlensError:
-        raise NotFound(f"instance {stored.sop}: its file cannot be read") from None
-    element = ds._dict.get(PIXEL_DATA)  # raw: a long value stays in the file
-    size = (
-        int(ds.get("Rows", 0)) * int(ds.get("Columns", 0))
-        * int(ds.get("SamplesPerPixel", 1)) * stored.bits_allocated // 8
-    )  # fmt: skip
-    count = int(ds.get("NumberOfFrames") or 1)
-    if element is None or not size:
-        return None
-    if isinstance(element, RawDataElement) and element.value is None:
-        if element.length < size * count:
-            return None
         with open(stored.path, "rb") as file:
-            file.seek(element.value_tell + (number - 1) * size)
+            file.seek(offset + (number - 1) * size)
             data = file.read(size)
-        return data if len(data) == size else None
-    value = ds.PixelData
-    if not isinstance(value, bytes) or len(value) < size * count:
-        return None
-    return value[(number - 1) * size : number * size]
+    except OSError:
+        raise NotFound(f"instance {stored.sop}: its file cannot be read") from None
+    return data if len(data) == size else None
 
 
 def stored_values(info: SliceInfo, *, rescale: bool = False) -> NDArray[Any]:

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from dicomlens.catalog import Catalog
+from dicomlens.catalog.store import Overrun
 from dicomlens.dicomweb.media import MediaRange, accepted, multipart, multipart_type, new_boundary
 from dicomlens.dicomweb.metadata import MetadataCache, bulk_data
 from dicomlens.dicomweb.problems import (
@@ -48,6 +49,10 @@ DICOM_JSON: Final = "application/dicom+json"
 MAX_STORE_BYTES: Final = 4 << 30
 """The longest STOW-RS body taken by default."""
 _UID: Final = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+INLINE_SECONDS: Final = 0.005
+INLINE_RESULTS: Final = 200
+"""A search answered on the event loop takes at most this long and returns at most
+this many results; a longer one runs in a thread."""
 _TRUNCATED: Final = (
     '299 dicomlens "The number of results exceeded the maximum supported by the server. '
     'Additional results can be requested."'
@@ -148,25 +153,37 @@ class _Handlers:
 
     # QIDO-RS -------------------------------------------------------------
 
-    def _search(self, request: Request, level: str) -> Response:
+    async def _search(self, request: Request, level: str) -> Response:
+        """Most searches take well under a millisecond: they are answered on the event
+        loop (a thread costs more than the search); one that overruns INLINE_SECONDS or
+        finds more than INLINE_RESULTS is answered again in a thread."""
+        try:
+            with self._catalog().bounded(INLINE_SECONDS):
+                return self._answer_search(request, level, max_results=INLINE_RESULTS)
+        except Overrun:
+            return await run_in_threadpool(self._answer_search, request, level)
+
+    def _answer_search(
+        self, request: Request, level: str, max_results: int | None = None
+    ) -> Response:
         _json_accepted(request)
         study, series, _ = _uids(request)
         query = parse_search(level, request.query_params.multi_items(), study=study,
                              series=series)  # fmt: skip
-        results = search(self._catalog(), query, _base_url(request))
+        results = search(self._catalog(), query, _base_url(request), max_results=max_results)
         if not results.datasets:
             return Response(status_code=204)
         headers = {"Warning": _TRUNCATED} if results.truncated else {}
         return JSONResponse(results.datasets, media_type=DICOM_JSON, headers=headers)
 
-    def search_studies(self, request: Request) -> Response:
-        return self._search(request, "study")
+    async def search_studies(self, request: Request) -> Response:
+        return await self._search(request, "study")
 
-    def search_series(self, request: Request) -> Response:
-        return self._search(request, "series")
+    async def search_series(self, request: Request) -> Response:
+        return await self._search(request, "series")
 
-    def search_instances(self, request: Request) -> Response:
-        return self._search(request, "instance")
+    async def search_instances(self, request: Request) -> Response:
+        return await self._search(request, "instance")
 
     # WADO-RS -------------------------------------------------------------
 

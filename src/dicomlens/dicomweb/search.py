@@ -20,9 +20,16 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from dicomlens.catalog import Catalog
 from dicomlens.catalog.dialects import Dialect
-from dicomlens.catalog.querying import JOINED, ORDER_BY, element_test
+from dicomlens.catalog.querying import (
+    ABOVE_SERIES,
+    JOINED,
+    ORDER_BY,
+    element_level,
+    element_test,
+)
 from dicomlens.catalog.rows import element_key
 from dicomlens.catalog.schema import LEVEL_COLUMNS
+from dicomlens.catalog.store import Overrun
 from dicomlens.dicomweb.model import attribute
 from dicomlens.dicomweb.problems import BadRequest
 from dicomlens.errors import TagSyntaxError, UnknownTagError
@@ -179,35 +186,24 @@ class Results:
     truncated: bool
 
 
-def search(catalog: Catalog, query: Search, base_url: str) -> Results:
-    """The results of ``query`` in the DICOM JSON model; RetrieveURLs under ``base_url``."""
-    where, parameters = [], []
-    if query.study is not None:
-        where.append("st.study_instance_uid = ?")
-        parameters.append(query.study)
-    if query.series is not None:
-        where.append("se.series_instance_uid = ?")
-        parameters.append(query.series)
-    for match in query.matches:
-        sql, values = _match_sql(match, query.level, catalog.dialect, fuzzy=query.fuzzy)
-        if sql:
-            where.append(sql)
-            parameters += values
-    level = query.level
-    grouped = "" if level == "instance" else f" GROUP BY {_ALIAS[level]}.id"
-    files = " JOIN files f ON f.id = i.file" if level == "instance" else ""
+def search(
+    catalog: Catalog, query: Search, base_url: str, *, max_results: int | None = None
+) -> Results:
+    """The results of ``query`` in the DICOM JSON model; RetrieveURLs under ``base_url``.
+
+    Raises
+    ------
+    Overrun
+        More than ``max_results`` results (when given) were found: nothing is built.
+    """
+    sql, parameters = _search_sql(query, catalog.dialect)
     page = min(query.limit if query.limit is not None else MAX_RESULTS, MAX_RESULTS)
-    sql = (
-        f"SELECT {_ALIAS[level]}.id, min(i.id), st.study_instance_uid, "
-        f"se.series_instance_uid, i.sop_instance_uid FROM instances i {JOINED}{files}"
-        + (" WHERE " + " AND ".join(where) if where else "")
-        + f"{grouped} ORDER BY {ORDER_BY[level]} LIMIT ? OFFSET ?"
-    )
-    if level == "instance":
-        sql = sql.replace("min(i.id)", "i.id", 1)
     rows = catalog.execute(sql, [*parameters, page + 1, query.offset]).fetchall()
+    if max_results is not None and len(rows) > max_results:
+        raise Overrun(f"more than {max_results} results")
     truncated = len(rows) > page and (query.limit is None or query.limit > MAX_RESULTS)
     rows = rows[:page]
+    level = query.level
     elements = _elements(catalog, [row[1] for row in rows])
     counts = _counts(catalog, level, [row[0] for row in rows])
     wanted = _wanted(query)
@@ -232,6 +228,56 @@ def search(catalog: Catalog, query: Search, base_url: str) -> Results:
                     result[key] = converted
         found.append(result)
     return Results(found, truncated)
+
+
+def _search_sql(query: Search, dialect: Dialect) -> tuple[str, list[Any]]:
+    """The SELECT of a search's rows (level id, representative instance, study, series,
+    SOP Instance UID), page parameters left to bind.
+
+    At the study and series levels, conditions on instances are tested first, on the
+    instances alone (by index where the column has one), and grouped into series before
+    the series, studies and patients are joined: one joined row per series, not per
+    instance.
+    """
+    level, alias = query.level, _ALIAS[query.level]
+    conditions: dict[str, list[str]] = {"instance": [], "above": []}
+    parameters: dict[str, list[Any]] = {"instance": [], "above": []}
+    if query.study is not None:
+        conditions["above"].append("st.study_instance_uid = ?")
+        parameters["above"].append(query.study)
+    if query.series is not None:
+        conditions["above"].append("se.series_instance_uid = ?")
+        parameters["above"].append(query.series)
+    for match in query.matches:
+        sql, values = _match_sql(match, dialect, fuzzy=query.fuzzy)
+        if sql:
+            on = "instance" if element_level(_tested_path(match)) == "instance" else "above"
+            conditions[on].append(sql)
+            parameters[on] += values
+    order = f"ORDER BY {ORDER_BY[level]} LIMIT ? OFFSET ?"
+    if level == "instance":
+        where = _where(conditions["instance"] + conditions["above"])
+        sql = (f"SELECT i.id, i.id, st.study_instance_uid, se.series_instance_uid, "
+               f"i.sop_instance_uid FROM instances i {JOINED} JOIN files f ON f.id = i.file"
+               f"{where} {order}")  # fmt: skip
+        return sql, parameters["instance"] + parameters["above"]
+    selected = f"{alias}.id, min({{first}}), st.study_instance_uid, se.series_instance_uid, NULL"
+    where, grouped = _where(conditions["above"]), f"GROUP BY {alias}.id"
+    if not conditions["instance"]:
+        source = f"instances i {JOINED}"
+        return (f"SELECT {selected.format(first='i.id')} FROM {source}{where} {grouped} {order}",
+                parameters["above"])  # fmt: skip
+    matching = (
+        "SELECT i.series AS series, min(i.id) AS first FROM instances i"
+        f"{_where(conditions['instance'])} GROUP BY i.series"
+    )
+    source = f"({matching}) g JOIN series se ON se.id = g.series {ABOVE_SERIES}"
+    sql = f"SELECT {selected.format(first='g.first')} FROM {source}{where} {grouped} {order}"
+    return sql, parameters["instance"] + parameters["above"]
+
+
+def _where(conditions: list[str]) -> str:
+    return " WHERE " + " AND ".join(conditions) if conditions else ""
 
 
 def _wanted(query: Search) -> list[str]:
@@ -319,14 +365,18 @@ def _vr(path: TagPath) -> str:
         return ""
 
 
-def _match_sql(match: Match, level: str, dialect: Dialect, *, fuzzy: bool) -> tuple[str, list[Any]]:
+def _tested_path(match: Match) -> TagPath:
+    """The element a match tests: a study's modalities are those of its series."""
+    return parse_tag("Modality") if match.key == _MODALITIES else match.path
+
+
+def _match_sql(match: Match, dialect: Dialect, *, fuzzy: bool) -> tuple[str, list[Any]]:
     """The SQL condition of one match ("" for universal matching) and its parameters."""
     text = match.value
     if text == "":
         return "", []
-    path, vr = match.path, _vr(match.path)
-    if match.key == _MODALITIES:  # a study's modalities are those of its series
-        path, vr = parse_tag("Modality"), "CS"
+    path = _tested_path(match)
+    vr = _vr(path)
     if vr == "UI" or (match.key == _MODALITIES and ("," in text or "\\" in text)):
         values = [v.strip() for v in text.replace("\\", ",").split(",") if v.strip()]
         marks = ",".join("?" * len(values))
