@@ -196,6 +196,39 @@ def test_series_search_matches_any_attribute(served: Served) -> None:
     assert _value(study, "00201208") == 5  # every instance of the study, not the matching ones
 
 
+@pytest.mark.parametrize("level", ["study", "series", "instance"])
+def test_series_values_never_lose_a_result(served: Served, level: str) -> None:
+    """Instance conditions look first at the series whose values may match: the same
+    answers as testing every instance (the catalog read without its series values)."""
+    from dicomlens.catalog import Catalog
+    from dicomlens.catalog.dialects import SQLITE
+    from dicomlens.dicomweb.search import parse_search, search
+
+    ct = _ct(served)[0]
+    questions = [
+        [("SliceThickness", "2.5")], [("SliceThickness", "5")], [("EchoTime", "240")],
+        [("ImageType", "DERIVED")], [("ImageType", "ORIG*")], [("KVP", "120")],
+        [("InstanceNumber", "3")], [("Rows", "64")], [("AcquisitionDate", "19970101-19971231")],
+        [("AcquisitionDate", "-19970501")], [("AcquisitionTime", "1100-1200")],
+        [("SliceThickness", "2.5"), ("InstanceNumber", "4")], [("Rows", "10"), ("Modality", "RTDOSE")],
+        [("IconImageSequence.Rows", "48")], [("ImageType", "AXIAL"), ("PatientName", "*CT*")],
+        [("SOPClassUID", f"{ct.SOPClassUID},1.2.3")], [("EchoTime", "1")],
+    ]  # fmt: skip
+    answered = 0
+    with Catalog(served.catalog, readonly=True) as catalog:
+        with_values = catalog.dialect
+        assert with_values.series_values
+        for parameters in questions:
+            for study in (None, ct.StudyInstanceUID):
+                query = parse_search(level, parameters, study=study)
+                catalog.dialect = with_values
+                found = search(catalog, query, "http://x").datasets
+                catalog.dialect = SQLITE  # every instance tested
+                assert search(catalog, query, "http://x").datasets == found, parameters
+                answered += bool(found)
+    assert answered >= 15  # most questions have answers
+
+
 def test_long_searches_give_the_same_answers_from_a_thread(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:

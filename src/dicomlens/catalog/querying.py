@@ -37,6 +37,7 @@ __all__ = [
     "element_test",
     "query",
     "run_sql",
+    "series_candidates",
 ]
 
 _CONDITION: Final = re.compile(
@@ -254,17 +255,33 @@ def element_test(
     sources, last = _json_sources(path)
     value = dialect.element_value(last, numeric=numeric)
     exact = f"EXISTS (SELECT 1 FROM {sources} WHERE {test.format(value=value)})"
-    if not dialect.series_values or len(path.steps) != 1 or _vr(path) == "SQ":
+    candidates = series_candidates(path, test, dialect)
+    if candidates is None:
         return exact, list(parameters)
     # first the series that may hold such a value (their values are indexed), then
     # the exact test on their instances only
+    return f"(i.series IN ({candidates}) AND {exact})", [*parameters, *parameters]
+
+
+def series_candidates(path: TagPath, test: str, dialect: Dialect = SQLITE) -> str | None:
+    """SQL selecting (column ``series``) the ids of the series that may hold a value of
+    the element at ``path`` passing ``test`` (as for :func:`element_test`, whose
+    parameters it takes once): a superset, from the catalog's per-series values; None
+    where it keeps none (nested paths, sequences, a catalog without them).
+
+    >>> from dicomlens.catalog.dialects import SQLITE_SERIES_VALUES
+    >>> sql = series_candidates(parse_tag("EchoTime"), "{value} = ?", SQLITE_SERIES_VALUES)
+    >>> sql.split(" UNION ALL ")[0]
+    "SELECT sv.series FROM series_values sv WHERE sv.key = '00180081' AND sv.value = ?"
+    """
+    if not dialect.series_values or len(path.steps) != 1 or _vr(path) == "SQ":
+        return None
     key = _key(path.steps[0].ref)
-    candidates = (
+    return (
         f"SELECT sv.series FROM series_values sv WHERE sv.key = '{key}' AND "
         f"{test.format(value='sv.value')} UNION ALL "
         f"SELECT series FROM series_varying WHERE key = '{key}'"
     )
-    return f"(i.series IN ({candidates}) AND {exact})", [*parameters, *parameters]
 
 
 def _json_sources(path: TagPath) -> tuple[str, str]:

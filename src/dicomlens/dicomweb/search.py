@@ -12,6 +12,7 @@ name component. A study or series matches when one of its instances does.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -26,6 +27,7 @@ from dicomlens.catalog.querying import (
     ORDER_BY,
     element_level,
     element_test,
+    series_candidates,
 )
 from dicomlens.catalog.rows import element_key
 from dicomlens.catalog.schema import LEVEL_COLUMNS
@@ -45,6 +47,8 @@ _CONTROL: Final = frozenset({"includefield", "fuzzymatching", "limit", "offset",
 _RANGE_VRS: Final = frozenset({"DA", "TM", "DT"})
 _NUMBER_VRS: Final = frozenset({"DS", "IS", "US", "UL", "SS", "SL", "FL", "FD", "SV", "UV"})
 _NO_WILDCARD_VRS: Final = _RANGE_VRS | _NUMBER_VRS | {"UI"}
+# Each series' first matching instance is looked up once (not again for the filter).
+_MATERIALIZED: Final = "MATERIALIZED " if sqlite3.sqlite_version_info >= (3, 35) else ""
 
 
 def _keys(*keywords: str) -> tuple[str, ...]:
@@ -234,50 +238,64 @@ def _search_sql(query: Search, dialect: Dialect) -> tuple[str, list[Any]]:
     """The SELECT of a search's rows (level id, representative instance, study, series,
     SOP Instance UID), page parameters left to bind.
 
-    At the study and series levels, conditions on instances are tested first, on the
-    instances alone (by index where the column has one), and grouped into series before
-    the series, studies and patients are joined: one joined row per series, not per
-    instance.
+    At the study and series levels, conditions on instances are answered series by
+    series: the series that may hold the value (from the catalog's per-series values)
+    each give their first matching instance, found by index where the column has one
+    (else the series' instances are tested in order until one matches); only then are
+    series, studies and patients joined.
     """
     level, alias = query.level, _ALIAS[query.level]
-    conditions: dict[str, list[str]] = {"instance": [], "above": []}
-    parameters: dict[str, list[Any]] = {"instance": [], "above": []}
+    instance: list[tuple[str, list[Any]]] = []
+    above: list[tuple[str, list[Any]]] = []
+    candidates: tuple[str, list[Any]] | None = None
     if query.study is not None:
-        conditions["above"].append("st.study_instance_uid = ?")
-        parameters["above"].append(query.study)
+        above.append(("st.study_instance_uid = ?", [query.study]))
     if query.series is not None:
-        conditions["above"].append("se.series_instance_uid = ?")
-        parameters["above"].append(query.series)
+        above.append(("se.series_instance_uid = ?", [query.series]))
     for match in query.matches:
-        sql, values = _match_sql(match, dialect, fuzzy=query.fuzzy)
-        if sql:
-            on = "instance" if element_level(_tested_path(match)) == "instance" else "above"
-            conditions[on].append(sql)
-            parameters[on] += values
+        tested = _match_test(match, fuzzy=query.fuzzy)
+        if tested is None:
+            continue
+        path, test, values = tested
+        condition = element_test(path, test, values, dialect)
+        if element_level(path) != "instance":
+            above.append(condition)
+            continue
+        instance.append(condition)
+        found = series_candidates(path, test, dialect)
+        if candidates is None and found is not None:
+            candidates = (found, values)
     order = f"ORDER BY {ORDER_BY[level]} LIMIT ? OFFSET ?"
     if level == "instance":
-        where = _where(conditions["instance"] + conditions["above"])
-        sql = (f"SELECT i.id, i.id, st.study_instance_uid, se.series_instance_uid, "
-               f"i.sop_instance_uid FROM instances i {JOINED} JOIN files f ON f.id = i.file"
-               f"{where} {order}")  # fmt: skip
-        return sql, parameters["instance"] + parameters["above"]
+        where, parameters = _where(instance + above)
+        return (f"SELECT i.id, i.id, st.study_instance_uid, se.series_instance_uid, "
+                f"i.sop_instance_uid FROM instances i {JOINED} JOIN files f ON f.id = i.file"
+                f"{where} {order}", parameters)  # fmt: skip
     selected = f"{alias}.id, min({{first}}), st.study_instance_uid, se.series_instance_uid, NULL"
-    where, grouped = _where(conditions["above"]), f"GROUP BY {alias}.id"
-    if not conditions["instance"]:
-        source = f"instances i {JOINED}"
-        return (f"SELECT {selected.format(first='i.id')} FROM {source}{where} {grouped} {order}",
-                parameters["above"])  # fmt: skip
+    grouped = f"GROUP BY {alias}.id {order}"
+    if not instance:
+        where, parameters = _where(above)
+        return (f"SELECT {selected.format(first='i.id')} FROM instances i {JOINED}{where} "
+                f"{grouped}", parameters)  # fmt: skip
+    series, series_parameters = candidates or ("SELECT id AS series FROM series", [])
+    first, first_parameters = _where([("i.series = c.series", []), *instance])
     matching = (
-        "SELECT i.series AS series, min(i.id) AS first FROM instances i"
-        f"{_where(conditions['instance'])} GROUP BY i.series"
+        f"SELECT c.series AS series, (SELECT min(i.id) FROM instances i{first}) AS first "
+        f"FROM (SELECT DISTINCT series FROM ({series})) c"
     )
-    source = f"({matching}) g JOIN series se ON se.id = g.series {ABOVE_SERIES}"
-    sql = f"SELECT {selected.format(first='g.first')} FROM {source}{where} {grouped} {order}"
-    return sql, parameters["instance"] + parameters["above"]
+    where, parameters = _where([("g.first IS NOT NULL", []), *above])
+    source = f"g JOIN series se ON se.id = g.series {ABOVE_SERIES}"
+    sql = (f"WITH g AS {_MATERIALIZED}({matching}) "
+           f"SELECT {selected.format(first='g.first')} FROM {source}{where} {grouped}")  # fmt: skip
+    return sql, [*first_parameters, *series_parameters, *parameters]
 
 
-def _where(conditions: list[str]) -> str:
-    return " WHERE " + " AND ".join(conditions) if conditions else ""
+def _where(conditions: list[tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
+    """A WHERE clause of all ``conditions`` (SQL, parameters), and its parameters."""
+    if not conditions:
+        return "", []
+    return (" WHERE " + " AND ".join(sql for sql, _ in conditions),
+            [value for _, values in conditions for value in values])  # fmt: skip
 
 
 def _wanted(query: Search) -> list[str]:
@@ -370,17 +388,18 @@ def _tested_path(match: Match) -> TagPath:
     return parse_tag("Modality") if match.key == _MODALITIES else match.path
 
 
-def _match_sql(match: Match, dialect: Dialect, *, fuzzy: bool) -> tuple[str, list[Any]]:
-    """The SQL condition of one match ("" for universal matching) and its parameters."""
+def _match_test(match: Match, *, fuzzy: bool) -> tuple[TagPath, str, list[Any]] | None:
+    """The element one match tests, the test (for :func:`element_test`) and its
+    parameters; None for universal matching (an empty value)."""
     text = match.value
     if text == "":
-        return "", []
+        return None
     path = _tested_path(match)
     vr = _vr(path)
     if vr == "UI" or (match.key == _MODALITIES and ("," in text or "\\" in text)):
         values = [v.strip() for v in text.replace("\\", ",").split(",") if v.strip()]
         marks = ",".join("?" * len(values))
-        return element_test(path, f"{{value}} IN ({marks})", values, dialect)
+        return path, f"{{value}} IN ({marks})", values
     if (vr in _RANGE_VRS and "-" in text and vr != "DT") or _is_datetime_range(vr, text):
         low, _, high = (part.replace(":", "").replace("-", "") for part in _halves(text))
         tests, values = [], []
@@ -390,25 +409,23 @@ def _match_sql(match: Match, dialect: Dialect, *, fuzzy: bool) -> tuple[str, lis
         if high:
             tests.append("{value} <= ?")
             values.append(high + "\uffff" if vr != "DA" else high)
-        return element_test(path, " AND ".join(tests) or "1", values, dialect)
+        return path, " AND ".join(tests) or "1", values
     if vr in _NUMBER_VRS:
         try:
-            return element_test(path, "{value} = ?", [float(text)], dialect)
+            return path, "{value} = ?", [float(text)]
         except ValueError:
             raise BadRequest(f"{path}: expected a number, got {text!r}") from None
     wildcard = vr not in _NO_WILDCARD_VRS and ("*" in text or "?" in text)
     if vr == "PN":
         if fuzzy:  # the start of any component of the name
-            pattern = "* " + _glob(text.lower(), wildcard) + "*"
-            return element_test(path, "(' ' || replace(replace(lower({value}), '^', ' '), "
-                                      "'=', ' ')) GLOB ?", [pattern], dialect)  # fmt: skip
-        return element_test(path, "lower({value}) GLOB ?", [_glob(text.lower(), wildcard)],
-                            dialect)  # fmt: skip
+            spaced = "(' ' || replace(replace(lower({value}), '^', ' '), '=', ' '))"
+            return path, f"{spaced} GLOB ?", ["* " + _glob(text.lower(), wildcard) + "*"]
+        return path, "lower({value}) GLOB ?", [_glob(text.lower(), wildcard)]
     if wildcard:
-        return element_test(path, "{value} GLOB ?", [_glob(text, True)], dialect)
+        return path, "{value} GLOB ?", [_glob(text, True)]
     if vr in _RANGE_VRS:
         text = text.replace(":", "").replace("-", "")
-    return element_test(path, "{value} = ?", [text], dialect)
+    return path, "{value} = ?", [text]
 
 
 def _halves(text: str) -> tuple[str, str, str]:

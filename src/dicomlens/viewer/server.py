@@ -123,8 +123,9 @@ def serve(
         shown = HOST if exposure.host in ("0.0.0.0", "::") or _is_loopback(exposure.host) else (
             exposure.hosts()[0])  # fmt: skip
         url = f"{exposure.scheme}://{shown}:{port}/?token={token}"
+        # no proxy headers: a local program must not pose as another client or scheme
         config = uvicorn.Config(
-            app, log_level="warning", access_log=False, timeout_keep_alive=5,
+            app, log_level="warning", access_log=False, timeout_keep_alive=5, proxy_headers=False,
             limit_concurrency=64, ssl_certfile=exposure.certfile, ssl_keyfile=exposure.keyfile,
         )  # fmt: skip
         server = uvicorn.Server(config)
