@@ -210,7 +210,8 @@ def test_series_values_never_lose_a_result(served: Served, level: str) -> None:
         [("ImageType", "DERIVED")], [("ImageType", "ORIG*")], [("KVP", "120")],
         [("InstanceNumber", "3")], [("Rows", "64")], [("AcquisitionDate", "19970101-19971231")],
         [("AcquisitionDate", "-19970501")], [("AcquisitionTime", "1100-1200")],
-        [("SliceThickness", "2.5"), ("InstanceNumber", "4")], [("Rows", "10"), ("Modality", "RTDOSE")],
+        [("SliceThickness", "2.5"), ("InstanceNumber", "4")],
+        [("Rows", "10"), ("Modality", "RTDOSE")],
         [("IconImageSequence.Rows", "48")], [("ImageType", "AXIAL"), ("PatientName", "*CT*")],
         [("SOPClassUID", f"{ct.SOPClassUID},1.2.3")], [("EchoTime", "1")],
     ]  # fmt: skip
