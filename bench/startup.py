@@ -8,14 +8,11 @@ Run: .venv/bin/python bench/startup.py [--runs N]
 from __future__ import annotations
 
 import argparse
-import compileall
 import shutil
 import sys
 from pathlib import Path
 
 from pydicom.data import get_testdata_file
-
-import dicomlens
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import record
@@ -39,8 +36,6 @@ def main() -> int:
         "pydicom show": [pydicom_cli, "show", f"{file}::WindowCenter"],
         "floor (import pydicom)": [sys.executable, "-c", "import pydicom"],
     }
-    # As after `pip install`: byte-compiled modules (even where PYTHONDONTWRITEBYTECODE is set).
-    compileall.compile_dir(Path(dicomlens.__file__).parent, quiet=1)
     runs = runs_for(args, least=10)
     times = median_times(commands, runs=runs)
     print(f"median of {runs} runs each, interleaved; wall and CPU (user+system) time")
