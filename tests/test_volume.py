@@ -197,3 +197,49 @@ def test_worked_example_of_docs_coordinates(ct_small: Path) -> None:
     np.testing.assert_allclose(
         volume.affine_ras @ [10, 20, 0, 1], [151.521123, 165.806437, -75.699997, 1]
     )
+
+
+def _ct_series(folder: Path, count: int, *, slope: float = 1.0) -> Path:
+    folder.mkdir()
+    template = pydicom.dcmread(bundled("CT_small.dcm"))
+    template.RescaleSlope = slope
+    for k in range(count):
+        template.SOPInstanceUID = template.file_meta.MediaStorageSOPInstanceUID = f"1.2.3.{k + 1}"
+        template.InstanceNumber = k + 1
+        template.ImagePositionPatient = [-100.0, -100.0, 2.5 * k]
+        template.PixelData = (template.pixel_array + 3 * k).astype("<i2").tobytes()
+        template.save_as(folder / f"{k:02d}.dcm")
+    return folder
+
+
+@pytest.mark.parametrize("slope", [1.0, 0.5])  # 0.5: float32 values, not in the map
+def test_nii_filled_in_place_equals_nibabels_file(tmp_path: Path, slope: float) -> None:
+    from dicomlens.cli import main
+
+    folder = _ct_series(tmp_path / "ct", 6, slope=slope)
+    assert main(["volume", str(folder), "-o", str(tmp_path / "direct.nii")]) == 0
+    (series,) = scan([folder])
+    volume = series.volume()
+    save_volume(volume, tmp_path / "copy.nii", info={"series": series.summary()}, series=series)
+    assert (tmp_path / "direct.nii").read_bytes() == (tmp_path / "copy.nii").read_bytes()
+    written = nib.load(tmp_path / "direct.nii")
+    assert written.get_data_dtype() == (np.int16 if slope == 1 else np.float32)
+    assert float(written.dataobj[:, :, 3].sum()) == float(volume.array[:, ::-1, 3].sum())
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries
+
+
+def test_loading_in_place_keeps_no_copy_and_a_failure_leaves_nothing(tmp_path: Path) -> None:
+    from dicomlens.export import nifti_in_place, nifti_layout
+
+    folder = _ct_series(tmp_path / "ct", 4)
+    (series,) = scan([folder])
+    target = tmp_path / "out.nii"
+    with nifti_in_place(target) as in_place:
+        volume = series.volume(allocate=in_place.allocate)
+        assert in_place.holds(nifti_layout(volume)[0])  # the volume is the file's data
+        save_volume(volume, target, in_place=in_place)
+    assert np.array_equal(nib.load(target).get_fdata(), nifti_layout(volume)[0])
+    (folder / "02.dcm").write_bytes(b"DICM" * 10)  # unreadable once scanned
+    with pytest.raises(Exception, match=r"02\.dcm"), nifti_in_place(tmp_path / "bad.nii") as bad:
+        series.volume(allocate=bad.allocate)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ct", "out.json", "out.nii"]

@@ -8,6 +8,7 @@ import json
 import shutil
 import warnings
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -433,3 +434,27 @@ def test_one_volume_of_a_4d_series_reads_only_it(shared_data: Path, folder: str)
         part = series.one_volume(number)
         assert len({s.path for s in part.slices}) < len({s.path for s in series.slices})
         np.testing.assert_array_equal(part.volume().array, whole.array[..., number])
+
+
+def _written_both_ways(folder: Path, tmp_path: Path) -> tuple[bytes, bytes, Any, Any]:
+    """The CLI's .nii (voxels read straight into the file) and its .nii.gz (the volume
+    loaded in memory, then written by nibabel), uncompressed, with their sidecars."""
+    assert main(["volume", str(folder), "-o", str(tmp_path / "direct.nii")]) == 0
+    assert main(["volume", str(folder), "-o", str(tmp_path / "copy.nii.gz")]) == 0
+    direct = (tmp_path / "direct.nii").read_bytes()
+    with gzip.open(tmp_path / "copy.nii.gz") as packed:
+        copy = packed.read()
+    sidecars = [json.loads((tmp_path / f"{n}.json").read_text()) for n in ("direct", "copy")]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    return direct, copy, sidecars[0], sidecars[1]
+
+
+@pytest.mark.parametrize("folder", ["dcm_qa_decubitus/In/HFS/4_ep2d_diff_mddw_20_p2",
+                                    "dcm_qa_nih/In/20180918GE/mr_0004"])  # fmt: skip
+def test_nii_filled_in_place_equals_the_written_copy(
+    shared_data: Path, tmp_path: Path, folder: str
+) -> None:
+    direct, copy, direct_sidecar, copy_sidecar = _written_both_ways(shared_data / folder, tmp_path)
+    assert direct == copy  # header and voxels, byte for byte
+    assert direct_sidecar == copy_sidecar
+    assert nib.load(tmp_path / "direct.nii").shape[3] > 1  # 4-D

@@ -72,14 +72,17 @@ def atomic_output(
     overwrite: bool = True,
     sync_folder: bool = True,
     mode: int | None = None,
+    durable: bool = True,
 ) -> Iterator[Path]:
     """Yield a temporary path in ``target``'s folder; on success, move it over ``target``.
 
     The temporary file is synced before the rename and the folder after it
     (batch writers may pass ``sync_folder=False`` and sync each folder once at
-    the end). The file gets ``mode`` if given, else the mode of the file it
-    replaces, else the default for new files. On any failure it is removed and
-    ``target`` is left as it was.
+    the end); with ``durable=False`` neither is (for outputs that can be made again:
+    other programs still never see a partial file, but a power cut may lose it).
+    The file gets ``mode`` if given, else the mode of the file it replaces, else
+    the default for new files. On any failure it is removed and ``target`` is left
+    as it was.
 
     >>> import tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -102,8 +105,9 @@ def atomic_output(
     temporary = Path(name)
     try:
         yield temporary
-        with temporary.open("rb+") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with temporary.open("rb+") as fh:
+                os.fsync(fh.fileno())
         if mode is not None:
             os.chmod(temporary, mode)
         elif target.exists():
@@ -111,7 +115,7 @@ def atomic_output(
         else:
             os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, target)
-        if sync_folder:
+        if sync_folder and durable:
             fsync_path(folder)
     except OSError as exc:
         temporary.unlink(missing_ok=True)

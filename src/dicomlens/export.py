@@ -3,15 +3,19 @@
 NIfTI files are laid out as dcm2niix lays them out (image rows flipped, so that
 the first row stored is the bottom one); NumPy files keep the volume's own axes.
 The sidecar's BIDS fields, ``.bval`` and ``.bvec`` describe the array as written.
-Every file goes through :func:`dicomlens.editing.atomic_output`.
+Every file goes through :func:`dicomlens.editing.atomic_output` (no partial file is
+ever at the target), unsynced: exports can be made again from the DICOM files. A
+``.nii`` can be filled in place (:func:`nifti_in_place`): the voxels are read straight
+into the file, with no copy of the volume in memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +33,9 @@ from dicomlens.volume.sidecar import bids_sidecar
 
 __all__ = [
     "VOLUME_SUFFIXES",
+    "NiftiInPlace",
     "montage",
+    "nifti_in_place",
     "nifti_layout",
     "save_png",
     "save_volume",
@@ -38,6 +44,7 @@ __all__ = [
 ]
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".npz", ".npy")
+_NIFTI_DATA_OFFSET = 352  # a NIfTI-1 header (348 bytes) and an empty extension flag
 
 
 def sidecar_path(target: Path) -> Path:
@@ -56,6 +63,7 @@ def save_volume(
     info: dict[str, Any] | None = None,
     series: Series | None = None,
     split: bool = False,
+    in_place: NiftiInPlace | None = None,
 ) -> list[Path]:
     """Write the volume (format from the suffix) with its JSON sidecar, and ``.bval`` /
     ``.bvec`` for a diffusion series; returns the files written.
@@ -66,6 +74,8 @@ def save_volume(
     ``.npy`` holds the array alone (the affines are in the sidecar). With
     ``series``, the sidecar carries the BIDS fields dcm2niix writes; with ``split``
     a 4-D volume is written as one 3-D file per volume (``OUT_0001.nii.gz`` ...).
+    With ``in_place`` (from :func:`nifti_in_place` for ``target``), the image is
+    that file, its voxels already there when the volume was loaded into it.
     """
     target = Path(target)
     if not target.name.endswith(VOLUME_SUFFIXES):
@@ -80,7 +90,10 @@ def save_volume(
     parts = split_paths(target, volume.volumes) if split and volume.volumes > 1 else [target]
     for number, path in enumerate(parts):
         part = array[..., number] if len(parts) > 1 else array
-        _save_array(volume, part, affine_ras, path, bids.get("RepetitionTime"))
+        if in_place is not None:
+            in_place.finish(part, affine_ras, bids.get("RepetitionTime"))
+        else:
+            _save_array(volume, part, affine_ras, path, bids.get("RepetitionTime"))
         sidecar = sidecar_path(path)
         payload = {
             **bids,
@@ -98,7 +111,7 @@ def save_volume(
             "geometry": volume.report.to_dict(),
             "slices": volume.slices,
         }
-        with atomic_output(sidecar) as temporary:
+        with atomic_output(sidecar, durable=False) as temporary:
             temporary.write_text(json.dumps(payload, indent=2, default=str) + "\n")
         written += [path, sidecar]
     if volume.bvals is not None:
@@ -120,7 +133,7 @@ def _save_fsl(
     for suffix, text in ((".bval", bval), (".bvec", bvec)):
         if text is not None:
             path = stem.with_name(stem.name + suffix)
-            with atomic_output(path) as temporary:
+            with atomic_output(path, durable=False) as temporary:
                 temporary.write_text(text)
             written.append(path)
     return written
@@ -150,7 +163,7 @@ def _save_array(
     path: Path,
     repetition_time: float | None,
 ) -> None:
-    with atomic_output(path) as temporary:
+    with atomic_output(path, durable=False) as temporary:
         if path.name.endswith((".nii", ".nii.gz")):
             _save_nifti(array, affine_ras, temporary, repetition_time)
         elif path.suffix == ".npz":
@@ -170,6 +183,14 @@ def _save_nifti(
 ) -> None:
     import nibabel as nib  # heavy: only when writing NIfTI
 
+    nib.save(_nifti_image(array, affine_ras, repetition), path)
+
+
+def _nifti_image(
+    array: NDArray[Any], affine_ras: NDArray[np.float64], repetition: float | None
+) -> Any:
+    import nibabel as nib
+
     image = nib.Nifti1Image(np.asarray(array), affine_ras)  # type: ignore[no-untyped-call]
     image.set_qform(affine_ras, code=1)  # type: ignore[no-untyped-call]
     image.set_sform(affine_ras, code=1)  # type: ignore[no-untyped-call]
@@ -177,7 +198,66 @@ def _save_nifti(
         zooms = image.header.get_zooms()  # type: ignore[no-untyped-call]
         image.header.set_zooms((*zooms[:3], repetition or 1.0))  # type: ignore[no-untyped-call]
     image.header.set_xyzt_units("mm", "sec")  # type: ignore[no-untyped-call]
-    nib.save(image, path)
+    return image
+
+
+class NiftiInPlace:
+    """A ``.nii`` being written whose voxels the loader reads straight into it.
+
+    :meth:`allocate` (a :data:`~dicomlens.volume.pixels.Allocator`) maps the file's
+    data as the loader's planes, rows flipped as :func:`nifti_layout` stores them;
+    :meth:`finish` then writes the header, or the whole file when the volume is not
+    in the map after all (a rescale that changed the type, say).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._data: np.memmap[Any, Any] | None = None
+
+    def allocate(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> NDArray[Any]:
+        with self.path.open("r+b") as file:  # zeros until written (a sparse file)
+            file.truncate(_NIFTI_DATA_OFFSET + math.prod(shape) * dtype.itemsize)
+        self._data = np.memmap(self.path, dtype=dtype, mode="r+", offset=_NIFTI_DATA_OFFSET,
+                               shape=shape)  # fmt: skip
+        return self._data[:, ::-1]
+
+    def holds(self, array: NDArray[Any]) -> bool:
+        """Whether ``array`` (as NIfTI stores it, F-ordered) is the mapped data."""
+        data = self._data
+        return (
+            data is not None
+            and array.dtype == data.dtype
+            and array.nbytes == data.nbytes
+            and array.flags.f_contiguous
+            and array.__array_interface__["data"][0] == data.__array_interface__["data"][0]
+        )
+
+    def finish(
+        self, array: NDArray[Any], affine_ras: NDArray[np.float64], repetition: float | None
+    ) -> None:
+        """Write the header of ``array`` (the whole file if it is not the mapped data)."""
+        if not self.holds(array):
+            self._data = None
+            _save_nifti(array, affine_ras, self.path, repetition)
+            return
+        image = _nifti_image(array, affine_ras, repetition)
+        image.update_header()
+        header = image.header
+        header["vox_offset"] = _NIFTI_DATA_OFFSET
+        header["scl_slope"], header["scl_inter"] = 1.0, 0.0  # as written: no scaling
+        with self.path.open("r+b") as file:
+            file.write(header.binaryblock + bytes(4))  # no extensions
+
+
+@contextlib.contextmanager
+def nifti_in_place(target: str | os.PathLike[str]) -> Iterator[NiftiInPlace]:
+    """A ``.nii`` to load a volume into and pass to :func:`save_volume`; it replaces
+    ``target`` when the block ends, and nothing is left of it if the block fails."""
+    target = Path(target)
+    if not target.name.endswith(".nii"):
+        raise UsageError(f"{target}: only an uncompressed .nii is filled in place")
+    with atomic_output(target, durable=False) as temporary:
+        yield NiftiInPlace(temporary)
 
 
 def montage(
@@ -199,5 +279,5 @@ def save_png(image: NDArray[np.uint8], target: str | os.PathLike[str]) -> None:
     """Write an 8-bit grey (rows x columns) or RGB (rows x columns x 3) image as PNG."""
     from PIL import Image  # only when rendering
 
-    with atomic_output(target) as temporary:
+    with atomic_output(target, durable=False) as temporary:
         Image.fromarray(image).save(temporary, format="PNG")

@@ -38,6 +38,7 @@ from dicomlens.series import (
 )
 from dicomlens.volume import MAX_IMAGE_BYTES, Volume, load_volume
 from dicomlens.volume.mosaic import mosaic_side
+from dicomlens.volume.pixels import Allocator
 
 _DEFER_BYTES = 16384
 
@@ -97,11 +98,13 @@ class Series:
         strict: bool = False,
         allow_incomplete: bool = False,
         max_image_bytes: int = MAX_IMAGE_BYTES,
+        allocate: Allocator | None = None,
     ) -> Volume:
         """Load the pixels (see :func:`dicomlens.volume.load_volume`)."""
+        allocation = {} if allocate is None else {"allocate": allocate}
         return load_volume(self.slices, self.report, rescale=rescale, dtype=dtype, strict=strict,
-                           allow_incomplete=allow_incomplete,
-                           max_image_bytes=max_image_bytes)  # fmt: skip
+                           allow_incomplete=allow_incomplete, max_image_bytes=max_image_bytes,
+                           **allocation)  # fmt: skip
 
     def one_volume(self, number: int) -> Series:
         """Volume ``number`` of a 4-D series as a 3-D series of its own (to read one

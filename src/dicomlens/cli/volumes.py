@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Any
 
@@ -180,23 +181,28 @@ def _chosen_series(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _run_volume(args: argparse.Namespace) -> int:
-    from dicomlens.export import save_volume
+    from dicomlens.export import nifti_in_place, save_volume
 
     result, series = _chosen_series(args)
-    volume = series.volume(
-        rescale=not args.stored,
-        strict=args.strict,
-        allow_incomplete=args.allow_incomplete,
-        max_image_bytes=_image_limit(args),
-    )
-    info: dict[str, Any] = {"series": series.summary()}
-    if args.resample:
-        from dicomlens.volume.resampling import resample_equidistant
+    # a plain .nii as loaded: the voxels go straight into the file
+    direct = str(args.output).endswith(".nii") and not (args.split or args.resample)
+    with nifti_in_place(args.output) if direct else contextlib.nullcontext() as in_place:
+        volume = series.volume(
+            rescale=not args.stored,
+            strict=args.strict,
+            allow_incomplete=args.allow_incomplete,
+            max_image_bytes=_image_limit(args),
+            allocate=None if in_place is None else in_place.allocate,
+        )
+        info: dict[str, Any] = {"series": series.summary()}
+        if args.resample:
+            from dicomlens.volume.resampling import resample_equidistant
 
-        info["acquired"] = {"affine_lps": volume.affine_lps.round(6).tolist(),
-                            "slices": volume.slices}  # fmt: skip
-        volume = resample_equidistant(volume)
-    written = save_volume(volume, args.output, info=info, series=series, split=args.split)
+            info["acquired"] = {"affine_lps": volume.affine_lps.round(6).tolist(),
+                                "slices": volume.slices}  # fmt: skip
+            volume = resample_equidistant(volume)
+        written = save_volume(volume, args.output, info=info, series=series, split=args.split,
+                              in_place=in_place)  # fmt: skip
     shape = "x".join(map(str, volume.array.shape))
     verdict = volume.report.verdict
     images = [path for path in written if path.suffix not in (".json", ".bval", ".bvec")]

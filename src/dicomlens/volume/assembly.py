@@ -27,7 +27,15 @@ from dicomlens.series import (
 from dicomlens.volume.diffusion import volume_gradients
 from dicomlens.volume.model import Volume, slice_row
 from dicomlens.volume.mosaic import load_mosaics
-from dicomlens.volume.pixels import MAX_IMAGE_BYTES, Decoder, place, read_native, rescale_planes
+from dicomlens.volume.pixels import (
+    MAX_IMAGE_BYTES,
+    Allocator,
+    Decoder,
+    place,
+    read_native,
+    rescale_planes,
+    zeros,
+)
 
 __all__ = ["load_volume"]
 
@@ -43,6 +51,7 @@ def load_volume(
     strict: bool = False,
     allow_incomplete: bool = False,
     max_image_bytes: int = MAX_IMAGE_BYTES,
+    allocate: Allocator = zeros,
 ) -> Volume:
     """Read the pixels of sorted slices into a :class:`Volume`.
 
@@ -68,6 +77,10 @@ def load_volume(
     max_image_bytes
         Largest decoded image of one file (all its frames) accepted; larger
         declarations are refused before anything is decoded (4 GiB by default).
+    allocate
+        Gives the zero-filled planes the pixels are read into (``numpy.zeros`` by
+        default); the volume's array is a view of them unless a rescale changes the
+        type.
 
     Raises
     ------
@@ -92,9 +105,8 @@ def load_volume(
         )
     into = None if dtype is None else np.dtype(dtype)
     if ordered[0].mosaic:
-        return load_mosaics(
-            ordered, report, rescale=rescale, into=into, max_image_bytes=max_image_bytes
-        )
+        return load_mosaics(ordered, report, rescale=rescale, into=into,
+                            max_image_bytes=max_image_bytes, allocate=allocate)  # fmt: skip
     for problem in report.incomplete:  # allowed: said, never silent
         report.notes.append(f"incomplete: {problem}; missing slices are zeros, extra ones left out")
     volumes = report.volumes
@@ -102,9 +114,8 @@ def load_volume(
     depth = max(positions) + 1
     indexes = [v * depth + k for k, v in zip(positions, volume_numbers, strict=True)]
     decoder = Decoder(max_image_bytes)
-    planes, filled = _stack(
-        ordered, indexes, volumes * depth, into=into, rescale=rescale, decoder=decoder
-    )
+    planes, filled = _stack(ordered, indexes, volumes * depth, into=into, rescale=rescale,
+                            decoder=decoder, allocate=allocate)  # fmt: skip
     missing = planes.shape[0] - len(filled)
     if missing:
         report.notes.append(f"{missing} missing slice(s) left as zeros so that the affine holds")
@@ -132,6 +143,7 @@ def _stack(
     into: np.dtype[Any] | None,
     rescale: bool,
     decoder: Decoder,
+    allocate: Allocator,
 ) -> tuple[NDArray[Any], dict[int, int]]:
     """Pixel values as ``count`` (slice, row, column) planes, each slice read once.
 
@@ -144,7 +156,7 @@ def _stack(
     first = decoder.pixels(ordered[0])
     if first.ndim != 2:
         raise SeriesError(f"{ordered[0].path}: colour or multi-sample images do not form a volume")
-    planes = np.zeros((count, *first.shape), dtype=into or first.dtype)
+    planes = allocate((count, *first.shape), np.dtype(into or first.dtype))
     convert = rescale and into is not None
     filled: dict[int, int] = {}
     direct: list[tuple[SliceInfo, NativePixels, int]] = []
@@ -163,12 +175,13 @@ def _stack(
         place(planes[index], pixels, info, rescale=convert)
 
     def read_direct(info: SliceInfo, native: NativePixels, index: int) -> None:
-        if not convert and planes.dtype == native.dtype:
-            read_native(info, native, out=planes[index])
+        plane = planes[index]
+        if not convert and plane.dtype == native.dtype and plane.flags.c_contiguous:
+            read_native(info, native, out=plane)  # straight in (not into a flipped map)
             return
         buffer = np.empty(first.shape, dtype=native.dtype)
         read_native(info, native, out=buffer)
-        place(planes[index], buffer, info, rescale=convert)
+        place(plane, buffer, info, rescale=convert)
 
     with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
         for job in [pool.submit(read_direct, *task) for task in direct]:

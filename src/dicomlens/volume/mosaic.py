@@ -20,7 +20,13 @@ from dicomlens.reading import plain_reason
 from dicomlens.series import GeometryReport, SliceInfo
 from dicomlens.volume.diffusion import volume_gradients
 from dicomlens.volume.model import Volume, slice_row
-from dicomlens.volume.pixels import Decoder, check_declared_size, read_full, rescale_planes
+from dicomlens.volume.pixels import (
+    Allocator,
+    Decoder,
+    check_declared_size,
+    read_full,
+    rescale_planes,
+)
 
 __all__ = ["load_mosaics", "mosaic_geometry", "mosaic_side", "unpack_mosaic"]
 
@@ -34,6 +40,7 @@ def load_mosaics(
     rescale: bool,
     into: np.dtype[Any] | None,
     max_image_bytes: int,
+    allocate: Allocator,
 ) -> Volume:
     """One volume per mosaic file, in the given order: 3-D for one file, 4-D for more."""
     first = ordered[0]
@@ -41,7 +48,7 @@ def load_mosaics(
     decoder = Decoder(max_image_bytes)
     head = unpack_mosaic(decoder.pixels(first), count, first)
     shape = head.shape[1:]
-    planes = np.empty((len(ordered) * count, *shape), dtype=head.dtype)
+    planes = allocate((len(ordered) * count, *shape), head.dtype)
     planes[:count] = head
 
     def fill(number: int) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -23,6 +23,7 @@ from dicomlens.volume.codecs import decode_pixel_data
 
 __all__ = [
     "MAX_IMAGE_BYTES",
+    "Allocator",
     "Decoder",
     "check_declared_size",
     "decode",
@@ -33,6 +34,7 @@ __all__ = [
     "read_native",
     "rescale_planes",
     "stored_frame",
+    "zeros",
 ]
 
 MAX_IMAGE_BYTES: Final = 4 << 30
@@ -52,6 +54,16 @@ _PIXEL_KEYWORDS: Final = (
 
 
 _PIXEL_TAGS: Final = frozenset(tag_for_keyword(keyword) or 0 for keyword in _PIXEL_KEYWORDS)
+
+
+Allocator = Callable[[tuple[int, ...], np.dtype[Any]], NDArray[Any]]
+"""Gives the zero-filled (slice, row, column) planes a volume is read into: a
+memory map of the output file, say (:func:`dicomlens.export.nifti_in_place`)."""
+
+
+def zeros(shape: tuple[int, ...], dtype: np.dtype[Any]) -> NDArray[Any]:
+    """The default :data:`Allocator`: planes in memory."""
+    return np.zeros(shape, dtype=dtype)
 
 
 def place(plane: NDArray[Any], pixels: NDArray[Any], info: SliceInfo, *, rescale: bool) -> None:
