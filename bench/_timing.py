@@ -13,7 +13,7 @@ import shutil
 import statistics
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -26,22 +26,34 @@ class Timing(NamedTuple):
 
 
 def median_times(
-    commands: dict[str, Sequence[str]], *, runs: int, warmup: int = 2
+    commands: dict[str, Sequence[str]],
+    *,
+    runs: int,
+    warmup: int = 2,
+    prepare: Callable[[str], None] | None = None,
 ) -> dict[str, Timing]:
     """Median wall and CPU seconds of each command; rounds interleave the commands in a
     random order so that drift and cache effects hit all alike. dicomlens is byte-compiled
     first, as `pip install` leaves it (an editable install under PYTHONDONTWRITEBYTECODE
-    would compile every module in every run, while the peers' are compiled)."""
+    would compile every module in every run, while the peers' are compiled).
+    ``prepare(name)`` runs untimed before each run of a command (to empty its output
+    folder, say)."""
     compileall.compile_dir(Path(dicomlens.__file__).parent, quiet=1)
+
+    def run(name: str) -> Timing:
+        if prepare is not None:
+            prepare(name)
+        return _run(commands[name])
+
     for _ in range(warmup):
-        for argv in commands.values():
-            _run(argv)
+        for name in commands:
+            run(name)
     samples: dict[str, list[Timing]] = {name: [] for name in commands}
     order = list(commands)
     for _ in range(runs):
         random.shuffle(order)  # no command always runs right after the same one
         for name in order:
-            samples[name].append(_run(commands[name]))
+            samples[name].append(run(name))
     return {
         name: Timing(
             statistics.median(t.wall for t in values), statistics.median(t.cpu for t in values)
