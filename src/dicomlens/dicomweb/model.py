@@ -10,6 +10,7 @@ the catalog, are not part of search results (WADO-RS metadata has them).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final
 
 from pydicom.datadict import dictionary_VR
@@ -19,12 +20,19 @@ __all__ = ["attribute", "dataset"]
 _NAME_GROUPS: Final = ("Alphabetic", "Ideographic", "Phonetic")
 
 
+@functools.lru_cache(maxsize=4096)
+def _dictionary_vr(key: str) -> str | None:
+    try:
+        return str(dictionary_VR(int(key, 16)))
+    except (KeyError, ValueError):
+        return None
+
+
 def vr_of(key: str, value: Any = None, *, signed: bool = False) -> str | None:
     """The dictionary VR of a public element key (``00100010``), None when unknown;
     ``signed``: the pixels of the dataset holding it are signed."""
-    try:
-        vr = str(dictionary_VR(int(key, 16)))
-    except (KeyError, ValueError):
+    vr = _dictionary_vr(key)
+    if vr is None:
         return None
     if vr == "US or SS":
         values = value if isinstance(value, list) else [value]
