@@ -207,7 +207,8 @@ class NiftiInPlace:
     :meth:`allocate` (a :data:`~dicomlens.volume.pixels.Allocator`) maps the file's
     data as the loader's planes, rows flipped as :func:`nifti_layout` stores them;
     :meth:`finish` then writes the header, or the whole file when the volume is not
-    in the map after all (a rescale that changed the type, say).
+    in the map after all (a rescale that changed the type, say). The loaded volume's
+    array is then a view of the file: changing it changes the file.
     """
 
     def __init__(self, path: Path) -> None:
