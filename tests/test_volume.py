@@ -243,3 +243,18 @@ def test_loading_in_place_keeps_no_copy_and_a_failure_leaves_nothing(tmp_path: P
     with pytest.raises(Exception, match=r"02\.dcm"), nifti_in_place(tmp_path / "bad.nii") as bad:
         series.volume(allocate=bad.allocate)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ct", "out.json", "out.nii"]
+
+
+def test_a_file_system_that_cannot_map_files_gets_the_volume_written_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dicomlens.cli import main
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(19, "No such device")  # as mmap on some FUSE file systems
+
+    folder = _ct_series(tmp_path / "ct", 3)
+    assert main(["volume", str(folder), "-o", str(tmp_path / "mapped.nii")]) == 0
+    monkeypatch.setattr(np, "memmap", refuse)
+    assert main(["volume", str(folder), "-o", str(tmp_path / "written.nii")]) == 0
+    assert (tmp_path / "mapped.nii").read_bytes() == (tmp_path / "written.nii").read_bytes()

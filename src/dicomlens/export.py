@@ -216,10 +216,13 @@ class NiftiInPlace:
         self._data: np.memmap[Any, Any] | None = None
 
     def allocate(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> NDArray[Any]:
-        with self.path.open("r+b") as file:  # zeros until written (a sparse file)
-            file.truncate(_NIFTI_DATA_OFFSET + math.prod(shape) * dtype.itemsize)
-        self._data = np.memmap(self.path, dtype=dtype, mode="r+", offset=_NIFTI_DATA_OFFSET,
-                               shape=shape)  # fmt: skip
+        try:
+            with self.path.open("r+b") as file:  # zeros until written (a sparse file)
+                file.truncate(_NIFTI_DATA_OFFSET + math.prod(shape) * dtype.itemsize)
+            self._data = np.memmap(self.path, dtype=dtype, mode="r+",
+                                   offset=_NIFTI_DATA_OFFSET, shape=shape)  # fmt: skip
+        except OSError:  # a file system that cannot map files: in memory, written after
+            return np.zeros(shape, dtype=dtype)
         return self._data[:, ::-1]
 
     def holds(self, array: NDArray[Any]) -> bool:
