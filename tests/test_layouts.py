@@ -321,3 +321,34 @@ def test_damaged_files_read_against_the_seed_as_read_whole(seed_name: str) -> No
             assert_read_alike(layout, path)
 
     check()
+
+
+@pytest.mark.shared_data
+def test_scanning_through_layouts_gives_the_slices_of_full_reads(shared_data: Path) -> None:
+    """Each series' files after the first are read against its layout, the decoded
+    elements of the first shared: the slices are those of a full read of every file."""
+    from dicomlens.reading import decode_elements
+    from dicomlens.scanning import _scan_one  # the per-file step of scan_folder
+    from dicomlens.series import HEADER_TAGS, slice_infos
+
+    compared = 0
+    for folder in series_folders(shared_data):
+        files = sorted(p for p in folder.iterdir() if p.is_file())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scanned = [
+                info for path in files for info in (_scan_one((path, None, True)).value or [])
+            ]
+        expected = []
+        for path in files:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    ds = read(path, decode=(), defer_size=16384)
+                    decode_elements(ds, path, HEADER_TAGS)
+                except FileError:
+                    continue  # not DICOM, or damaged: not a slice either way
+                expected += slice_infos(ds, path) if "Rows" in ds else []
+        assert scanned == expected, folder
+        compared += len(expected)
+    assert compared > 800

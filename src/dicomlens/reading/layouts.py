@@ -114,21 +114,20 @@ class Likeness(NamedTuple):
         are the same as in ``like`` is ``like``'s own, as far as it has been decoded
         there (for readers that will not change the data set); with ``only``, the
         data set holds just the top-level elements whose tag it accepts."""
-        layout = self.layout
+        layout, changed = self.layout, self.changed
+        decoded = layout.decoded_in(like, only) if share else {}
 
-        def element(index: int, within: FileDataset | FileMetaDataset) -> Any:
-            raw = self.element(index)
-            theirs = within.get_item(raw.tag, keep_deferred=True) if share else raw
-            decoded = index not in self.changed and not isinstance(theirs, RawDataElement)
-            return theirs if decoded else raw  # decoded there: the same value
+        def element(index: int) -> Any:
+            found = decoded.get(index)  # decoded there: the same value
+            return self.element(index) if found is None or index in changed else found
 
         meta = FileMetaDataset()
         for index in range(layout.meta_count):
-            found = element(index, like.file_meta)
+            found = element(index)
             meta[found.tag] = found
         elements: dict[BaseTag, RawDataElement | DataElement] = {}
         for index in layout.indexes(only):
-            found = element(index, like)
+            found = element(index)
             elements[found.tag] = found
         implicit, little = layout.encoding
         ds = FileDataset(self.path, elements, preamble=like.preamble, file_meta=meta,
@@ -169,6 +168,9 @@ class Layout:
         self.encoding = encoding  # of the data set: (implicit VR, little endian)
         self.defer_size = defer_size
         self._indexes: dict[Callable[[int], bool] | None, list[int]] = {}
+        self._decoded: dict[
+            Callable[[int], bool] | None, tuple[FileDataset, dict[int, DataElement]]
+        ] = {}
         self._segments = segments
         self._starts = starts
         self._ends = [element.value_tell + element.length for element in elements]
@@ -226,6 +228,24 @@ class Layout:
             if end > begin
         ]
         return cls(elements, starts, segments, len(meta_elements), encoding, defer_size)
+
+    def decoded_in(
+        self, like: FileDataset, only: Callable[[int], bool] | None = None
+    ) -> dict[int, DataElement]:
+        """The elements (by index, file meta included) that ``like``, the data set this
+        layout was made from, holds decoded, among those ``only`` accepts: worked out
+        once per test (``like`` is read-only by then; an element decoded there later is
+        merely not shared)."""
+        cached = self._decoded.get(only)
+        if cached is None or cached[0] is not like:
+            found: dict[int, DataElement] = {}
+            for index in [*range(self.meta_count), *self.indexes(only)]:
+                within = like.file_meta if index < self.meta_count else like
+                theirs = within.get_item(self.elements[index].tag, keep_deferred=True)
+                if theirs is not None and not isinstance(theirs, RawDataElement):
+                    found[index] = theirs
+            cached = self._decoded[only] = (like, found)
+        return cached[1]
 
     def indexes(self, only: Callable[[int], bool] | None = None) -> list[int]:
         """The indexes of the data set's elements (after the file meta) whose tag
