@@ -101,10 +101,9 @@ class Series:
         allocate: Allocator | None = None,
     ) -> Volume:
         """Load the pixels (see :func:`dicomlens.volume.load_volume`)."""
-        allocation = {} if allocate is None else {"allocate": allocate}
         return load_volume(self.slices, self.report, rescale=rescale, dtype=dtype, strict=strict,
                            allow_incomplete=allow_incomplete, max_image_bytes=max_image_bytes,
-                           **allocation)  # fmt: skip
+                           allocate=allocate)  # fmt: skip
 
     def one_volume(self, number: int) -> Series:
         """Volume ``number`` of a 4-D series as a 3-D series of its own (to read one

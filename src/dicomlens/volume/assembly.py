@@ -51,7 +51,7 @@ def load_volume(
     strict: bool = False,
     allow_incomplete: bool = False,
     max_image_bytes: int = MAX_IMAGE_BYTES,
-    allocate: Allocator = zeros,
+    allocate: Allocator | None = None,
 ) -> Volume:
     """Read the pixels of sorted slices into a :class:`Volume`.
 
@@ -78,8 +78,8 @@ def load_volume(
         Largest decoded image of one file (all its frames) accepted; larger
         declarations are refused before anything is decoded (4 GiB by default).
     allocate
-        Gives the zero-filled planes the pixels are read into (``numpy.zeros`` by
-        default); the volume's array is a view of them unless a rescale changes the
+        Gives the zero-filled planes the pixels are read into (None: ``numpy.zeros``);
+        the volume's array is a view of them unless a rescale changes the
         type.
 
     Raises
@@ -104,6 +104,7 @@ def load_volume(
             + "; --allow-incomplete converts it with the gaps left as zeros"
         )
     into = None if dtype is None else np.dtype(dtype)
+    allocate = allocate or zeros
     if ordered[0].mosaic:
         return load_mosaics(ordered, report, rescale=rescale, into=into,
                             max_image_bytes=max_image_bytes, allocate=allocate)  # fmt: skip
