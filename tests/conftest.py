@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -57,6 +59,18 @@ def shared_data() -> Path:
     if not (root / "dcm_qa_ts").is_dir():
         pytest.skip(f"shared scanner data not found at {root} (set DICOMLENS_TEST_DATA)")
     return root
+
+
+@pytest.fixture
+def philips_dwi(shared_data: Path, tmp_path: Path) -> Path:
+    """dcm_qa_philips_dwi's classic slices (sequences of undefined length, private
+    blocks), unpacked from their .gz files."""
+    folder = tmp_path / "philips"
+    folder.mkdir()
+    for packed in sorted((shared_data / "dcm_qa_philips_dwi/In/cl/DICOM").glob("*.gz")):
+        with gzip.open(packed) as source, (folder / packed.stem).open("wb") as target:
+            shutil.copyfileobj(source, target)
+    return folder
 
 
 @pytest.fixture
@@ -207,15 +221,20 @@ def _read_outcome(path: Path, **options: object) -> object:
 
 
 def _as_read(ds: pydicom.Dataset) -> list[tuple[object, ...]]:
-    """The elements as they were read (raw: tag, VR, length, bytes, position), unconverted."""
-    return [
-        (
-            (raw.tag, raw.VR, raw.length, raw.value, raw.value_tell)
-            if isinstance(raw, pydicom.dataelem.RawDataElement)
-            else (raw.tag, raw.VR, repr(raw.value))
-        )
-        for raw in ds.values()
-    ]
+    """The elements as they were read (raw: tag, VR, length, bytes, position), unconverted;
+    a sequence parsed while reading (of undefined length) item by item, positions included."""
+    return [_element_as_read(raw) for raw in ds.values()]
+
+
+def _element_as_read(
+    raw: pydicom.dataelem.RawDataElement | pydicom.DataElement,
+) -> tuple[object, ...]:
+    if isinstance(raw, pydicom.dataelem.RawDataElement):
+        return (raw.tag, raw.VR, raw.length, raw.value, raw.value_tell)
+    if raw.VR == "SQ" and raw.is_undefined_length:
+        items = [(item.file_tell, _as_read(item)) for item in raw.value]
+        return (raw.tag, raw.VR, raw.file_tell, items)
+    return (raw.tag, raw.VR, repr(raw.value))
 
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -798,6 +798,18 @@ def test_scanner_rows_from_templates_equal_rows_read_whole(
     assert sum(sequences) >= 150
 
 
+@pytest.mark.shared_data
+def test_philips_rows_from_templates_equal_rows_read_whole(
+    philips_dwi: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Philips classic slices, whose sequences have undefined lengths (pydicom parses
+    them while reading): rows from templates are the rows read whole."""
+    paths = sorted(philips_dwi.iterdir())[:150]
+    quick, whole, used = _rows_both_ways(paths, monkeypatch)
+    assert quick == whole
+    assert used >= 140
+
+
 def test_two_blocks_of_one_creator_give_one_member(tmp_path: Path) -> None:
     """Two private blocks under the same creator name one key twice: the JSON keeps one
     member (the later value), so that SQLite and Python read the same object."""

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import TEST_FILES, Mutation, _as_read, bundled, damage, mutations
+from conftest import TEST_FILES, Mutation, _as_read, _element_as_read, bundled, damage, mutations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydicom.dataelem import RawDataElement, convert_raw_data_element
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 
 from dicomlens.errors import FileError
@@ -54,13 +54,14 @@ def likeness_outcome(likeness: Likeness, path: Path) -> object:
     return _seen(elements[:count], ds.file_meta), _seen(elements[count:], ds)
 
 
-def _seen(elements: list[RawDataElement], reference: Dataset) -> list[tuple[object, ...]]:
+def _seen(
+    elements: list[RawDataElement | DataElement], reference: Dataset
+) -> list[tuple[object, ...]]:
     assert len(elements) == len(reference)
     seen: list[tuple[object, ...]] = []
     for element, kept in zip(elements, reference.values(), strict=True):
-        if isinstance(kept, RawDataElement):
-            tag, vr, length, value, value_tell = element[:5]
-            seen.append((tag, vr, length, value, value_tell))
+        if isinstance(kept, RawDataElement) or not isinstance(element, RawDataElement):
+            seen.append(_element_as_read(element))  # a sequence of undefined length: parsed
         else:
             converted = convert_raw_data_element(element)
             seen.append((converted.tag, converted.VR, repr(converted.value)))
@@ -161,6 +162,80 @@ def test_bundled_files_against_each_other() -> None:
             likeness = assert_read_alike(layout, path)
             if path == base:
                 assert likeness is not None and not likeness.changed, base.name
+
+
+def _with_undefined_length_sequences(ds: Dataset, referenced: str, depth: int = 1) -> Dataset:
+    """``ds`` with two sequences written with undefined lengths (items too): one the
+    same in every file, one naming ``referenced`` inside ``depth`` nested items."""
+    constant = Dataset()
+    constant.CodeValue, constant.CodingSchemeDesignator = "T-D1100", "SRT"
+    ds.AnatomicRegionSequence = [constant]
+    item = Dataset()
+    item.ReferencedSOPClassUID = ds.SOPClassUID
+    item.ReferencedSOPInstanceUID = referenced
+    for _ in range(depth - 1):
+        outer = Dataset()
+        outer.ReferencedImageSequence = [item]
+        item = outer
+    ds.ReferencedImageSequence = [item]
+    for element in ds.iterall():
+        if element.VR == "SQ":
+            element.is_undefined_length = True
+            for entry in element.value:
+                entry.is_undefined_length_sequence_item = True
+    return ds
+
+
+def test_sequences_of_undefined_length_are_compared_and_parsed_again_where_they_differ(
+    tmp_path: Path, ct_small: Path
+) -> None:
+    """pydicom parses sequences of undefined length while reading: one whose bytes are
+    the same is taken, one that differs (here by a longer UID, moving what follows) is
+    parsed again where it lies, with the full read's positions down to nested items."""
+    paths = []
+    for number, uid in enumerate(["1.2.3.4", "1.2.3.44", "1.2.3.4444.5", "1.2.3.4"]):
+        ds = _with_undefined_length_sequences(pydicom.dcmread(ct_small), uid)
+        ds.InstanceNumber = number + 1
+        paths.append(tmp_path / f"{number}.dcm")
+        ds.save_as(paths[-1])
+    layout = layout_of(paths[0])
+    kinds = {element.tag: type(element) for element in layout.elements}
+    assert kinds[0x00082218] is kinds[0x00081140] is DataElement  # both parsed by pydicom
+    changed_tags = []
+    for path in paths[1:]:
+        likeness = assert_read_alike(layout, path)
+        assert likeness is not None, path
+        changed_tags.append({layout.elements[i].tag for i in likeness.changed})
+    assert all(0x00082218 not in tags for tags in changed_tags)  # the constant one
+    assert [0x00081140 in tags for tags in changed_tags] == [True, True, False]
+    assert len(layout.read_like(paths[2]).shifts) == 2  # type: ignore[union-attr]
+
+
+def test_a_sequence_nested_too_deep_in_another_file_means_a_full_read(
+    tmp_path: Path, ct_small: Path
+) -> None:
+    _with_undefined_length_sequences(pydicom.dcmread(ct_small), "1.2.3").save_as(tmp_path / "a.dcm")
+    deep = _with_undefined_length_sequences(pydicom.dcmread(ct_small), "1.2.3", depth=70)
+    deep.save_as(tmp_path / "b.dcm")
+    outcome = full_outcome(tmp_path / "b.dcm")
+    assert isinstance(outcome, tuple) and outcome[0] == "error" and "deeper" in outcome[1]
+    assert layout_of(tmp_path / "a.dcm").read_like(tmp_path / "b.dcm") is None
+
+
+@pytest.mark.shared_data
+def test_philips_slices_with_sequences_of_undefined_length(philips_dwi: Path) -> None:
+    """Philips classic slices (private blocks and sequences of undefined length) read
+    against the layout of the last slice read whole: nearly all, each exactly as read."""
+    files = sorted(philips_dwi.iterdir())[:120]
+    layout = layout_of(files[0])
+    assert any(type(element) is DataElement for element in layout.elements)
+    taken = 0
+    for path in files[1:]:
+        if assert_read_alike(layout, path) is not None:
+            taken += 1
+        else:
+            layout = layout_of(path)
+    assert taken >= 0.95 * (len(files) - 1), taken
 
 
 # ---------------------------------------------------------------------------

@@ -62,17 +62,6 @@ def _scan(path: Path) -> list[Series]:
         return scan([path])
 
 
-@pytest.fixture
-def philips_dwi(shared_data: Path, tmp_path: Path) -> Path:
-    """dcm_qa_philips_dwi's classic slices, unpacked from their .gz files."""
-    folder = tmp_path / "philips"
-    folder.mkdir()
-    for packed in sorted((shared_data / "dcm_qa_philips_dwi/In/cl/DICOM").glob("*.gz")):
-        with gzip.open(packed) as source, (folder / packed.stem).open("wb") as target:
-            shutil.copyfileobj(source, target)
-    return folder
-
-
 def _convert(series: Series, target: Path) -> dict[str, object]:
     save_volume(series.volume(), target, series=series)
     sidecar: dict[str, object] = json.loads(target.with_name("x.json").read_text())

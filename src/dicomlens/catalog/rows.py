@@ -225,11 +225,12 @@ class _Template(NamedTuple):
                 continue  # the file meta is not in the row (and its context did not change)
             number = index - meta_count
             before = self.entries[number]
-            if _left_in_file(element) and _is_text(element):
+            raw = element if isinstance(element, RawDataElement) else None
+            if raw is not None and _left_in_file(raw) and _is_text(raw):
                 return None
             sequence = self.sequences.get(number)
             try:
-                after = sequence.entry_like(element) if sequence is not None else None
+                after = None if sequence is None or raw is None else sequence.entry_like(raw)
                 if after is None:
                     after = _entry(element, self.creators[number], self.ds, self.encodings)
             except Exception:  # the full read names the damage

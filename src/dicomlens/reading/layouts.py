@@ -29,18 +29,21 @@ from typing import Any, Final, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
+from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.filereader import data_element_generator
 from pydicom.tag import BaseTag
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pydicom.values import convert_value
 
+from dicomlens.errors import FileError
 from dicomlens.reading.files import (
     _KNOWN_VRS,
     _PREAMBLE_AND_PREFIX,
     _UNDEFINED_LENGTH,
     MAX_DEPTH,
+    _check_elements,
     _is_deflated,
     _read_checked,
     has_executable_preamble,
@@ -49,6 +52,7 @@ from dicomlens.reading.files import (
 __all__ = ["CONTEXT_TAGS", "LaidOut", "Layout", "Likeness", "read_with_layout"]
 
 Fingerprint = tuple[int, int, int]  # size, mtime_ns, inode
+_Element = RawDataElement | DataElement  # a DataElement: a sequence of undefined length
 _GROUP_LENGTH_HEADER: Final = 12  # (0002,0000) UL 4: the file meta group length counts after it
 CONTEXT_TAGS: Final = frozenset(
     {0x00020002, 0x00020010, 0x00080005, 0x00280100, 0x00280103, 0x00283002, 0x54001004}
@@ -89,16 +93,19 @@ class Likeness(NamedTuple):
     path: str
     fingerprint: Fingerprint
     layout: Layout
-    changed: dict[int, RawDataElement]
+    changed: dict[int, _Element]
     shifts: tuple[tuple[int, int], ...]  # (first index, offset from the layout's place)
 
-    def element(self, index: int) -> RawDataElement:
-        """Element ``index`` of this file as pydicom reads it (its position included)."""
+    def element(self, index: int) -> _Element:
+        """Element ``index`` of this file as pydicom reads it (its position included;
+        a sequence of undefined length is a new one, parsed from the layout's bytes)."""
         found = self.changed.get(index)
         if found is not None:
             return found
         element = self.layout.elements[index]
         shift = self.shifts[bisect.bisect_right(self.shifts, (index, 1 << 62)) - 1][1]
+        if type(element) is not RawDataElement:
+            return self.layout.sequence_at(index, shift)
         return element._replace(value_tell=element.value_tell + shift) if shift else element
 
     def dataset(
@@ -125,7 +132,7 @@ class Likeness(NamedTuple):
         for index in range(layout.meta_count):
             found = element(index)
             meta[found.tag] = found
-        elements: dict[BaseTag, RawDataElement | DataElement] = {}
+        elements: dict[BaseTag, _Element] = {}
         for index in layout.indexes(only):
             found = element(index)
             elements[found.tag] = found
@@ -156,16 +163,18 @@ class Layout:
 
     def __init__(
         self,
-        elements: list[RawDataElement],
+        spans: list[tuple[_Element, int]],
         starts: list[int],
         segments: list[_Segment],
         meta_count: int,
         encoding: tuple[bool, bool],
+        charset: list[str],
         defer_size: int,
     ) -> None:
-        self.elements = tuple(elements)
+        self.elements = tuple(element for element, _ in spans)
         self.meta_count = meta_count
         self.encoding = encoding  # of the data set: (implicit VR, little endian)
+        self.charset = charset  # its character encodings, for sequences parsed again
         self.defer_size = defer_size
         self._indexes: dict[Callable[[int], bool] | None, list[int]] = {}
         self._decoded: dict[
@@ -173,20 +182,22 @@ class Layout:
         ] = {}
         self._segments = segments
         self._starts = starts
-        self._ends = [element.value_tell + element.length for element in elements]
+        self._ends = [end for _, end in spans]
         self._headers = [
-            _segment_bytes(segments, start, element.value_tell)
-            for start, element in zip(starts, elements, strict=True)
+            _segment_bytes(segments, start, _value_tell(element))
+            for start, element in zip(starts, self.elements, strict=True)
         ]
         self._context = frozenset(
-            index for index, element in enumerate(elements)
+            index for index, element in enumerate(self.elements)
             if element.tag in CONTEXT_TAGS or element.tag.is_private_creator
         )  # fmt: skip
         # pydicom looks at these headers to choose how to read what follows
         self._fixed_headers = frozenset({0, meta_count})
-        first = elements[0]  # the file meta group length, as read() checked it
+        first = spans[0][0]  # the file meta group length, as read() checked it
         self._group_length = (
-            convert_value(first.VR or "UL", first) if first.tag == 0x00020000 else None
+            convert_value(first.VR or "UL", first)
+            if first.tag == 0x00020000 and type(first) is RawDataElement
+            else None
         )
 
     @classmethod
@@ -194,9 +205,10 @@ class Layout:
         """The layout of the file ``ds`` was read from (``read(..., decode=(),
         defer_size=defer_size)``; its fingerprint then) or None when the file does
         not lend itself to it: elements that do not tile the file end to end
-        (duplicates, undefined lengths), a deflated data set, a preamble that warns,
-        no transfer syntax, a file changed since. The spans come from pydicom's
-        element parser, run once more over the bytes and checked against ``ds``."""
+        (duplicates, undefined lengths but on sequences), a deflated data set, a
+        preamble that warns, no transfer syntax, a file changed since. The spans come
+        from pydicom's element parser, run once more over the bytes and checked
+        against ``ds``."""
         meta = ds.file_meta
         if has_executable_preamble(ds) or "TransferSyntaxUID" not in meta or not len(ds):
             return None
@@ -212,22 +224,26 @@ class Layout:
         edges = [0, *(edge for hole in holes for edge in hole), fingerprint[0]]
         ranges = list(zip(edges[::2], edges[1::2], strict=True))
         chunks = _read_ranges(str(ds.filename), ranges, fingerprint)
-        parsed = None if chunks is None else _parse(chunks, ranges, encoding, defer_size)
+        charset = _charset_of(ds)
+        if chunks is None or charset is None:
+            return None
+        sequences = _read_sequences(ds, not implicit, fingerprint[0])
+        parsed = _parse(chunks, ranges, encoding, charset, sequences, defer_size)
         if parsed is None:
             return None
-        meta_elements, data_elements = parsed
-        if [e.tag for e in meta_elements] != list(meta.keys()) or not _as_read(data_elements, ds):
+        meta_spans, data_spans = parsed
+        if [e.tag for e, _ in meta_spans] != list(meta.keys()) or not _as_read(data_spans, ds):
             return None
-        elements = meta_elements + data_elements
-        starts = _tiling(elements, len(meta_elements), implicit, fingerprint[0])
-        if starts is None or chunks is None:
+        spans = meta_spans + data_spans
+        starts = _tiling(spans, len(meta_spans), implicit, fingerprint[0])
+        if starts is None:
             return None
         segments = [
             _segment(begin, end, starts, chunk)
             for (begin, end), chunk in zip(ranges, chunks, strict=True)
             if end > begin
         ]
-        return cls(elements, starts, segments, len(meta_elements), encoding, defer_size)
+        return cls(spans, starts, segments, len(meta_spans), encoding, charset, defer_size)
 
     def decoded_in(
         self, like: FileDataset, only: Callable[[int], bool] | None = None
@@ -258,6 +274,17 @@ class Layout:
             ]
         return self._indexes[only]
 
+    def sequence_at(self, index: int, shift: int) -> DataElement:
+        """Element ``index``, a sequence of undefined length, parsed from the layout's
+        bytes as if it lay ``shift`` bytes further on (a new object each time)."""
+        start, end = self._starts[index], self._ends[index]
+        stream = _Placed(_segment_bytes(self._segments, start, end), start + shift)
+        element = next(data_element_generator(
+            stream, *self.encoding, defer_size=self.defer_size, encoding=self.charset
+        ))  # fmt: skip
+        assert isinstance(element, DataElement)
+        return element
+
     def read_like(self, path: str | os.PathLike[str]) -> Likeness | None:
         """``path`` read against this layout, or None when it must be read whole
         (other elements, a changed context element, an unreadable file: the full
@@ -286,11 +313,11 @@ class Layout:
             return None
         return Likeness(str(path), fingerprint, self, changed, tuple(shifts))
 
-    def _meta_fits(self, group_length: RawDataElement | None, size: int) -> bool:
+    def _meta_fits(self, group_length: _Element | None, size: int) -> bool:
         """Whether the file meta group length (changed, or the layout's) leaves the file
         meta inside the file, as :func:`read` demands (else the full read says so)."""
         value = self._group_length
-        if group_length is not None:
+        if isinstance(group_length, RawDataElement):
             try:
                 value = convert_value(group_length.VR or "UL", group_length)
             except Exception:  # the full read reports it
@@ -300,12 +327,10 @@ class Layout:
             or _PREAMBLE_AND_PREFIX + _GROUP_LENGTH_HEADER + value <= size
         )
 
-    def _changes(
-        self, handle: int
-    ) -> tuple[dict[int, RawDataElement], list[tuple[int, int]]] | None:
+    def _changes(self, handle: int) -> tuple[dict[int, _Element], list[tuple[int, int]]] | None:
         """The elements of the open file that differ from the layout's, and the offset of
         the elements after each one that moved; None when they cannot be told apart."""
-        changed: dict[int, RawDataElement] = {}
+        changed: dict[int, _Element] = {}
         shifts = [(0, 0)]
         shift = 0
         for segment in self._segments:
@@ -326,11 +351,11 @@ class Layout:
                         return None  # the preamble, or context that changed, or too much
                     element = self._same_header(window, segment.start + mark + shift, index, shift)
                     if element is None:
-                        element = self._parsed(handle, index, shift)
-                        if element is None:
+                        parsed = self._parsed(handle, index, shift)
+                        if parsed is None:
                             return None
-                        changed[index] = element
-                        shift = element.value_tell + element.length - self._ends[index]
+                        changed[index], end = parsed
+                        shift = end - self._ends[index]
                         shifts.append((index + 1, shift))
                         piece, moved = index + 1, True
                         break  # the elements after it are compared at their new place
@@ -343,8 +368,11 @@ class Layout:
         self, window: bytes, offset: int, index: int, shift: int
     ) -> RawDataElement | None:
         """Element ``index`` when only its value differs (same tag, VR and length);
-        ``window`` holds the file's bytes from ``offset`` on."""
+        ``window`` holds the file's bytes from ``offset`` on. (A sequence of undefined
+        length is parsed again instead.)"""
         element = self.elements[index]
+        if type(element) is not RawDataElement:
+            return None
         header = self._headers[index]
         start = self._starts[index] + shift - offset
         if window[start : start + len(header)] != header:
@@ -357,13 +385,16 @@ class Layout:
                 return None  # past the bytes read: parsed where it lies instead
         return element._replace(value=value, value_tell=element.value_tell + shift)
 
-    def _parsed(self, handle: int, index: int, shift: int) -> RawDataElement | None:
-        """Element ``index`` parsed by pydicom where it now lies, when it is the same
-        element (same tag) of a defined length with a known VR (its value read whole)."""
+    def _parsed(self, handle: int, index: int, shift: int) -> tuple[_Element, int] | None:
+        """Element ``index`` parsed by pydicom where it now lies, and where it ends, when
+        it is the same element (same tag) of a defined length with a known VR (its value
+        read whole), or the same sequence of undefined length."""
         if index in self._fixed_headers:
             return None
         position = self._starts[index] + shift
         former = self.elements[index]
+        if not isinstance(former, RawDataElement):
+            return self._sequence_parsed(handle, former, position)
         header = former.value_tell - self._starts[index]
         held = 0 if former.value is None else former.length  # a long value: its header alone
         chunk = os.pread(handle, header + held + _GROWTH, position)
@@ -389,7 +420,35 @@ class Layout:
             if len(value) < element.length:
                 return None  # the file ends inside it
             element = element._replace(value=value)
-        return element._replace(value_tell=value_tell)
+        return element._replace(value_tell=value_tell), value_tell + element.length
+
+    def _sequence_parsed(
+        self, handle: int, former: DataElement, position: int
+    ) -> tuple[DataElement, int] | None:
+        """The sequence of undefined length that starts at ``position`` of the open
+        file, as pydicom reads it there, and where it ends; None unless it is the same
+        sequence (tag), read without a warning and passing the full read's checks."""
+        stream = io.BufferedReader(io.FileIO(handle, closefd=False))
+        stream.seek(position)
+        with warnings.catch_warnings(record=True) as noticed:
+            warnings.simplefilter("always")
+            try:
+                parser = data_element_generator(
+                    stream, *self.encoding, defer_size=self.defer_size, encoding=self.charset
+                )
+                element = next(parser, None)
+                end = stream.tell()
+            except Exception:  # damaged here: the full read says how
+                return None
+        if noticed or not isinstance(element, DataElement) or element.tag != former.tag:
+            return None
+        if not _is_read_sequence(element):
+            return None
+        try:
+            _check_elements(Dataset({element.tag: element}), Path(), MAX_DEPTH)
+        except FileError:  # an unknown VR or nesting too deep: the full read refuses it
+            return None
+        return element, end
 
 
 def _read_ranges(
@@ -412,77 +471,169 @@ def _read_ranges(
     return chunks
 
 
+class _Placed(io.BytesIO):
+    """Bytes that lie at ``offset`` in a file: positions (tell, seek) are the file's."""
+
+    def __init__(self, data: bytes, offset: int) -> None:
+        super().__init__(data)
+        self._offset = offset
+
+    def tell(self) -> int:
+        return super().tell() + self._offset
+
+    def seek(self, position: int, whence: int = 0) -> int:
+        moved = position - self._offset if whence == os.SEEK_SET else position
+        return super().seek(moved, whence) + self._offset
+
+
+_Spans = list[tuple[_Element, int]]  # elements, each with where it ends
+
+
 def _parse(
-    chunks: list[bytes], ranges: list[tuple[int, int]], encoding: tuple[bool, bool], defer_size: int
-) -> tuple[list[RawDataElement], list[RawDataElement]] | None:
+    chunks: list[bytes],
+    ranges: list[tuple[int, int]],
+    encoding: tuple[bool, bool],
+    charset: list[str],
+    sequences: dict[int, tuple[DataElement, int]],
+    defer_size: int,
+) -> tuple[_Spans, _Spans] | None:
     """The file meta elements and the data set's, as pydicom's element parser reads
-    the chunks (the file's bytes but for the values left in it); None if anything but
-    plain elements of defined length turns up."""
+    the chunks (the file's bytes but for the values left in it), with where each one
+    ends; the full read's ``sequences`` (of undefined length, by where they start,
+    with their ends) are taken as they are. None if anything else of undefined length
+    turns up."""
     first = io.BytesIO(chunks[0])
     first.seek(_PREAMBLE_AND_PREFIX)
-    meta = _elements(first, 0, (False, True), defer_size, within_meta=True)
-    parts = [_elements(first, 0, encoding, defer_size)]
+    meta = _elements(first, (False, True), [], {}, defer_size, within_meta=True)
+    parts = [_elements(first, encoding, charset, sequences, defer_size)]
     for (begin, _), chunk in zip(ranges[1:], chunks[1:], strict=True):
-        parts.append(_elements(io.BytesIO(chunk), begin, encoding, defer_size))
+        parts.append(_elements(_Placed(chunk, begin), encoding, charset, sequences, defer_size))
     if meta is None or None in parts:
         return None
-    return meta, [element for part in parts if part for element in part]
+    return meta, [span for part in parts if part for span in part]
 
 
 def _elements(
     stream: io.BytesIO,
-    offset: int,
     encoding: tuple[bool, bool],
+    charset: list[str],
+    sequences: dict[int, tuple[DataElement, int]],
     defer_size: int,
     *,
     within_meta: bool = False,
-) -> list[RawDataElement] | None:
-    """The elements pydicom's parser finds from the stream's position on (``offset``
-    is where the stream starts in the file): the file meta group, the stream then
-    left at its end, or the rest; None when anything but plain elements turns up."""
-    found: list[RawDataElement] = []
+) -> _Spans | None:
+    """The elements pydicom's parser finds from the stream's position on (positions
+    are the file's), with their ends: the file meta group, the stream then left at
+    its end, or the rest. Where a value of undefined length starts, the parser stops:
+    one of ``sequences`` is stepped over, anything else gives None."""
+    found: _Spans = []
     end = stream.tell()
-    try:
-        for element in data_element_generator(stream, *encoding, defer_size=defer_size):
-            if within_meta and element.tag >> 16 != 2:
-                break
-            if not isinstance(element, RawDataElement) or element.length == _UNDEFINED_LENGTH:
-                return None  # a sequence or a value of undefined length
-            found.append(element._replace(value_tell=element.value_tell + offset))
-            end = element.value_tell + element.length
-    except Exception:  # read() parsed these bytes: anything odd here is left to it
-        return None
+    stopped: list[bool] = []
+
+    def at_undefined_length(tag: BaseTag, vr: str | None, length: int) -> bool:
+        stopped.append(length == _UNDEFINED_LENGTH)
+        return stopped[-1]
+
+    while True:
+        stopped.clear()
+        try:
+            for element in data_element_generator(
+                stream, *encoding, stop_when=at_undefined_length, defer_size=defer_size,
+                encoding=charset or default_encoding,
+            ):  # fmt: skip
+                if within_meta and element.tag >> 16 != 2:
+                    break
+                if type(element) is not RawDataElement:
+                    return None
+                found.append((element, element.value_tell + element.length))
+                end = found[-1][1]
+        except Exception:  # read() parsed these bytes: anything odd here is left to it
+            return None
+        if within_meta or not stopped or not stopped[-1]:
+            break
+        sequence = sequences.get(stream.tell())
+        if sequence is None:
+            return None  # a value of undefined length but a sequence the full read parsed
+        found.append(sequence)
+        end = sequence[1]
+        stream.seek(end)
     stream.seek(end)
     return found
 
 
-def _as_read(elements: list[RawDataElement], ds: FileDataset) -> bool:
-    """Whether ``elements`` are the data set's, in its order (no duplicate hidden)."""
-    if len(elements) != len(ds):
+def _read_sequences(
+    ds: FileDataset, explicit: bool, size: int
+) -> dict[int, tuple[DataElement, int]]:
+    """The sequences of undefined length the full read parsed (pydicom reads them item
+    by item), by where their header starts, each with where it ends: where the next
+    element's header starts, or the end of the file."""
+    values = list(ds.values())
+    found = {}
+    for element, following in zip(values, [*values[1:], None], strict=True):
+        if isinstance(element, DataElement) and _is_read_sequence(element):
+            end = size if following is None else _start(following, explicit)
+            found[_start(element, explicit)] = (element, end)
+    return found
+
+
+def _start(element: _Element, explicit: bool) -> int:
+    """Where the element's header starts in the file."""
+    return _value_tell(element) - (12 if explicit and element.VR in EXPLICIT_VR_LENGTH_32 else 8)
+
+
+def _charset_of(ds: FileDataset) -> list[str] | None:
+    """The Python encodings of the data set's character set, as pydicom's parser hands
+    them to the sequences it reads; None when they cannot be told."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the full read has said what is wrong with it
+        try:
+            return convert_encodings(ds.get("SpecificCharacterSet") or "")
+        except Exception:  # LookupError when pydicom is set to raise; odd values
+            return None
+
+
+def _is_read_sequence(element: object) -> bool:
+    """Whether pydicom's parser gave a sequence of undefined length (read item by item)."""
+    return type(element) is DataElement and element.VR == "SQ" and element.is_undefined_length
+
+
+def _is_short(element: RawDataElement) -> bool:
+    """Whether a value read holds fewer bytes than its length says (the file ended)."""
+    return element.value is not None and len(element.value) != element.length
+
+
+def _value_tell(element: _Element) -> int:
+    """Where the element's value starts in the file (-1: not known)."""
+    if isinstance(element, RawDataElement):
+        return element.value_tell
+    return -1 if element.file_tell is None else int(element.file_tell)
+
+
+def _as_read(spans: _Spans, ds: FileDataset) -> bool:
+    """Whether the elements are the data set's, in its order (no duplicate hidden)."""
+    if len(spans) != len(ds):
         return False
-    for element, kept in zip(elements, ds.values(), strict=True):
-        if element.tag != kept.tag:
+    for (element, _), kept in zip(spans, ds.values(), strict=True):
+        if element.tag != kept.tag or _is_read_sequence(element) != _is_read_sequence(kept):
             return False
         if isinstance(kept, RawDataElement) and element != kept:
             return False
     return True
 
 
-def _tiling(
-    elements: list[RawDataElement], meta_count: int, implicit: bool, size: int
-) -> list[int] | None:
+def _tiling(spans: _Spans, meta_count: int, implicit: bool, size: int) -> list[int] | None:
     """Where each element's header starts, when the elements tile the file from the
     end of the preamble to its last byte, nothing between them; else None."""
     starts = []
     end = _PREAMBLE_AND_PREFIX
-    for index, element in enumerate(elements):
-        explicit = not implicit or index < meta_count
-        start = element.value_tell - (12 if explicit and element.VR in EXPLICIT_VR_LENGTH_32 else 8)
-        if start != end or (element.value is not None and len(element.value) != element.length):
+    for index, (element, element_end) in enumerate(spans):
+        start = _start(element, not implicit or index < meta_count)
+        short = type(element) is RawDataElement and _is_short(element)
+        if start != end or short:
             return None
         starts.append(start)
-        end = element.value_tell + element.length
-    return starts if end == size and elements else None
+        end = element_end
+    return starts if end == size and spans else None
 
 
 def _segment(begin: int, end: int, starts: list[int], chunk: bytes) -> _Segment:
