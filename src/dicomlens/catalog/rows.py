@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import functools
+import itertools
 import json
 import math
 import os
@@ -30,7 +31,13 @@ from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 from pydicom.values import convert_value
 
-from dicomlens.catalog.schema import LEVEL_COLUMNS, FileRow, InstanceRow, top_level_scalars
+from dicomlens.catalog.schema import (
+    LEVEL_COLUMNS,
+    FileRow,
+    InstanceRow,
+    scalar_pairs,
+    top_level_scalars,
+)
 from dicomlens.errors import FileError, NotDicomError
 from dicomlens.reading import (
     CONTEXT_TAGS,
@@ -172,6 +179,7 @@ class _Template(NamedTuple):
     members: list[str]  # the JSON members, in order
     places: dict[str, int]  # element key -> position among the members
     values: dict[str, Any]
+    scalars: dict[str, tuple[tuple[str, Any], ...]]  # the values' scalar pairs, by key
     pixel_data: int | None  # the layout's index of the Pixel Data element
     form: tuple[bool, str]  # whether it holds images, and its transfer syntax
     sequences: dict[int, _SequenceTemplate]  # by data set element
@@ -209,9 +217,10 @@ class _Template(NamedTuple):
             if found is not None and found.key == entry[0]:
                 sequences[number] = found
         form = _form(ds)
+        scalars = {key: scalar_pairs(key, value) for key, value in values.items()}
         return cls(
-            layout, ds, encodings, entries, creators, members, places, values, pixel_data, form,
-            sequences,
+            layout, ds, encodings, entries, creators, members, places, values, scalars,
+            pixel_data, form, sequences,
         )  # fmt: skip
 
     def row(self, likeness: Likeness) -> FileRow | None:
@@ -219,6 +228,7 @@ class _Template(NamedTuple):
         be read whole (a changed element that cannot be decoded from its bytes alone)."""
         members = self.members.copy()
         values = self.values.copy()
+        scalars = self.scalars.copy()
         meta_count = self.layout.meta_count
         for index, element in likeness.changed.items():
             if index < meta_count:
@@ -238,11 +248,13 @@ class _Template(NamedTuple):
             if (before is None) != (after is None):
                 return None
             if after is not None:
-                members[self.places[after[0]]] = after[1]
-                values[after[0]] = after[2]
+                key, member, value = after
+                members[self.places[key]], values[key] = member, value
+                scalars[key] = scalar_pairs(key, value)
         pixels = None if self.pixel_data is None else likeness.element(self.pixel_data)
         text = "{" + ",".join(members) + "}"
-        instance = _instance_row(self.ds, likeness.path, text, values, pixels, *self.form)
+        pairs = tuple(itertools.chain.from_iterable(scalars.values()))
+        instance = _instance_row(self.ds, likeness.path, text, values, pixels, *self.form, pairs)
         return FileRow(likeness.path, *likeness.fingerprint, "instance", instance=instance)
 
 
@@ -312,7 +324,7 @@ class _SequenceTemplate(NamedTuple):
             return None  # a difference outside every leaf's value
         objects = list(self.objects)
         changed: dict[int, list[_Member | None]] = {}
-        for leaf in np.unique(places).tolist():
+        for leaf in sorted(set(places.tolist())):  # (np.unique would import numpy.ma)
             number, place, old = self.leaves[leaf]
             item = self.items[number]
             new = old._replace(value=value[old.value_tell : old.value_tell + old.length])
@@ -354,9 +366,11 @@ def _instance_row(
     pixels: RawDataElement | DataElement | None,
     images: bool,
     syntax: str,
+    scalars: tuple[tuple[str, Any], ...] | None = None,
 ) -> InstanceRow:
-    """The row of an instance from its elements' JSON and values, its Pixel Data element
-    as read, and its data set (for the structure: :func:`_form` tells the rest)."""
+    """The row of an instance from its elements' JSON and values (and their scalar
+    pairs, when known), its Pixel Data element as read, and its data set (for the
+    structure: :func:`_form` tells the rest)."""
     levels = {
         level: {column: _first(values.get(key)) for column, key in columns.items()}
         for level, columns in _LEVEL_KEYS.items()
@@ -383,7 +397,7 @@ def _instance_row(
         length,
         _SLICES_JSON.encode([_slice_fields(info) for info in infos]),
         text,
-        top_level_scalars(values),
+        top_level_scalars(values) if scalars is None else scalars,
     )
 
 

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Final, Literal, NamedTuple
 
-__all__ = ["LEVEL_COLUMNS", "FileRow", "InstanceRow", "column_type", "top_level_scalars"]
+__all__ = [
+    "LEVEL_COLUMNS",
+    "FileRow",
+    "InstanceRow",
+    "column_type",
+    "scalar_pairs",
+    "top_level_scalars",
+]
 
 # Typed columns of each level: column name -> keyword (its values also stay in the JSON).
 LEVEL_COLUMNS: Final[dict[str, dict[str, str]]] = {
@@ -84,12 +92,20 @@ def top_level_scalars(values: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     >>> top_level_scalars({"00180050": 1.5, "00080008": ["ORIGINAL", "M"], "00081140": [{}]})
     (('00180050', 1.5), ('00080008', 'ORIGINAL'), ('00080008', 'M'))
     """
-    pairs = []
-    for key, value in values.items():
-        for item in value if isinstance(value, list) else (value,):
-            if item is not None and not isinstance(item, dict | list):
-                pairs.append((key, item))
-    return tuple(pairs)
+    return tuple(itertools.chain.from_iterable(map(scalar_pairs, values.keys(), values.values())))
+
+
+def scalar_pairs(key: str, value: Any) -> tuple[tuple[str, Any], ...]:
+    """The (key, value) pairs of one top-level element's values (none for a sequence).
+
+    >>> scalar_pairs("00080008", ["ORIGINAL", None, "M"])
+    (('00080008', 'ORIGINAL'), ('00080008', 'M'))
+    """
+    return tuple(
+        (key, item)
+        for item in (value if isinstance(value, list) else (value,))
+        if item is not None and not isinstance(item, dict | list)
+    )
 
 
 class FileRow(NamedTuple):
