@@ -496,6 +496,7 @@ class _SeriesValues:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
         self._known: dict[int, dict[str, set[Any] | None]] = {}  # None: varying
+        self._pairs: dict[int, set[tuple[str, Any]]] = {}  # the (key, value) pairs known
         self._new: list[tuple[int, str, Any]] = []
         self._varying: list[tuple[int, str]] = []
 
@@ -503,8 +504,12 @@ class _SeriesValues:
         known = self._known.get(series)
         if known is None:
             known = self._known[series] = self._recorded(series)
+            self._pairs[series] = {
+                (key, value) for key, values in known.items() if values for value in values
+            }
         pairs = instance.scalars or top_level_scalars(json.loads(instance.elements))
-        for key, value in pairs:
+        seen = self._pairs[series]
+        for key, value in set(pairs).difference(seen):  # most are the series' known values
             found = known.setdefault(key, set())
             if found is None or value in found:
                 continue
@@ -515,6 +520,7 @@ class _SeriesValues:
                 self._varying.append((series, key))
             else:
                 found.add(value)
+                seen.add((key, value))
                 self._new.append((series, key, value))
 
     def _recorded(self, series: int) -> dict[str, set[Any] | None]:
