@@ -909,3 +909,25 @@ def test_series_values_lead_searches_to_the_right_series(tmp_path: Path) -> None
         assert len(query(catalog, ["KVP=120"], level="instance").rows) == VARYING_AFTER + 2
         assert query(catalog, ["ContentTime=120006"], level="instance").rows == []
         assert len(query(catalog, ["KVP<100", "ContentTime>=120000"]).rows) == 1
+
+
+def test_reindexing_an_unchanged_folder_does_not_load_pydicom(
+    tmp_path: Path, ct_small: Path
+) -> None:
+    """Nothing changed, nothing to read: the re-index is file listing and SQLite (the
+    catalog's place is checked without pydicom too)."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    shutil.copy(ct_small, folder / "ct.dcm")
+    from dicomlens.cli import main
+
+    assert main(["index", str(folder), "--catalog", str(tmp_path / "catalog.db")]) == 0
+    code = (
+        "import sys\nfrom dicomlens.cli import main\n"
+        f"status = main(['index', {str(folder)!r}, '--catalog', 'catalog.db'])\n"
+        "print(status, 'pydicom' in sys.modules)"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert found.stdout.split() == ["0", "False"], found.stderr

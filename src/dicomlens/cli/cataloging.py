@@ -48,11 +48,11 @@ def check_catalog_place(args: argparse.Namespace, path: str) -> None:
     """Refuse to create the default catalog inside a folder being indexed, unless
     asked (--catalog-inside, or a catalog named with --catalog or the environment):
     it holds PHI, and a catalog inside an archive is copied with it."""
-    from dicomlens.editing import is_within
-
     named = args.catalog or os.environ.get(CATALOG_VARIABLE)
     if named or args.catalog_inside or Path(path).exists():
         return
+    from dicomlens.editing import is_within  # pydicom: only for a new default catalog
+
     roots: list[str] = args.paths
     for root in roots:
         if Path(root).is_dir() and is_within(Path(path), Path(root)):
