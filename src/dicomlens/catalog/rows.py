@@ -71,6 +71,7 @@ _PLAIN_VRS: Final = frozenset(
 )  # fmt: skip
 _INTEGER_VRS: Final = frozenset({"IS", "SL", "SS", "SV", "UL", "US", "UV"})
 _FLOAT_VRS: Final = frozenset({"DS", "FD", "FL"})
+_MAY_BE_SEQUENCE: Final = frozenset({None, "SQ", "UN"})  # as read: none when implicit
 _DEFER_BYTES: Final = 16384
 _PIXEL_DATA: Final = 0x7FE00010
 
@@ -285,6 +286,8 @@ class _SequenceTemplate(NamedTuple):
         """The template of a sequence as read (of a defined length, not yet decoded)."""
         if type(element) is not RawDataElement or not element.value:
             return None
+        if element.VR not in _MAY_BE_SEQUENCE or _implicit_vr(int(element.tag)) is not None:
+            return None  # (converting every element to see would cost more than the rest)
         decoded = convert_raw_data_element(element, encoding=list(encodings), ds=ds)
         if decoded.VR != "SQ":
             return None
