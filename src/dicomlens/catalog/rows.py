@@ -71,7 +71,7 @@ _PLAIN_VRS: Final = frozenset(
 )  # fmt: skip
 _INTEGER_VRS: Final = frozenset({"IS", "SL", "SS", "SV", "UL", "US", "UV"})
 _FLOAT_VRS: Final = frozenset({"DS", "FD", "FL"})
-_MAY_BE_SEQUENCE: Final = frozenset({None, "SQ", "UN"})  # as read: none when implicit
+_MAY_BE_SEQUENCE: Final = frozenset({None, "SQ", "UN"})  # VRs as read (None: implicit VR)
 _DEFER_BYTES: Final = 16384
 _PIXEL_DATA: Final = 0x7FE00010
 

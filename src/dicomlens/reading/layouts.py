@@ -528,14 +528,14 @@ def _elements(
     one of ``sequences`` is stepped over, anything else gives None."""
     found: _Spans = []
     end = stream.tell()
-    stopped: list[bool] = []
+    stopped = [False]  # whether the parser stopped at a value of undefined length
 
     def at_undefined_length(tag: BaseTag, vr: str | None, length: int) -> bool:
-        stopped.append(length == _UNDEFINED_LENGTH)
-        return stopped[-1]
+        stopped[0] = length == _UNDEFINED_LENGTH
+        return stopped[0]
 
     while True:
-        stopped.clear()
+        stopped[0] = False
         try:
             for element in data_element_generator(
                 stream, *encoding, stop_when=at_undefined_length, defer_size=defer_size,
@@ -549,7 +549,7 @@ def _elements(
                 end = found[-1][1]
         except Exception:  # read() parsed these bytes: anything odd here is left to it
             return None
-        if within_meta or not stopped or not stopped[-1]:
+        if within_meta or not stopped[0]:
             break
         sequence = sequences.get(stream.tell())
         if sequence is None:
