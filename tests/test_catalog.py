@@ -798,6 +798,21 @@ def test_scanner_rows_from_templates_equal_rows_read_whole(
     assert sum(sequences) >= 150
 
 
+def test_compressed_rows_from_templates_equal_rows_read_whole(
+    make_ct_series: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RLE slices (encapsulated pixel data of undefined length, of another size in
+    each file): read against templates, the rows read whole."""
+    paths = sorted(make_ct_series(10).iterdir())
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.compress(pydicom.uid.RLELossless)
+        ds.save_as(path)
+    quick, whole, used = _rows_both_ways(paths, monkeypatch)
+    assert quick == whole
+    assert used == len(paths) - 1
+
+
 @pytest.mark.shared_data
 def test_philips_rows_from_templates_equal_rows_read_whole(
     philips_dwi: Path, monkeypatch: pytest.MonkeyPatch

@@ -222,6 +222,75 @@ def test_a_sequence_nested_too_deep_in_another_file_means_a_full_read(
     assert layout_of(tmp_path / "a.dcm").read_like(tmp_path / "b.dcm") is None
 
 
+def _compressed(paths: list[Path], *, padding: int | None = None) -> list[Path]:
+    """The files RLE-compressed in place (encapsulated Pixel Data of undefined length,
+    its size differing with the pixels), with ``padding`` bytes of trailing padding
+    (CT_small has 126; 0: none)."""
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.compress(pydicom.uid.RLELossless)
+        if padding == 0:
+            del ds.DataSetTrailingPadding
+        elif padding is not None:
+            ds.DataSetTrailingPadding = b"\0" * padding
+        ds.save_as(path)
+    return paths
+
+
+@pytest.mark.parametrize("padding", [None, 0, 6])
+def test_compressed_slices_are_read_against_a_layout(
+    make_ct_series: Callable[..., Path], padding: int
+) -> None:
+    """Encapsulated pixel data left in the file: its end is found item by item in each
+    file (pydicom does the same), the elements after it are compared where they lie."""
+    files = _compressed(sorted(make_ct_series(8).iterdir()), padding=padding)
+    assert len({path.stat().st_size for path in files}) > 1  # the values differ in length
+    layout = layout_of(files[0])
+    (pixels,) = [e for e in layout.elements if e.tag == 0x7FE00010]
+    assert isinstance(pixels, RawDataElement) and pixels.length == 0xFFFFFFFF
+    taken = [assert_read_alike(layout, path) for path in files[1:]]
+    assert all(likeness is not None for likeness in taken)
+    assert all(len(likeness.shifts) >= 2 for likeness in taken if likeness)
+
+
+def test_compressed_slices_that_pydicom_would_read_in_are_read_whole(
+    make_ct_series: Callable[..., Path],
+) -> None:
+    """A value below the defer size is read into memory by pydicom; no element after
+    the pixel data (CT_small ends with trailing padding), or a cut value: each one a
+    full read."""
+    files = _compressed(sorted(make_ct_series(4).iterdir()))
+    layout = layout_of(files[0])
+    assert layout.elements[-1].tag == 0xFFFCFFFC
+    small = pydicom.dcmread(files[1])
+    small.PixelData = pydicom.encaps.encapsulate([b"\0" * 64])
+    small.save_as(files[1])
+    unpadded = pydicom.dcmread(files[2])
+    del unpadded.DataSetTrailingPadding
+    unpadded.save_as(files[2])
+    data = files[3].read_bytes()
+    files[3].write_bytes(data[: data.rindex(b"\xfe\xff\xdd\xe0")])  # no sequence delimiter
+    for path in files[1:]:
+        assert assert_read_alike(layout, path) is None, path.name
+
+
+def test_damaged_compressed_files_read_against_the_seed_as_read_whole(
+    make_ct_series: Callable[..., Path],
+) -> None:
+    (seed,) = _compressed(sorted(make_ct_series(1).iterdir()))
+    layout = layout_of(seed)
+
+    @_PROPERTY
+    @given(changes=damages)
+    def check(changes: list[Mutation]) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "damaged.dcm"
+            path.write_bytes(damage(seed.read_bytes(), changes))
+            assert_read_alike(layout, path)
+
+    check()
+
+
 @pytest.mark.shared_data
 def test_philips_slices_with_sequences_of_undefined_length(philips_dwi: Path) -> None:
     """Philips classic slices (private blocks and sequences of undefined length) read

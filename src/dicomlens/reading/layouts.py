@@ -22,6 +22,7 @@ import bisect
 import io
 import os
 import stat
+import struct
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -193,6 +194,10 @@ class Layout:
         )  # fmt: skip
         # pydicom looks at these headers to choose how to read what follows
         self._fixed_headers = frozenset({0, meta_count})
+        # encapsulated pixel data: its end is found item by item in each file
+        self._walked = frozenset(
+            index for index, element in enumerate(self.elements) if _is_left_item_by_item(element)
+        )
         first = spans[0][0]  # the file meta group length, as read() checked it
         self._group_length = (
             convert_value(first.VR or "UL", first)
@@ -205,10 +210,10 @@ class Layout:
         """The layout of the file ``ds`` was read from (``read(..., decode=(),
         defer_size=defer_size)``; its fingerprint then) or None when the file does
         not lend itself to it: elements that do not tile the file end to end
-        (duplicates, undefined lengths but on sequences), a deflated data set, a
-        preamble that warns, no transfer syntax, a file changed since. The spans come
-        from pydicom's element parser, run once more over the bytes and checked
-        against ``ds``."""
+        (duplicates, undefined lengths but on sequences and on encapsulated pixel
+        data left in the file), a deflated data set, a preamble that warns, no transfer
+        syntax, a file changed since. The spans come from pydicom's element parser, run
+        once more over the bytes and checked against ``ds``."""
         meta = ds.file_meta
         if has_executable_preamble(ds) or "TransferSyntaxUID" not in meta or not len(ds):
             return None
@@ -216,19 +221,15 @@ class Layout:
         if meta.original_encoding != (False, True) or _is_deflated(ds) or implicit is None:
             return None
         encoding = (implicit, bool(little))
-        holes = sorted(
-            (element.value_tell, element.value_tell + element.length)
-            for element in ds.values()
-            if type(element) is RawDataElement and element.value is None and element.length
-        )
+        undefined = _undefined_lengths(ds, not implicit, fingerprint[0])
+        holes = _holes(ds, undefined)
         edges = [0, *(edge for hole in holes for edge in hole), fingerprint[0]]
         ranges = list(zip(edges[::2], edges[1::2], strict=True))
         chunks = _read_ranges(str(ds.filename), ranges, fingerprint)
         charset = _charset_of(ds)
         if chunks is None or charset is None:
             return None
-        sequences = _read_sequences(ds, not implicit, fingerprint[0])
-        parsed = _parse(chunks, ranges, encoding, charset, sequences, defer_size)
+        parsed = _parse(chunks, ranges, encoding, charset, undefined, defer_size)
         if parsed is None:
             return None
         meta_spans, data_spans = parsed
@@ -362,6 +363,14 @@ class Layout:
                     changed[index] = element
                 if not moved:
                     break
+            last = segment.after - 1  # the element whose value follows the segment, if any
+            if last in self._walked:
+                start = _value_tell(self.elements[last]) + shift
+                value_end = _encapsulated_end(handle, start, self.encoding[1], self.defer_size)
+                if value_end is None:
+                    return None
+                shift = value_end - self._ends[last]
+                shifts.append((last + 1, shift))
         return changed, shifts
 
     def _same_header(
@@ -494,20 +503,20 @@ def _parse(
     ranges: list[tuple[int, int]],
     encoding: tuple[bool, bool],
     charset: list[str],
-    sequences: dict[int, tuple[DataElement, int]],
+    undefined: dict[int, tuple[_Element, int]],
     defer_size: int,
 ) -> tuple[_Spans, _Spans] | None:
     """The file meta elements and the data set's, as pydicom's element parser reads
     the chunks (the file's bytes but for the values left in it), with where each one
-    ends; the full read's ``sequences`` (of undefined length, by where they start,
-    with their ends) are taken as they are. None if anything else of undefined length
-    turns up."""
+    ends; the full read's elements of ``undefined`` length (by where they start, with
+    their ends) are taken as they are. None if anything else of undefined length turns
+    up."""
     first = io.BytesIO(chunks[0])
     first.seek(_PREAMBLE_AND_PREFIX)
     meta = _elements(first, (False, True), [], {}, defer_size, within_meta=True)
-    parts = [_elements(first, encoding, charset, sequences, defer_size)]
+    parts = [_elements(first, encoding, charset, undefined, defer_size)]
     for (begin, _), chunk in zip(ranges[1:], chunks[1:], strict=True):
-        parts.append(_elements(_Placed(chunk, begin), encoding, charset, sequences, defer_size))
+        parts.append(_elements(_Placed(chunk, begin), encoding, charset, undefined, defer_size))
     if meta is None or None in parts:
         return None
     return meta, [span for part in parts if part for span in part]
@@ -517,7 +526,7 @@ def _elements(
     stream: io.BytesIO,
     encoding: tuple[bool, bool],
     charset: list[str],
-    sequences: dict[int, tuple[DataElement, int]],
+    undefined: dict[int, tuple[_Element, int]],
     defer_size: int,
     *,
     within_meta: bool = False,
@@ -525,7 +534,7 @@ def _elements(
     """The elements pydicom's parser finds from the stream's position on (positions
     are the file's), with their ends: the file meta group, the stream then left at
     its end, or the rest. Where a value of undefined length starts, the parser stops:
-    one of ``sequences`` is stepped over, anything else gives None."""
+    one of the full read's (``undefined``) is stepped over, anything else gives None."""
     found: _Spans = []
     end = stream.tell()
     stopped = [False]  # whether the parser stopped at a value of undefined length
@@ -551,29 +560,73 @@ def _elements(
             return None
         if within_meta or not stopped[0]:
             break
-        sequence = sequences.get(stream.tell())
-        if sequence is None:
-            return None  # a value of undefined length but a sequence the full read parsed
-        found.append(sequence)
-        end = sequence[1]
+        known = undefined.get(stream.tell())
+        if known is None:
+            return None  # a value of undefined length the full read did not take
+        found.append(known)
+        end = known[1]
         stream.seek(end)
     stream.seek(end)
     return found
 
 
-def _read_sequences(
+def _undefined_lengths(
     ds: FileDataset, explicit: bool, size: int
-) -> dict[int, tuple[DataElement, int]]:
-    """The sequences of undefined length the full read parsed (pydicom reads them item
-    by item), by where their header starts, each with where it ends: where the next
-    element's header starts, or the end of the file."""
+) -> dict[int, tuple[_Element, int]]:
+    """The elements of undefined length the full read took: sequences it parsed and
+    encapsulated pixel data it left in the file (pydicom reads both item by item), by
+    where their header starts, each with where it ends: where the next element's
+    header starts, or the end of the file."""
     values = list(ds.values())
-    found = {}
+    found: dict[int, tuple[_Element, int]] = {}
     for element, following in zip(values, [*values[1:], None], strict=True):
-        if isinstance(element, DataElement) and _is_read_sequence(element):
+        if _is_read_sequence(element) or _is_left_item_by_item(element):
             end = size if following is None else _start(following, explicit)
             found[_start(element, explicit)] = (element, end)
     return found
+
+
+def _holes(ds: FileDataset, undefined: dict[int, tuple[_Element, int]]) -> list[tuple[int, int]]:
+    """Where the values the read left in the file lie (start, end), in file order."""
+    holes = [
+        (element.value_tell, element.value_tell + element.length)
+        for element in ds.values()
+        if type(element) is RawDataElement and element.value is None and element.length
+        and element.length != _UNDEFINED_LENGTH
+    ]  # fmt: skip
+    holes += [(e.value_tell, end) for e, end in undefined.values() if isinstance(e, RawDataElement)]
+    return sorted(holes)
+
+
+def _is_left_item_by_item(element: object) -> bool:
+    """Whether the read left in the file a value of undefined length (encapsulated
+    pixel data, whose items pydicom walked to find its end)."""
+    return (
+        type(element) is RawDataElement
+        and element.length == _UNDEFINED_LENGTH
+        and element.value is None
+    )
+
+
+def _encapsulated_end(handle: int, start: int, little: bool, defer_size: int) -> int | None:
+    """Where the encapsulated value that starts at ``start`` in the open file ends (past
+    its sequence delimiter), found as pydicom finds it, item by item, when pydicom would
+    also leave it in the file (``defer_size`` bytes or more); None otherwise (an odd
+    item, a delimiter with a length, the end of the file: the full read decides)."""
+    header = struct.Struct("<HHL" if little else ">HHL")
+    position = start
+    while True:
+        found = os.pread(handle, 8, position)
+        if len(found) < 8:
+            return None
+        group, element, length = header.unpack(found)
+        tag = group << 16 | element
+        if tag == 0xFFFEE0DD:  # the sequence delimiter
+            deferred = position + 4 - start >= defer_size
+            return position + 8 if length == 0 and deferred else None
+        if tag != 0xFFFEE000:
+            return None
+        position += 8 + length
 
 
 def _start(element: _Element, explicit: bool) -> int:
