@@ -7,7 +7,10 @@ file, such as pixel data, are neither kept nor compared). Another file is compar
 with it byte by byte (with numpy). Where the bytes are the same, pydicom would read
 the same elements; an element whose value alone differs keeps its tag, VR and length
 (its header is the same); an element whose header differs is parsed by pydicom where
-it now lies, and the elements after it are compared at their new place.
+it now lies, and the elements after it are compared at their new place. Values of
+undefined length are what pydicom makes of them: a sequence (parsed while reading) is
+compared byte by byte too and parsed again where it differs; encapsulated pixel data
+left in the file has its end found item by item in each file, as pydicom finds it.
 
 The result, a :class:`Likeness`, is what :func:`~dicomlens.reading.read` with
 ``decode=()`` gives, as changes to the layout's elements. Whenever that cannot be
