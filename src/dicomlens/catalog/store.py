@@ -511,8 +511,8 @@ class _SeriesValues:
         seen = self._pairs[series]
         for key, value in set(pairs).difference(seen):  # most are the series' known values
             found = known.setdefault(key, set())
-            if found is None or value in found:
-                continue
+            if found is None:
+                continue  # varying: its values are not kept
             if len(found) >= VARYING_AFTER or (
                 type(value) is int and not _INT64 >= value >= -_INT64
             ):

@@ -27,7 +27,7 @@ import os
 import stat
 import struct
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
@@ -283,11 +283,15 @@ class Layout:
         bytes as if it lay ``shift`` bytes further on (a new object each time)."""
         start, end = self._starts[index], self._ends[index]
         stream = _Placed(_segment_bytes(self._segments, start, end), start + shift)
-        element = next(data_element_generator(
-            stream, *self.encoding, defer_size=self.defer_size, encoding=self.charset
-        ))  # fmt: skip
+        element = next(self._parser(stream))
         assert isinstance(element, DataElement)
         return element
+
+    def _parser(self, stream: Any) -> Iterator[_Element]:
+        """pydicom's element parser over the data set's bytes in ``stream``."""
+        return data_element_generator(
+            stream, *self.encoding, defer_size=self.defer_size, encoding=self.charset
+        )
 
     def read_like(self, path: str | os.PathLike[str]) -> Likeness | None:
         """``path`` read against this layout, or None when it must be read whole
@@ -445,10 +449,7 @@ class Layout:
         with warnings.catch_warnings(record=True) as noticed:
             warnings.simplefilter("always")
             try:
-                parser = data_element_generator(
-                    stream, *self.encoding, defer_size=self.defer_size, encoding=self.charset
-                )
-                element = next(parser, None)
+                element = next(self._parser(stream), None)
                 end = stream.tell()
             except Exception:  # damaged here: the full read says how
                 return None
