@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 from conftest import bundled, truncate_inside
@@ -564,3 +565,28 @@ def test_view_with_a_folder_that_is_not_ohif_says_so_before_indexing(
         "dist folder of `npm pack @ohif/app` or of an OHIF release\n"
     )
     assert not catalog.exists()
+
+
+def test_volume_chooses_a_part_of_a_split_series(
+    run: Run, make_ct_series: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A series split in parts (here one slice of another pixel spacing) keeps its number
+    and UID: --series N:P picks a part, --series N says which parts there are."""
+    folder = make_ct_series(4)
+    odd = sorted(folder.iterdir())[0]
+    ds = pydicom.dcmread(odd)
+    ds.PixelSpacing = [0.5, 0.5]
+    ds.save_as(odd)
+    code, _, err = run("volume", folder, "-o", tmp_path / "v.npz")
+    assert code == 1 and "2 series found, choose one with --series: 1:1 '' (" in err
+    code, _, err = run("volume", folder, "--series", "1", "-o", tmp_path / "v.npz")
+    assert code == 1 and "series 1 is split in 2 parts: choose one of 1:1, 1:2" in err
+    shapes = []
+    for part in ("1:1", "1:2"):
+        target = tmp_path / f"part{part[-1]}.npz"
+        code, _, err = run("volume", folder, "--series", part, "-o", target)
+        assert code == 0, err
+        shapes.append(np.load(target)["array"].shape)
+    assert sorted(shapes) == [(128, 128, 1), (128, 128, 3)]
+    code, _, err = run("volume", folder, "--series", "1:3", "-o", tmp_path / "v.npz")
+    assert code == 1 and "no single series '1:3' (series here: 1:1, 1:2)" in err

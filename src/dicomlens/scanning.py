@@ -245,14 +245,37 @@ def scan(paths: Iterable[str | os.PathLike[str]]) -> list[Series]:
 
 
 def select_series(series: list[Series], wanted: str | None) -> Series:
-    """The series named by number or UID, or the only one; otherwise a clear error."""
+    """The series named by number or UID (``N:P`` or ``UID:P``: part P of a split
+    series), or the only one; otherwise a clear error."""
+    labels = _labels(series)
     if wanted is None:
         if len(series) == 1:
             return series[0]
-        listing = "; ".join(f"{s.number} {s.description!r} ({s.uid})" for s in series)
+        listing = "; ".join(
+            f"{label} {s.description!r} ({s.uid})" for s, label in zip(series, labels, strict=True)
+        )
         raise SeriesError(f"{len(series)} series found, choose one with --series: {listing}")
-    matches = [s for s in series if wanted in (str(s.number), s.uid)]
-    if len(matches) != 1:
-        listing = ", ".join(str(s.number) for s in series)
-        raise SeriesError(f"no single series {wanted!r} (series here: {listing})")
-    return matches[0]
+    name, _, part = wanted.rpartition(":") if ":" in wanted else (wanted, "", "")
+    matches = [s for s in series if name in (str(s.number), s.uid)]
+    one_split = len({s.uid for s in matches}) == 1
+    if one_split and part.isdigit() and 1 <= int(part) <= len(matches):
+        return matches[int(part) - 1]
+    if len(matches) == 1 and not part:
+        return matches[0]
+    if len(matches) > 1 and one_split and not part:
+        parts = ", ".join(f"{name}:{n}" for n in range(1, len(matches) + 1))
+        raise SeriesError(f"series {name} is split in {len(matches)} parts: choose one of {parts}")
+    raise SeriesError(f"no single series {wanted!r} (series here: {', '.join(labels)})")
+
+
+def _labels(series: list[Series]) -> list[str]:
+    """How --series names each: its number (its UID without one), with ``:P`` for the
+    parts of a split series (in order: they keep the order of their grouping)."""
+    names = [str(s.uid if s.number is None else s.number) for s in series]
+    keys = [(name, s.uid) for name, s in zip(names, series, strict=True)]
+    seen: dict[tuple[str, str], int] = {}
+    labels = []
+    for name, key in zip(names, keys, strict=True):
+        seen[key] = seen.get(key, 0) + 1
+        labels.append(f"{name}:{seen[key]}" if keys.count(key) > 1 else name)
+    return labels

@@ -145,7 +145,10 @@ def _add_series_choice(sub: argparse.ArgumentParser, *, output: str, output_help
     _add_source(sub)
     sub.add_argument("-o", "--output", required=True, metavar=output, help=output_help)
     sub.add_argument(
-        "--series", metavar="N|UID", help="series number or UID (needed when there are several)"
+        "--series",
+        metavar="N|UID",
+        help="series number or UID (needed when there are several); N:P for part P of a "
+        "series that `dicomlens series` shows split",
     )
     sub.add_argument(
         "--skip-bad", action="store_true", help="go on without files that cannot be read (exit 1)"
