@@ -332,6 +332,28 @@ def test_a_split_series_opens_on_its_largest_part_and_shows_the_others(page: Any
     page.wait_for_selector("#part[hidden]", state="attached")
 
 
+def test_a_thumbnail_that_fails_keeps_the_size_of_one_that_loads(page: Any) -> None:
+    # else the tree shifts under the pointer while thumbnails load, and a click opens another series
+    page.wait_for_selector("span.thumb")
+    failed = page.locator("span.thumb").first.bounding_box()
+    loaded = page.locator("img.thumb").first.bounding_box()
+    assert (failed["width"], failed["height"]) == (loaded["width"], loaded["height"])
+
+
+def test_a_series_answered_late_does_not_replace_the_one_opened_after_it(page: Any) -> None:
+    held: list[Any] = []
+    # the first series asked for is held back, the next ones pass
+    page.route("**/api/series/*?token=*",
+               lambda route: route.continue_() if held else held.append(route))  # fmt: skip
+    page.click("button.series:has-text('with localizer')")
+    _wait(page, lambda: len(held) == 1)
+    _open_ct(page)
+    held[0].continue_()  # the earlier series' answer arrives last
+    page.wait_for_timeout(300)
+    assert _label(page).startswith("slice 7 / 12")
+    assert page.is_hidden("#part")
+
+
 def test_colour_image_is_drawn_as_the_file_holds_it(page: Any) -> None:
     page.click("button.series:has-text('colour')")
     _wait(page, lambda: page.text_content("#window-label") == "colour")

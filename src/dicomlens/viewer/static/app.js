@@ -60,10 +60,14 @@ async function loadTree() {
   }
 }
 
+let opening = 0;  // the latest series asked for: an earlier answer that comes later is dropped
+
 async function openSeries(id, button) {
   document.querySelectorAll("button.series.active").forEach((b) => b.classList.remove("active"));
   button?.classList.add("active");
+  const asked = ++opening;
   const info = await getJSON(`/api/series/${id}`);
+  if (asked !== opening) return;
   state.series = info;
   state.varying = new Set(info.varying);
   const preset = info.presets[0];
@@ -144,10 +148,13 @@ async function showSlice(withTags) {
     `at (${position})`;
   const tile = document.getElementById("error-tile");
   try {
-    state.frame = await fetchFrame(slice);
+    const frame = await fetchFrame(slice);
+    if (slice !== currentSlice()) return;  // scrolled on meanwhile: that slice draws itself
+    state.frame = frame;
     tile.hidden = true;
     draw();
   } catch (error) {
+    if (slice !== currentSlice()) return;
     state.frame = null;
     context.clearRect(0, 0, canvas.width, canvas.height);
     tile.textContent = `cannot show this image: ${error.message}`;
@@ -199,8 +206,12 @@ async function showTags() {
   try {
     rows = await getJSON(`/api/instance/${slice.instance}/tags?q=${encodeURIComponent(search)}`);
   } catch (error) {
+    rows = error;
+  }
+  if (slice !== currentSlice() || search !== document.getElementById("search").value) return;  // stale
+  if (rows instanceof Error) {
     const line = element("tr");
-    line.append(element("td", error.message, { colspan: 4 }));
+    line.append(element("td", rows.message, { colspan: 4 }));
     body.replaceChildren(line);
     return;
   }
