@@ -140,6 +140,21 @@ def test_changed_replaced_and_deleted_files(archive: Path, tmp_path: Path) -> No
         assert catalog.counts()["studies"] == len(GOOD) - 1  # pruned with its last instance
 
 
+def test_an_instance_overwritten_by_another_file_is_forgotten(
+    archive: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "catalog.db"
+    index([archive], db)
+    ct = next(archive.rglob("CT_small.dcm"))
+    ct.write_bytes(b"not DICOM any more")
+    report = index([archive], db)
+    assert (report.read, report.others, report.instances) == (1, 1, 0)
+    with Catalog(db, readonly=True) as catalog:
+        assert catalog.counts()["instances"] == len(GOOD) - 1
+        kinds = catalog.execute("SELECT kind FROM files WHERE path = ?", (str(ct),)).fetchall()
+    assert kinds == [("other",)]
+
+
 def test_same_instance_at_two_paths_is_kept_twice(archive: Path, tmp_path: Path) -> None:
     db = tmp_path / "catalog.db"
     copy = archive / "copy" / "again.dcm"

@@ -313,26 +313,42 @@ class Catalog:
 
     def write(self, rows: Iterable[FileRow]) -> None:
         """Record a batch of files in one transaction (all or nothing)."""
+        rows = list(rows)
         levels = _Levels()
         values = _SeriesValues(self.db)
         with self._transaction():
+            self.db.executemany(
+                "INSERT INTO files (path, size, mtime_ns, inode, kind, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = "
+                "excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode, "
+                "kind = excluded.kind, reason = excluded.reason",
+                [(r.path, r.size, r.mtime_ns, r.inode, r.kind, r.reason) for r in rows],
+            )
+            ids = dict(self.db.execute(
+                "SELECT path, id FROM files WHERE path IN (SELECT value FROM json_each(?))",
+                (json.dumps([row.path for row in rows]),),
+            ).fetchall())
+            self.db.execute(  # a file read again replaces what it held
+                "DELETE FROM instances WHERE file IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(ids.values())),),
+            )
+            inserts: dict[tuple[str, ...], list[list[Any]]] = {}
             for row in rows:
-                file_id = self.db.execute(
-                    "INSERT INTO files (path, size, mtime_ns, inode, kind, reason) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = "
-                    "excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode, "
-                    "kind = excluded.kind, reason = excluded.reason RETURNING id",
-                    (row.path, row.size, row.mtime_ns, row.inode, row.kind, row.reason),
-                ).fetchone()[0]
-                self.db.execute("DELETE FROM instances WHERE file = ?", (file_id,))
                 if row.instance is not None:
-                    series = self._insert_instance(file_id, row, levels)
+                    series, columns = self._instance_columns(ids[row.path], row, levels)
+                    inserts.setdefault(tuple(columns), []).append(list(columns.values()))
                     values.add(series, row.instance)
+            for names, parameters in inserts.items():
+                self.db.executemany(_insert_sql("instances", names), parameters)
             for level, columns in levels.changed():  # as the batch's latest instance says
                 self._upsert(level, columns)
             values.write()
 
-    def _insert_instance(self, file_id: int, row: FileRow, levels: _Levels) -> int:
+    def _instance_columns(
+        self, file_id: int, row: FileRow, levels: _Levels
+    ) -> tuple[int, dict[str, Any]]:
+        """The instance's series id (its patient, study and series written when new)
+        and the columns of its row in ``instances``."""
         instance = row.instance
         assert instance is not None
         values = {"patient": instance.patient, "study": instance.study, "series": instance.series}
@@ -351,7 +367,8 @@ class Catalog:
             parent = levels.seen(level, columns)
             if parent is None:
                 parent = levels.written(level, columns, self._upsert(level, columns))
-        columns = {
+        assert parent is not None
+        return parent, {
             "file": file_id,
             "series": parent,
             **instance.instance,
@@ -361,9 +378,6 @@ class Catalog:
             "slices": instance.slices,
             "elements": instance.elements,
         }
-        self.db.execute(_insert_sql("instances", tuple(columns)), list(columns.values()))
-        assert parent is not None
-        return parent
 
     def _upsert(self, level: str, columns: dict[str, Any]) -> int:
         """Insert the row of a patient, study or series, or bring it up to date (an
