@@ -401,6 +401,17 @@ def test_render_and_its_errors(run: Run, ct_small: Path, tmp_path: Path) -> None
     )
 
 
+def test_render_of_a_file_whose_frame_count_is_not_a_number(run: Run, tmp_path: Path) -> None:
+    # badVR.dcm: NumberOfFrames (IS) is '1A'
+    code, _, err = run("render", bundled("badVR.dcm"), "-o", tmp_path / "x.png")
+    lines = [line for line in err.splitlines() if "warning" not in line]
+    assert code == 1 and lines == [
+        f"dicomlens: error: {bundled('badVR.dcm')}: cannot decode pixel data "
+        "(image size unknown: invalid literal for int() with base 10: '1A')"
+    ]
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_render_montage(run: Run, make_ct_series: Callable[..., Path], tmp_path: Path) -> None:
     code, out, _ = run(
         "render", make_ct_series(5), "--montage", "--preset", "bone", "-o", tmp_path / "m.png"

@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 from dicomlens.errors import UsageError
 from dicomlens.reading import read
 from dicomlens.scanning import Series
+from dicomlens.series import number_or_none
 from dicomlens.volume import (
     MAX_IMAGE_BYTES,
     PRESETS,
@@ -61,7 +62,7 @@ def render_series(
     ``frame`` picks a frame of a multi-frame image (a cine, a nuclear medicine set)
     or, in a 4-D series, the volume whose slices are shown (the first by default)."""
     header = read(series.first.path, stop_before_pixels=True)
-    frames = int(header.get("NumberOfFrames") or 1)
+    frames = number_or_none(header.get("NumberOfFrames"), int) or 1
     count = max(frames, series.report.volumes)
     if frame is not None and not 0 <= frame < count:
         what = "volumes" if series.report.volumes > 1 else "frames"
@@ -70,7 +71,7 @@ def render_series(
         )
     if frame is not None and series.report.sorted_by == "frame order":
         index, frame = frame, None  # the frames of one file are its slices
-    if int(header.get("SamplesPerPixel", 1) or 1) > 1:
+    if (number_or_none(header.get("SamplesPerPixel"), int) or 1) > 1:
         return [_colour(series, index)]
     shown = series.one_volume(frame or 0)  # a 4-D series: only the volume shown is read
     volume = shown.volume(rescale=True, max_image_bytes=max_image_bytes)

@@ -33,6 +33,7 @@ __all__ = [
     "affine_lps",
     "group_slices",
     "lps_to_ras",
+    "number_or_none",
     "orientation_label",
     "read_by_slice_infos",
     "seconds_of_day",
@@ -225,7 +226,8 @@ def _floats(value: Any, count: int) -> tuple[float, ...] | None:
     return numbers if len(numbers) == count else None
 
 
-def _number(value: Any, kind: type = float) -> Any:
+def number_or_none(value: Any, kind: type = float) -> Any:
+    """A header value as ``kind`` (a number), None when absent or not a number."""
     if value is None or value == "":
         return None
     try:
@@ -270,22 +272,22 @@ def slice_infos(
     """
     get = values or ds.get
     fields = vendors.Fields(get, private or vendors.PrivateLookup(ds))
-    frames = _number(get("NumberOfFrames"), int) or 1
+    frames = number_or_none(get("NumberOfFrames"), int) or 1
     common: dict[str, Any] = {
         "path": path,
         "sop_instance_uid": _text(get("SOPInstanceUID")),
         "series_instance_uid": _text(get("SeriesInstanceUID")),
         "study_instance_uid": _text(get("StudyInstanceUID")),
-        "rows": _number(get("Rows"), int) or 0,
-        "columns": _number(get("Columns"), int) or 0,
-        "series_number": _number(get("SeriesNumber"), int),
+        "rows": number_or_none(get("Rows"), int) or 0,
+        "columns": number_or_none(get("Columns"), int) or 0,
+        "series_number": number_or_none(get("SeriesNumber"), int),
         "series_description": _text(get("SeriesDescription")),
         "modality": _text(get("Modality")),
-        "instance_number": _number(get("InstanceNumber"), int),
+        "instance_number": number_or_none(get("InstanceNumber"), int),
         "acquisition_time": _text(get("AcquisitionTime")) or None,
         "image_type": _texts(get("ImageType")),
-        "acquisition_number": _number(get("AcquisitionNumber"), int),
-        "trigger_time": _number(get("TriggerTime")),
+        "acquisition_number": number_or_none(get("AcquisitionNumber"), int),
+        "trigger_time": number_or_none(get("TriggerTime")),
     }
     common["mosaic"] = "MOSAIC" in common["image_type"]
     vendor = _text(get("Manufacturer")).upper()
@@ -327,9 +329,9 @@ def _plausible_frames(frames: int, pixel_data: Any, get: Values) -> bool:
     length = getattr(pixel_data, "length", None)
     if length is None or length == 0xFFFFFFFF:  # encapsulated: the decoder will tell
         return True
-    rows, columns = _number(get("Rows"), int) or 0, _number(get("Columns"), int) or 0
-    samples = _number(get("SamplesPerPixel"), int) or 1
-    bits = _number(get("BitsAllocated"), int) or 8
+    rows, columns = number_or_none(get("Rows"), int) or 0, number_or_none(get("Columns"), int) or 0
+    samples = number_or_none(get("SamplesPerPixel"), int) or 1
+    bits = number_or_none(get("BitsAllocated"), int) or 8
     frame_bytes = rows * columns * samples * max(bits, 8) // 8
     return bool(frame_bytes) and frames * frame_bytes <= int(length)
 
@@ -352,10 +354,10 @@ def _native_pixels(
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if not isinstance(raw, RawDataElement) or raw.value is not None or syntax not in _NATIVE_LE:
         return None
-    bits = _number(get("BitsAllocated"), int)
-    stored = _number(get("BitsStored"), int) or bits
-    samples = _number(get("SamplesPerPixel"), int) or 1
-    rows, columns = _number(get("Rows"), int) or 0, _number(get("Columns"), int) or 0
+    bits = number_or_none(get("BitsAllocated"), int)
+    stored = number_or_none(get("BitsStored"), int) or bits
+    samples = number_or_none(get("SamplesPerPixel"), int) or 1
+    rows, columns = number_or_none(get("Rows"), int) or 0, number_or_none(get("Columns"), int) or 0
     if bits not in (8, 16) or samples != 1 or not 0 < stored <= bits:
         return None
     if raw.length != rows * columns * bits // 8:
@@ -372,12 +374,12 @@ def _classic_geometry(get: Values) -> dict[str, Any]:
         "imager_pixel_spacing": _floats(
             get("ImagerPixelSpacing") or get("NominalScannedPixelSpacing"), 2
         ),
-        "slice_thickness": _number(get("SliceThickness")),
-        "echo_number": _number(get("EchoNumbers"), int),
-        "echo_time": _number(get("EchoTime")),
-        "temporal_position": _number(get("TemporalPositionIdentifier"), int),
-        "slope": _number(get("RescaleSlope")) or 1.0,
-        "intercept": _number(get("RescaleIntercept")) or 0.0,
+        "slice_thickness": number_or_none(get("SliceThickness")),
+        "echo_number": number_or_none(get("EchoNumbers"), int),
+        "echo_time": number_or_none(get("EchoTime")),
+        "temporal_position": number_or_none(get("TemporalPositionIdentifier"), int),
+        "slope": number_or_none(get("RescaleSlope")) or 1.0,
+        "intercept": number_or_none(get("RescaleIntercept")) or 0.0,
     }
 
 
@@ -401,12 +403,12 @@ def _frame_geometry(
             _first("ImageOrientationPatient", *macro("PlaneOrientationSequence")), 6
         ),
         "pixel_spacing": _floats(_first("PixelSpacing", *measures), 2),
-        "slice_thickness": _number(_first("SliceThickness", *measures)),
-        "echo_time": _number(_first("EffectiveEchoTime", *echo)),
+        "slice_thickness": number_or_none(_first("SliceThickness", *measures)),
+        "echo_time": number_or_none(_first("EffectiveEchoTime", *echo)),
         "echo_number": None,
-        "temporal_position": _number(_first("TemporalPositionIndex", *content), int),
-        "slope": _number(_first("RescaleSlope", *transform, ds)) or 1.0,
-        "intercept": _number(_first("RescaleIntercept", *transform, ds)) or 0.0,
+        "temporal_position": number_or_none(_first("TemporalPositionIndex", *content), int),
+        "slope": number_or_none(_first("RescaleSlope", *transform, ds)) or 1.0,
+        "intercept": number_or_none(_first("RescaleIntercept", *transform, ds)) or 0.0,
     }
 
 

@@ -246,8 +246,7 @@ def _frames_plan(stored: Stored, ranges: list[MediaRange]) -> bool:
 
 def _compressed_frames(stored: Stored, numbers: list[int]) -> list[bytes]:
     ds = read(stored.path)
-    count = int(ds.get("NumberOfFrames") or 1)
-    frames = list(generate_frames(ds.PixelData, number_of_frames=count))
+    frames = list(generate_frames(ds.PixelData, number_of_frames=stored.frames))
     return [frames[number - 1] for number in numbers]
 
 
