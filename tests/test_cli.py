@@ -290,6 +290,11 @@ def test_find(run: Run, ct_small: Path) -> None:
         ("OtherPatientIDsSequence[0].PatientID", "ABCD1234"),
         ("OtherPatientIDsSequence[1].PatientID", "1234ABCD"),
     ]
+    code, _, err = run("find", ct_small, "PatientID")  # the other way round
+    assert code == 2 and err == (
+        f"dicomlens: error: {str(ct_small)!r} is a file or folder, not a tag: the tag comes "
+        "first, as in dicomlens find TAG PATH\n"
+    )
 
 
 def test_diff_exit_codes(run: Run, ct_small: Path, tmp_path: Path) -> None:

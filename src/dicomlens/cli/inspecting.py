@@ -23,6 +23,7 @@ from dicomlens.errors import (
     EXIT_OK,
     DicomlensError,
     FileError,
+    UnknownTagError,
     UsageError,
 )
 
@@ -346,7 +347,14 @@ def _run_find(args: argparse.Namespace) -> int:
     from dicomlens.tags import parse_tag
     from dicomlens.values import value_json, value_text
 
-    extract = functools.partial(_occurrences, path=parse_tag(args.tag))
+    try:
+        tag = parse_tag(args.tag)
+    except UnknownTagError:
+        if Path(args.tag).exists():
+            raise UsageError(f"{args.tag!r} is a file or folder, not a tag: the tag comes "
+                             "first, as in dicomlens find TAG PATH") from None  # fmt: skip
+        raise
+    extract = functools.partial(_occurrences, path=tag)
     batch = Batch(
         args.paths,
         extract=extract,
