@@ -155,6 +155,25 @@ def test_an_instance_overwritten_by_another_file_is_forgotten(
     assert kinds == [("other",)]
 
 
+def test_a_file_whose_name_is_not_utf8_is_reported_and_the_others_indexed(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "cd"
+    folder.mkdir()
+    shutil.copy(bundled("CT_small.dcm"), folder / os.fsdecode(b"scan\xe9.dcm"))  # Latin-1
+    shutil.copy(bundled("MR_small.dcm"), folder / "b.dcm")
+    reason = "its name is not valid UTF-8: not indexed (rename it)"
+    shown = str(folder / "scan\\xe9.dcm")  # its bytes escaped: text a catalog can hold
+    for _ in range(2):  # reported on every run
+        report = index([folder], tmp_path / "catalog.db")
+        assert report.errors == [(shown, reason)]
+    assert report.unchanged == 1
+    with Catalog(tmp_path / "catalog.db", readonly=True) as catalog:
+        rows = catalog.execute("SELECT path, kind, reason FROM files ORDER BY path").fetchall()
+        assert catalog.counts()["instances"] == 1
+    assert rows == [(str(folder / "b.dcm"), "instance", ""), (shown, "error", reason)]
+
+
 def test_same_instance_at_two_paths_is_kept_twice(archive: Path, tmp_path: Path) -> None:
     db = tmp_path / "catalog.db"
     copy = archive / "copy" / "again.dcm"

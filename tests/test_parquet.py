@@ -75,9 +75,10 @@ LEVEL_EXTRA = {
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
-    """A real Dask cluster on this machine: a scheduler and two worker processes."""
+    """A real Dask cluster on this machine: a scheduler and two worker processes. Its
+    HTTP server takes a free port (None would mean 8787, and a warning when in use)."""
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
     ) as local:
         yield local.scheduler_address
 
@@ -168,6 +169,17 @@ def reference(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("reference") / "catalog.db"
     index(_roots(corpus), db)
     return db
+
+
+def test_a_file_whose_name_is_not_utf8_is_recorded_as_in_sqlite(tmp_path: Path) -> None:
+    folder = tmp_path / "cd"
+    folder.mkdir()
+    shutil.copy(bundled("CT_small.dcm"), folder / os.fsdecode(b"scan\xe9.dcm"))  # Latin-1
+    shutil.copy(bundled("MR_small.dcm"), folder / "b.dcm")
+    report = index_parquet([folder], tmp_path / "dataset", workers=1)
+    assert [path for path, _ in report.errors] == [str(folder / "scan\\xe9.dcm")]
+    index([folder], tmp_path / "catalog.db")
+    _assert_same(tmp_path / "catalog.db", tmp_path / "dataset")
 
 
 def test_index_on_a_dask_cluster_equals_the_sqlite_index(

@@ -162,21 +162,40 @@ def listed_files(roots: list[Path]) -> Iterator[tuple[str, Fingerprint | None, s
     (one ``lstat`` per file, plain strings). Hidden entries are left out and links
     to folders not followed, as everywhere in dicomlens; a link to a file inside
     the roots is skipped (the file is indexed under its own path); a folder that
-    cannot be listed or a file that cannot be examined comes with the reason."""
+    cannot be listed, a file that cannot be examined or whose name is not UTF-8
+    comes with the reason."""
     inside = tuple(str(root) for root in roots)
     for root in roots:
         if not root.is_dir():
-            yield _examined(str(root), inside)
+            yield _listed(str(root), inside)
             continue
         problems: list[OSError] = []
         for folder, folders, names in os.walk(root, onerror=problems.append):
             folders[:] = sorted(d for d in folders if not d.startswith("."))
             for name in sorted(names):
                 if not name.startswith("."):
-                    yield _examined(os.path.join(folder, name), inside)
+                    yield _listed(os.path.join(folder, name), inside)
         for problem in problems:
-            where = str(problem.filename or root)
+            where = _as_text(str(problem.filename or root))
             yield where, None, f"cannot list folder ({problem.strerror or problem})"
+
+
+_NOT_UTF8: Final = "its name is not valid UTF-8: not indexed (rename it)"
+
+
+def _listed(path: str, roots: tuple[str, ...]) -> tuple[str, Fingerprint | None, str]:
+    shown = _as_text(path)
+    return (shown, None, _NOT_UTF8) if shown != path else _examined(path, roots)
+
+
+def _as_text(path: str) -> str:
+    """``path`` as text a catalog can store: bytes of a name that are not UTF-8 (lone
+    surrogates in Python's view) written as ``\\xNN`` escapes."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+    return path
 
 
 def _examined(path: str, roots: tuple[str, ...]) -> tuple[str, Fingerprint | None, str]:
