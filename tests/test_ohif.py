@@ -111,18 +111,16 @@ def test_ohif_draws_a_study_of_the_catalog(
     page.goto(f"{server}/?token={TOKEN}")  # the study list, and the cookie
     page.wait_for_selector(f"text={ct.StudyDescription}", timeout=60_000)  # found by QIDO-RS
     page.goto(f"{server}/viewer?StudyInstanceUIDs={ct.StudyInstanceUID}")
-    page.wait_for_function(
+    # the dimensions in the same call that finds the image: OHIF may re-create its viewports
+    drawn = page.wait_for_function(
         """() => {
             const elements = window.cornerstone?.getEnabledElements?.() ?? [];
-            const viewport = elements[0]?.viewport;
-            return viewport && viewport.getImageData && viewport.getImageData();
+            const data = elements[0]?.viewport?.getImageData?.();
+            return data && Array.from(data.dimensions);
         }""",
         timeout=120_000,
     )
-    dimensions = page.evaluate(
-        "() => Array.from(window.cornerstone.getEnabledElements()[0].viewport"
-        ".getImageData().dimensions)"
-    )
+    dimensions = drawn.json_value()
     assert dimensions[:2] == [ct.Columns, ct.Rows]
     for dismissal in ("Skip all", "Confirm and hide"):  # OHIF's tour and notice dim the page
         button = page.get_by_text(dismissal, exact=True)
