@@ -17,6 +17,8 @@ from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
+from pydicom import dcmwrite
+from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.uid import UID
 
@@ -167,14 +169,35 @@ def _dicom_type(syntax: str) -> str:
 
 
 def _explicit_little(path: str) -> bytes:
-    """The file rewritten in Explicit VR Little Endian (decompressed when it was not)."""
+    """The file rewritten in Explicit VR Little Endian (decompressed, or its words
+    swapped from big endian, when it was not)."""
     ds = read(path)
-    if ds.file_meta.TransferSyntaxUID.is_compressed:
+    syntax = ds.file_meta.TransferSyntaxUID
+    if syntax.is_compressed:
         ds.decompress()
+    elif not syntax.is_little_endian:
+        _swap_words(ds)
     ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_LITTLE)
     out = io.BytesIO()
-    ds.save_as(out, implicit_vr=False, little_endian=True)
+    # the encoding is forced: pydicom's save_as refuses to change the byte order
+    dcmwrite(out, ds, implicit_vr=False, little_endian=True, force_encoding=True)
     return out.getvalue()
+
+
+_WORD_BYTES: Final = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _swap_words(ds: Dataset) -> None:
+    """Put the values pydicom keeps as bytes in the file's order (OW, OF, OL, OD, OV:
+    Pixel Data among them) in little-endian order, at every depth."""
+    for element in ds.iterall():
+        size = _WORD_BYTES.get(element.VR)
+        if size and isinstance(element.value, bytes):
+            if len(element.value) % size:
+                raise ValueError(f"{element.tag} {element.VR}: {len(element.value)} bytes "
+                                 f"are not whole {size}-byte words")  # fmt: skip
+            words = np.frombuffer(element.value, dtype=f">u{size}")
+            element.value = words.astype(f"<u{size}").tobytes()
 
 
 # ---------------------------------------------------------------------------
