@@ -246,7 +246,7 @@ def _search_sql(query: Search, dialect: Dialect) -> tuple[str, list[Any]]:
     """
     level, alias = query.level, _ALIAS[query.level]
     instance: list[tuple[str, list[Any]]] = []
-    above: list[tuple[str, list[Any]]] = []
+    above = _addressable(level)
     candidates: tuple[str, list[Any]] | None = None
     if query.study is not None:
         above.append(("st.study_instance_uid = ?", [query.study]))
@@ -288,6 +288,17 @@ def _search_sql(query: Search, dialect: Dialect) -> tuple[str, list[Any]]:
     sql = (f"WITH g AS {_MATERIALIZED}({matching}) "
            f"SELECT {selected.format(first='g.first')} FROM {source}{where} {grouped}")  # fmt: skip
     return sql, [*first_parameters, *series_parameters, *parameters]
+
+
+def _addressable(level: str) -> list[tuple[str, list[Any]]]:
+    """Conditions that leave out what no URL can name: a study, series or instance
+    whose UID (or that of a level above it) the files do not hold."""
+    conditions: list[tuple[str, list[Any]]] = [("st.study_instance_uid != ''", [])]
+    if level in ("series", "instance"):
+        conditions.append(("se.series_instance_uid != ''", []))
+    if level == "instance":
+        conditions.append(("i.sop_instance_uid != ''", []))  # NULL is left out too
+    return conditions
 
 
 def _where(conditions: list[tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
@@ -355,8 +366,7 @@ def _counts(catalog: Catalog, level: str, ids: list[int]) -> dict[int, dict[str,
                 found[study] = {
                     _STUDY_SERIES: {"vr": "IS", "Value": [series]},
                     _STUDY_INSTANCES: {"vr": "IS", "Value": [instances]},
-                    _MODALITIES: {"vr": "CS", "Value": sorted(
-                        m for m in json.loads(modalities) if m)},
+                    _MODALITIES: _cs(sorted(m for m in json.loads(modalities) if m)),
                 }  # fmt: skip
         else:
             rows = catalog.execute(
@@ -366,6 +376,12 @@ def _counts(catalog: Catalog, level: str, ids: list[int]) -> dict[int, dict[str,
             for series, instances in rows:
                 found[series] = {_SERIES_INSTANCES: {"vr": "IS", "Value": [instances]}}
     return found
+
+
+def _cs(values: list[str]) -> dict[str, Any]:
+    """A CS attribute in the DICOM JSON model: without "Value" when it has none
+    (PS3.18 F.2.5)."""
+    return {"vr": "CS", "Value": values} if values else {"vr": "CS"}
 
 
 # ---------------------------------------------------------------------------
