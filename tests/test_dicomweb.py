@@ -165,6 +165,28 @@ def test_studies_are_found_by_main_and_other_attributes(served: Served) -> None:
     assert len(uids) == 1
 
 
+def test_what_no_url_can_name_is_not_listed_and_empty_values_have_none(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    ct = pydicom.dcmread(bundled("CT_small.dcm"))
+    ct.SeriesInstanceUID, ct.SOPInstanceUID = generate_uid(), generate_uid()
+    del ct.Modality  # a study whose series say no modality
+    ct.save_as(tmp_path / "no_modality.dcm")
+    lost = pydicom.dcmread(bundled("MR_small.dcm"))
+    del lost.StudyInstanceUID  # Type 1, yet missing: no WADO-RS URL can name it
+    lost.save_as(tmp_path / "no_study_uid.dcm")
+    index([tmp_path], tmp_path / "catalog.db")
+    app = create_app(tmp_path / "catalog.db", token=TOKEN, port=80)
+    with TestClient(app, base_url="http://127.0.0.1:80",
+                    headers={"Authorization": f"Bearer {TOKEN}"}) as http:  # fmt: skip
+        levels = {level: http.get(f"{ROOT}/{level}").json()
+                  for level in ("studies", "series", "instances")}  # fmt: skip
+    assert [_value(s, "0020000D") for s in levels["studies"]] == [ct.StudyInstanceUID]
+    assert [_value(s, "0020000E") for s in levels["series"]] == [ct.SeriesInstanceUID]
+    assert [_value(s, "00080018") for s in levels["instances"]] == [ct.SOPInstanceUID]
+    assert levels["studies"][0]["00080061"] == {"vr": "CS"}  # ModalitiesInStudy, empty
+
+
 def test_series_search_matches_any_attribute(served: Served) -> None:
     client = served.client()
     ct = _ct(served)[0]
@@ -334,6 +356,33 @@ def test_compressed_instances_are_transcoded_when_asked(served: Served) -> None:
         assert http.get(url, headers={"Accept": jpeg}).status_code == 406
 
 
+def test_a_big_endian_instance_is_sent_in_explicit_little_endian(tmp_path: Path) -> None:
+    from pydicom.dataset import Dataset
+    from starlette.testclient import TestClient
+
+    big = pydicom.dcmread(bundled("MR_small_bigendian.dcm"))
+    item = Dataset()
+    item.add_new(0x00091010, "LO", "DICOMLENS TEST")
+    item.add_new(0x00091001, "OW", b"\x01\x02\x03\x04")  # the words 0x0102, 0x0304
+    big.add_new(0x00091010, "LO", "DICOMLENS TEST")
+    big.add_new(0x00091002, "SQ", [item])
+    big.save_as(tmp_path / "big.dcm")  # still big endian, as read
+    index([tmp_path], tmp_path / "catalog.db")
+    app = create_app(tmp_path / "catalog.db", token=TOKEN, port=80)
+    with TestClient(app, base_url="http://127.0.0.1:80",
+                    headers={"Authorization": f"Bearer {TOKEN}"}) as http:  # fmt: skip
+        ((kind, body),) = _parts(http.get(_url(big)))  # the default: Explicit VR Little Endian
+    little = pydicom.dcmread(io.BytesIO(body))
+    assert kind == "application/dicom"
+    assert little.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert little[0x00091002].value[0][0x00091001].value == b"\x02\x01\x04\x03"
+    assert np.array_equal(little.pixel_array, big.pixel_array)
+    source = pydicom.dcmread(tmp_path / "big.dcm")
+    assert [(e.tag, e.value) for e in little if e.tag not in (0x7FE00010, 0x00091002)] == [
+        (e.tag, e.value) for e in source if e.tag not in (0x7FE00010, 0x00091002)
+    ]
+
+
 def test_metadata_equals_pydicom_and_bulk_data_resolves(served: Served) -> None:
     client = served.client()
     first = _ct(served)[0]
@@ -368,6 +417,29 @@ def test_metadata_equals_pydicom_and_bulk_data_resolves(served: Served) -> None:
     assert len(shared) > 40
     for tag in shared:
         assert searched[tag] == _without_bulk(found[tag]), tag
+
+
+def test_metadata_of_a_value_that_is_not_its_vr_is_its_bytes(tmp_path: Path) -> None:
+    import base64
+
+    from starlette.testclient import TestClient
+
+    ct = pydicom.dcmread(bundled("CT_small.dcm"))
+    ct.SliceThickness = "9.25"
+    ct.save_as(tmp_path / "ct.dcm")
+    data = (tmp_path / "ct.dcm").read_bytes()
+    assert data.count(b"9.25") == 1
+    (tmp_path / "ct.dcm").write_bytes(data.replace(b"9.25", b"9.2x"))  # a DS, not a number
+    index([tmp_path], tmp_path / "catalog.db")
+    app = create_app(tmp_path / "catalog.db", token=TOKEN, port=80)
+    with TestClient(app, base_url="http://127.0.0.1:80",
+                    headers={"Authorization": f"Bearer {TOKEN}"}) as http:  # fmt: skip
+        answer = http.get(f"{ROOT}/studies/{ct.StudyInstanceUID}/series/{ct.SeriesInstanceUID}"
+                          "/metadata")  # fmt: skip
+    assert answer.status_code == 200
+    (found,) = answer.json()
+    assert found["00180050"] == {"vr": "UN", "InlineBinary": base64.b64encode(b"9.2x").decode()}
+    assert found["00280030"] == {"vr": "DS", "Value": [0.661468, 0.661468]}  # the others as ever
 
 
 def _without_bulk(attribute: dict[str, Any]) -> dict[str, Any]:

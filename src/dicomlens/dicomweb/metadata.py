@@ -10,6 +10,7 @@ fingerprint: a changed file is converted again.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections import OrderedDict
@@ -115,8 +116,20 @@ def _json_dataset(ds: Dataset, prefix: str, *, implicit: bool) -> dict[str, Any]
         elif vr in _BINARY_VRS and _is_bulk(element):
             found[key] = {"vr": vr, "BulkDataURI": f"{prefix}{key}"}
         else:
-            found[key] = ds[tag].to_json_dict(None, 0)  # short binary: InlineBinary
+            found[key] = _json_element(ds, tag, element)
     return found
+
+
+def _json_element(ds: Dataset, tag: Any, element: Any) -> dict[str, Any]:
+    """One element in the JSON model (short binary: InlineBinary). A value the model
+    cannot hold as its VR says (a DS or IS that is not a number) is given as stored,
+    as UN: one odd value does not cost a client the whole series' metadata."""
+    try:
+        return ds[tag].to_json_dict(None, 0)
+    except (ValueError, TypeError, OverflowError):
+        stored = element.value if isinstance(element, RawDataElement) else None
+        data = stored if isinstance(stored, bytes) else str(ds[tag].value).encode()
+        return {"vr": "UN", "InlineBinary": base64.b64encode(data).decode("ascii")}
 
 
 def _vr(element: Any, implicit: bool) -> str:
