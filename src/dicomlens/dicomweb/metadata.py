@@ -125,7 +125,8 @@ def _json_element(ds: Dataset, tag: Any, element: Any) -> dict[str, Any]:
     cannot hold as its VR says (a DS or IS that is not a number) is given as stored,
     as UN: one odd value does not cost a client the whole series' metadata."""
     try:
-        return ds[tag].to_json_dict(None, 0)
+        converted: dict[str, Any] = ds[tag].to_json_dict(None, 0)
+        return converted
     except (ValueError, TypeError, OverflowError):
         stored = element.value if isinstance(element, RawDataElement) else None
         data = stored if isinstance(stored, bytes) else str(ds[tag].value).encode()
