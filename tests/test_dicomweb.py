@@ -383,6 +383,42 @@ def test_a_big_endian_instance_is_sent_in_explicit_little_endian(tmp_path: Path)
     ]
 
 
+def test_a_twelve_bit_jpeg_is_sent_decoded_as_the_volumes_decode_it(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from dicomlens.volume.codecs import decode_pixel_data
+
+    shutil.copy(bundled("JPEG-lossy.dcm"), tmp_path / "jpeg12.dcm")  # pydicom's plugins refuse
+    source = pydicom.dcmread(tmp_path / "jpeg12.dcm")
+    index([tmp_path], tmp_path / "catalog.db")
+    app = create_app(tmp_path / "catalog.db", token=TOKEN, port=80)
+    with TestClient(app, base_url="http://127.0.0.1:80",
+                    headers={"Authorization": f"Bearer {TOKEN}"}) as http:  # fmt: skip
+        ((_, body),) = _parts(http.get(_url(source)))
+    native = pydicom.dcmread(io.BytesIO(body))
+    assert native.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert native.BitsStored == 12 and native["PixelData"].VR == "OW"
+    expected = decode_pixel_data(source, tmp_path / "jpeg12.dcm")
+    assert expected.std() > 0 and np.array_equal(native.pixel_array, expected)
+
+
+def test_an_instance_that_cannot_be_rewritten_fails_with_its_reason(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    shutil.copy(bundled("JPEG2000-embedded-sequence-delimiter.dcm"), tmp_path / "j2k.dcm")
+    damaged = pydicom.dcmread(tmp_path / "j2k.dcm")
+    index([tmp_path], tmp_path / "catalog.db")
+    app = create_app(tmp_path / "catalog.db", token=TOKEN, port=80)
+    with TestClient(app, base_url="http://127.0.0.1:80",
+                    headers={"Authorization": f"Bearer {TOKEN}"}) as http:  # fmt: skip
+        as_stored = http.get(_url(damaged), headers={"Accept": "multipart/related; "
+                             'type="application/dicom"; transfer-syntax=*'})  # fmt: skip
+        rewritten = http.get(_url(damaged))  # Explicit VR Little Endian: decoded first
+    assert [part for _, part in _parts(as_stored)] == [(tmp_path / "j2k.dcm").read_bytes()]
+    assert rewritten.status_code == 422
+    assert "pylibjpeg" in rewritten.json()["error"]  # each decoder's reason
+
+
 def test_metadata_equals_pydicom_and_bulk_data_resolves(served: Served) -> None:
     client = served.client()
     first = _ct(served)[0]

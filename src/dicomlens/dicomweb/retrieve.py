@@ -10,6 +10,7 @@ wants native pixels runs in a child process limited in memory and time.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -33,8 +34,9 @@ from dicomlens.dicomweb.media import (
 from dicomlens.dicomweb.problems import BadRequest, NotAcceptable, NotFound
 from dicomlens.isolation import run_isolated
 from dicomlens.reading import read
-from dicomlens.series import SliceInfo
+from dicomlens.series import SliceInfo, number_or_none
 from dicomlens.volume import load_slice
+from dicomlens.volume.codecs import decode_pixel_data
 from dicomlens.volume.mosaic import unpack_mosaic
 
 __all__ = ["Stored", "dicom_parts", "frame_parts", "locate", "slice_of"]
@@ -131,15 +133,18 @@ def dicom_parts(
 ) -> Iterator[tuple[str, Iterator[bytes]]]:
     """The parts of a ``multipart/related; type="application/dicom"`` answer: each
     file's bytes as stored, or rewritten in Explicit VR Little Endian (decompressed)
-    when that is what the client asks for. Every file is checked before the first
-    part is sent (a changed file fails the request, not a half-sent answer)."""
+    when that is what the client asks for. Every file is checked, and the first part
+    made, before anything is sent: a changed file, or a single instance that cannot be
+    rewritten, fails the request with its reason instead of a half-sent answer."""
     choices = [r for r in ranges if r.part_type in ("application/dicom", "*/*", "")]
     if not choices:
         raise NotAcceptable("instances are sent as multipart/related; type=application/dicom")
     plans = [(stored, _dicom_plan(stored, choices)) for stored in instances]
     for stored in instances:
         stored.check()
-    return (_dicom_part(stored, as_stored) for stored, as_stored in plans)
+    parts = (_dicom_part(stored, as_stored) for stored, as_stored in plans)
+    first = next(parts, None)
+    return itertools.chain([] if first is None else [first], parts)
 
 
 def _dicom_part(stored: Stored, as_stored: bool) -> tuple[str, Iterator[bytes]]:
@@ -172,10 +177,12 @@ def _explicit_little(path: str) -> bytes:
     """The file rewritten in Explicit VR Little Endian (decompressed, or its words
     swapped from big endian, when it was not)."""
     ds = read(path)
-    syntax = ds.file_meta.TransferSyntaxUID
-    if syntax.is_compressed:
-        ds.decompress()
-    elif not syntax.is_little_endian:
+    syntax = UID(ds.file_meta.get("TransferSyntaxUID") or EXPLICIT_LITTLE)  # none: as read
+    if _PIXEL_DATA in ds and not syntax.is_transfer_syntax:
+        raise ValueError(f"its pixel data is in an unknown transfer syntax ({syntax})")
+    if _PIXEL_DATA in ds and syntax.is_compressed:
+        _decompress(ds, path)
+    elif ds.original_encoding[1] is False:  # big endian
         _swap_words(ds)
     ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_LITTLE)
     out = io.BytesIO()
@@ -185,6 +192,23 @@ def _explicit_little(path: str) -> bytes:
 
 
 _WORD_BYTES: Final = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+_PIXEL_DATA: Final = 0x7FE00010
+
+
+def _decompress(ds: Dataset, path: str) -> None:
+    """Native pixel data in place of the compressed: by pydicom's ``decompress``, or,
+    for grey images it cannot decode (12-bit JPEG, a plugin that fails), by the
+    decoders the volumes use, one after another."""
+    try:
+        ds.decompress()
+        return
+    except Exception:  # each plugin raises its own types
+        if (number_or_none(ds.get("SamplesPerPixel"), int) or 1) != 1:
+            raise
+    pixels = decode_pixel_data(ds, path)  # ValueError: every decoder's reason
+    little = pixels.astype(pixels.dtype.newbyteorder("<"), copy=False)
+    del ds[_PIXEL_DATA]  # a new element: of a defined length
+    ds.add_new(_PIXEL_DATA, "OW" if pixels.itemsize > 1 else "OB", little.tobytes())
 
 
 def _swap_words(ds: Dataset) -> None:
