@@ -3,6 +3,7 @@ time, and no traceback; in a batch, the good files are still processed."""
 
 from __future__ import annotations
 
+import os
 import resource
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import bundled, read_both_ways
 from hostile import ROWS, Row
+
+from dicomlens.reading import read
 
 MEMORY_LIMIT_MB = 200
 TIME_LIMIT_S = 5.0
@@ -49,6 +52,7 @@ def _run(argv: list[str]) -> tuple[int, str, float, float]:
             stderr=subprocess.PIPE,
             text=True,
             preexec_fn=limits,
+            timeout=120,  # a command that waits forever (on a pipe, say) fails the test
         )
         seconds = time.perf_counter() - start
         peak_kb = record.read().strip()
@@ -92,6 +96,32 @@ def test_batch_goes_on_past_every_hostile_file(tmp_path: Path) -> None:
     assert len(errors) == len(failing) - len(skipped)
     assert err.splitlines()[-1].endswith(f"{len(skipped)} non-DICOM skipped")
     assert memory_mb < MEMORY_LIMIT_MB
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["series", "volume -o OUT/v.nii", "render -o OUT/r.png", "get Modality", "find Rows",
+     "show", "edit --set PatientName=X --dry-run", "edit --set PatientName=X --in-place",
+     "anonymize --key k -o OUT/anon", "index --catalog OUT/c.db", "diff SAME"],
+)  # fmt: skip
+def test_a_pipe_and_a_dangling_link_in_a_folder_are_named_not_waited_on(
+    command: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = folder / "ct.dcm"
+    good.write_bytes(bundled("CT_small.dcm").read_bytes())
+    os.mkfifo(folder / "pipe")  # opening it for reading would wait for a writer forever
+    (folder / "gone.dcm").symlink_to(tmp_path / "deleted.dcm")
+    name, *options = command.replace("OUT", str(tmp_path)).split()
+    argv = [name, *(str(folder) if o == "SAME" else o for o in options), str(folder)]
+    status, err, _, _ = _run(argv)
+    assert "Traceback" not in err
+    assert status == (2 if name == "diff" else 1), err
+    assert f"{folder / 'pipe'}: not a regular file (a device, a pipe or a socket)" in err
+    assert f"{folder / 'gone.dcm'}: no such file or directory" in err.lower()
+    if name == "edit" and "--in-place" in options:
+        assert str(read(good).PatientName) == "X"
 
 
 def _hostile_folder(folder: Path) -> list[Row]:

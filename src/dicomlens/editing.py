@@ -44,7 +44,7 @@ from dicomlens.errors import (
     WriteError,
 )
 from dicomlens.processes import is_alive
-from dicomlens.reading import fingerprint, has_executable_preamble, iter_files, read
+from dicomlens.reading import examine, fingerprint, has_executable_preamble, iter_files, read
 from dicomlens.tags import ElementRef, PathStep, TagPath, parse_tag
 from dicomlens.values import value_text
 
@@ -670,6 +670,7 @@ def _edit_one(result: FileEdit, job: _Job) -> None:
     source, target = result.source, result.target
     assert target is not None
     in_place = target == source
+    examine(source)  # a clear error for a missing file, a pipe, a folder, named as given
     if in_place and source.is_symlink():
         target = result.target = source.resolve()  # edit the file the link points to
     with _locked(target if in_place else source, exclusive=in_place and not job.dry_run):
@@ -795,13 +796,15 @@ def _locked(path: Path, *, exclusive: bool) -> Iterator[None]:
     if not exclusive:
         yield
         return
-    try:
-        handle = path.open("rb")
+    try:  # not blocking: a pipe is refused by the read, not waited on here
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise FileError(f"{path}: cannot open ({exc.strerror or exc})") from exc
-    with handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        os.close(handle)

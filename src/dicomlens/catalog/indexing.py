@@ -22,6 +22,7 @@ from dicomlens.catalog.executors import (
 from dicomlens.catalog.schema import FileRow
 from dicomlens.catalog.store import Catalog, catalog_files
 from dicomlens.errors import UsageError
+from dicomlens.reading import NOT_REGULAR
 
 __all__ = ["Fingerprint", "IndexReport", "index", "listed_files", "rows_of"]
 
@@ -209,5 +210,5 @@ def _examined(path: str, roots: tuple[str, ...]) -> tuple[str, Fingerprint | Non
     except OSError as exc:
         return path, None, exc.strerror or str(exc)
     if not stat.S_ISREG(found.st_mode):
-        return path, None, "not a regular file (a device, a pipe or a socket)"
+        return path, None, NOT_REGULAR
     return path, (found.st_size, found.st_mtime_ns, found.st_ino), ""

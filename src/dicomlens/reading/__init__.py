@@ -10,8 +10,10 @@ files fast, letting pydicom parse only what differs (:mod:`~dicomlens.reading.la
 
 from dicomlens.reading.decoding import plain_reason
 from dicomlens.reading.files import (
+    NOT_REGULAR,
     ReadResult,
     decode_elements,
+    examine,
     fingerprint,
     has_executable_preamble,
     in_processes,
@@ -24,11 +26,13 @@ from dicomlens.reading.layouts import CONTEXT_TAGS, LaidOut, Layout, Likeness, r
 
 __all__ = [
     "CONTEXT_TAGS",
+    "NOT_REGULAR",
     "LaidOut",
     "Layout",
     "Likeness",
     "ReadResult",
     "decode_elements",
+    "examine",
     "fingerprint",
     "has_executable_preamble",
     "in_processes",

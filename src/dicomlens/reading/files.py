@@ -40,7 +40,9 @@ from dicomlens.reading.salvage import read_prefix
 from dicomlens.tags import format_tag
 
 __all__ = [
+    "NOT_REGULAR",
     "ReadResult",
+    "examine",
     "fingerprint",
     "has_executable_preamble",
     "in_processes",
@@ -174,7 +176,7 @@ def _read_checked(
     max_depth: int,
 ) -> tuple[FileDataset, tuple[int, int, int]]:
     """:func:`read`, also giving the file's fingerprint (size, mtime_ns, inode) as read."""
-    found = _examine(file)
+    found = examine(file)
     size, before = found.st_size, (found.st_size, found.st_mtime_ns, found.st_ino)
     if size == 0:
         raise NotDicomError(f"{file}: empty file (0 bytes)")
@@ -408,8 +410,12 @@ def _check_inflation(data: bytes) -> None:
         return  # not ours to judge here: pydicom reports a corrupt stream
 
 
-def _examine(file: Path) -> os.stat_result:
-    """The file's status, or a clear error for a missing file, a folder, no permission."""
+NOT_REGULAR = "not a regular file (a device, a pipe or a socket)"
+
+
+def examine(file: Path) -> os.stat_result:
+    """The file's status, or a clear error for a missing file, a folder, no permission,
+    a pipe or a device (which reading would wait on, or never finish)."""
     try:
         found = file.stat()
     except FileNotFoundError:
@@ -420,6 +426,8 @@ def _examine(file: Path) -> os.stat_result:
         raise FileError(f"{file}: {exc.strerror or exc}") from None
     if stat.S_ISDIR(found.st_mode):
         raise FileError(f"{file}: is a directory")
+    if not stat.S_ISREG(found.st_mode):
+        raise FileError(f"{file}: {NOT_REGULAR}")
     return found
 
 

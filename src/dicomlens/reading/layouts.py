@@ -298,7 +298,7 @@ class Layout:
         (other elements, a changed context element, an unreadable file: the full
         read then gives the result, or the error)."""
         try:
-            handle = os.open(path, os.O_RDONLY)
+            handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a pipe: no wait
         except OSError:
             return None
         try:
@@ -469,7 +469,7 @@ def _read_ranges(
 ) -> list[bytes] | None:
     """The bytes of each range of the file, if it is still as it was read."""
     try:
-        handle = os.open(path, os.O_RDONLY)
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a pipe: no wait
         try:
             found = os.fstat(handle)
             chunks = [os.pread(handle, end - begin, begin) for begin, end in ranges]
