@@ -18,6 +18,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "NOT_REGULAR",
     "AnonymizationError",
     "CatalogError",
     "CorruptDicomError",
@@ -74,6 +75,9 @@ class ElementNotFoundError(DicomlensError, LookupError):
 
 class FileError(DicomlensError):
     """A file could not be read or is not usable (base of the reading errors)."""
+
+
+NOT_REGULAR = "not a regular file (a device, a pipe or a socket)"  # reading it would wait
 
 
 class NotDicomError(FileError):

@@ -21,8 +21,7 @@ from dicomlens.catalog.executors import (
 )
 from dicomlens.catalog.schema import FileRow
 from dicomlens.catalog.store import Catalog, catalog_files
-from dicomlens.errors import UsageError
-from dicomlens.reading import NOT_REGULAR
+from dicomlens.errors import NOT_REGULAR, UsageError
 
 __all__ = ["Fingerprint", "IndexReport", "index", "listed_files", "rows_of"]
 

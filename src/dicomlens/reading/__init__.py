@@ -10,7 +10,6 @@ files fast, letting pydicom parse only what differs (:mod:`~dicomlens.reading.la
 
 from dicomlens.reading.decoding import plain_reason
 from dicomlens.reading.files import (
-    NOT_REGULAR,
     ReadResult,
     decode_elements,
     examine,
@@ -26,7 +25,6 @@ from dicomlens.reading.layouts import CONTEXT_TAGS, LaidOut, Layout, Likeness, r
 
 __all__ = [
     "CONTEXT_TAGS",
-    "NOT_REGULAR",
     "LaidOut",
     "Layout",
     "Likeness",

@@ -29,6 +29,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, MediaStorageDirectorySto
 from pydicom.valuerep import VR as VR_
 
 from dicomlens.errors import (
+    NOT_REGULAR,
     CorruptDicomError,
     DicomlensWarning,
     FileError,
@@ -40,7 +41,6 @@ from dicomlens.reading.salvage import read_prefix
 from dicomlens.tags import format_tag
 
 __all__ = [
-    "NOT_REGULAR",
     "ReadResult",
     "examine",
     "fingerprint",
@@ -408,9 +408,6 @@ def _check_inflation(data: bytes) -> None:
                 raise _InflateBomb(total, len(data))
     except zlib.error:
         return  # not ours to judge here: pydicom reports a corrupt stream
-
-
-NOT_REGULAR = "not a regular file (a device, a pipe or a socket)"
 
 
 def examine(file: Path) -> os.stat_result:
