@@ -425,9 +425,35 @@ def test_cli_summary_dry_run_and_no_phi_in_messages(
     assert f"identity map in {tmp_path / 'map.json'}" in captured.err
     messages = (captured.out + captured.err).replace(str(folder), "")
     assert not [text for text in originals if text in messages]  # A12
-    assert main(["anonymize", str(folder), "-o", str(out), "--key", "k"]) == 1
+    written = {path: path.stat().st_mtime_ns for path in out.rglob("*.dcm")}
+    assert main(["anonymize", str(folder), "-o", str(out), "--key", "k"]) == 0  # same bytes
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        f", {sum(SLICES)} already in the output (identical bytes)"
+    )
+    assert {path: path.stat().st_mtime_ns for path in out.rglob("*.dcm")} == written
+    assert main(["anonymize", str(folder), "-o", str(out), "--key", "other"]) == 0  # new UIDs
+    assert main(["anonymize", str(folder), "-o", str(out), "--key", "k", "--keep", "dates"]) == 1
     assert "exists (an earlier run, or another input" in capsys.readouterr().err
     assert main(["anonymize", str(folder), "-o", str(out), "--keep", "datez"]) == 2
+
+
+def test_copies_of_one_instance_are_written_once(
+    ct_small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "in"
+    (folder / "cd").mkdir(parents=True)
+    for copy in (folder / "a.dcm", folder / "cd" / "a.dcm"):
+        copy.write_bytes(ct_small.read_bytes())
+    implicit = pydicom.dcmread(ct_small)
+    implicit.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    implicit.save_as(folder / "implicit.dcm", enforce_file_format=True)
+    out = tmp_path / "out"
+    assert main(["anonymize", str(folder), "-o", str(out), "--key", "k"]) == 1
+    err = capsys.readouterr().err
+    assert len(list(out.rglob("*.dcm"))) == 1
+    assert err.count("dicomlens: error: ") == 1  # the same instance, other bytes: not dropped
+    assert f"{folder / 'implicit.dcm'}: output " in err
+    assert "1 failed, 1 already in the output (identical bytes)" in err.splitlines()[-1]
 
 
 def test_cli_key_from_environment(

@@ -758,6 +758,9 @@ class _Job:
         if self.dry_run:
             return
         if result.target.exists() and not self.overwrite:
+            if _holds(result.target, data):  # an earlier run's, or a copy's among the inputs
+                result.skipped = f"identical: {result.target} already holds this output"
+                return
             raise WriteError(
                 f"{source}: output {result.target} exists (an earlier run, or another input "
                 "with the same SOPInstanceUID; use --overwrite)"
@@ -765,6 +768,14 @@ class _Job:
         with atomic_output(result.target, sync_folder=False) as temporary:
             temporary.write_bytes(data)
         result.written = True
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether the file at ``path`` consists of exactly ``data``."""
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
 
 
 def _output_name(ds: Dataset, source: Path) -> Path:

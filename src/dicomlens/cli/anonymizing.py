@@ -11,6 +11,10 @@ from dicomlens.cli._common import PROG, Progress, command, counted, end_startup,
 from dicomlens.errors import EXIT_FAILED, EXIT_OK, FileError
 
 _KEY_VARIABLE = "DICOMLENS_KEY"
+_SKIP_COUNTED = {  # a skipped result's first word: how the summary counts it
+    "DICOMDIR": "DICOMDIR omitted",
+    "identical:": "already in the output (identical bytes)",
+}
 _OPTIONS_HELP = """\
 profile options (--keep, repeat or separate with commas):
   dates        Retain Longitudinal Temporal Information, Modified Dates: every date
@@ -119,7 +123,7 @@ def _run_anonymize(args: argparse.Namespace) -> int:
             failed += 1
             report_error(result.error)
         elif result.skipped:
-            reason = "DICOMDIR omitted" if "DICOMDIR" in result.skipped else "non-DICOM skipped"
+            reason = _SKIP_COUNTED.get(result.skipped.split()[0], "non-DICOM skipped")
             skipped[reason] = skipped.get(reason, 0) + 1
         else:
             written += 1
