@@ -28,6 +28,8 @@ BIDS_FIELDS = (
     "MultibandAccelerationFactor", "ImageType", "SeriesDescription", "ProtocolName",
     "PhaseEncodingPolarityGE",
     "AcquisitionTime", "AcquisitionNumber", "SeriesNumber", "Modality",
+    "PhilipsRescaleSlope", "PhilipsRescaleIntercept", "PhilipsScaleSlope",
+    "UsePhilipsFloatNotDisplayScaling",
 )  # fmt: skip
 SLICE_TIMING_MS = 2.5
 
@@ -130,6 +132,41 @@ def test_philips_classic_dwi(philips_dwi: Path, shared_data: Path, tmp_path: Pat
     weighted = bvals > 0  # dcm2niix copies Philips' b = 0 direction unchanged
     np.testing.assert_allclose(ours_vectors[:, weighted], theirs_vectors[:, weighted], atol=1e-3)
     assert not ours_vectors[:, ~weighted].any()
+
+
+def test_philips_values_are_its_floating_point_values_as_dcm2niix_writes_them(
+    philips_dwi: Path, tmp_path: Path
+) -> None:
+    """Philips' scale slope (2005,xx0E): the voxels are (stored x RS + RI) / (RS x SS),
+    dcm2niix's default; --philips-display gives the display values (stored x RS + RI)."""
+    if shutil.which("dcm2niix") is None:
+        pytest.skip("Debian's dcm2niix is not installed (apt-get install dcm2niix)")
+    import subprocess
+
+    subprocess.run(["dcm2niix", "-b", "y", "-z", "n", "-f", "ref", "-o", str(tmp_path),
+                    str(philips_dwi)], check=True, capture_output=True)  # fmt: skip
+    series = max(_scan(philips_dwi), key=lambda s: len(s.slices))
+    precise = series.volume()
+    save_volume(precise, tmp_path / "ours.nii", series=series)
+    theirs = nib.load(tmp_path / "ref.nii")
+    ours = nib.load(tmp_path / "ours.nii")
+    np.testing.assert_allclose(ours.affine, theirs.affine, atol=1e-3)
+    np.testing.assert_allclose(ours.get_fdata(), theirs.get_fdata(), rtol=1e-6, atol=1e-6)
+    sidecar = json.loads((tmp_path / "ours.json").read_text())
+    reference = json.loads((tmp_path / "ref.json").read_text())
+    assert sidecar["UsePhilipsFloatNotDisplayScaling"] == 1
+    for name in ("PhilipsRescaleSlope", "PhilipsRescaleIntercept", "PhilipsScaleSlope"):
+        assert sidecar[name] == pytest.approx(reference[name], rel=1e-5), name
+    display = series.volume(philips_precise=False)
+    assert not display.precise and precise.precise
+    rs, ss = sidecar["PhilipsRescaleSlope"], sidecar["PhilipsScaleSlope"]
+    np.testing.assert_allclose(display.array / (rs * ss), precise.array, rtol=1e-5)
+    assert main(["volume", str(philips_dwi), "--series", f"{series.number}:1",
+                 "--philips-display", "-o", str(tmp_path / "display.nii")]) == 0  # fmt: skip
+    written = nib.load(tmp_path / "display.nii").get_fdata()
+    assert written.sum() == pytest.approx(float(display.array.sum(dtype=np.float64)), rel=1e-6)
+    shown = json.loads((tmp_path / "display.json").read_text())
+    assert shown["UsePhilipsFloatNotDisplayScaling"] == 0
 
 
 def test_fmri_volume_sums_per_time_point(shared_data: Path) -> None:

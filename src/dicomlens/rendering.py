@@ -74,7 +74,8 @@ def render_series(
     if (number_or_none(header.get("SamplesPerPixel"), int) or 1) > 1:
         return [_colour(series, index)]
     shown = series.one_volume(frame or 0)  # a 4-D series: only the volume shown is read
-    volume = shown.volume(rescale=True, max_image_bytes=max_image_bytes)
+    # display values: the file's windows are given in them
+    volume = shown.volume(rescale=True, max_image_bytes=max_image_bytes, philips_precise=False)
     array = volume.array[..., frame or 0] if volume.array.ndim == 4 else volume.array
     depth = array.shape[2]
     if index is not None and not -depth <= index < depth:

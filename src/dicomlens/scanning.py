@@ -99,11 +99,12 @@ class Series:
         allow_incomplete: bool = False,
         max_image_bytes: int = MAX_IMAGE_BYTES,
         allocate: Allocator | None = None,
+        philips_precise: bool = True,
     ) -> Volume:
         """Load the pixels (see :func:`dicomlens.volume.load_volume`)."""
         return load_volume(self.slices, self.report, rescale=rescale, dtype=dtype, strict=strict,
                            allow_incomplete=allow_incomplete, max_image_bytes=max_image_bytes,
-                           allocate=allocate)  # fmt: skip
+                           allocate=allocate, philips_precise=philips_precise)  # fmt: skip
 
     def one_volume(self, number: int) -> Series:
         """Volume ``number`` of a 4-D series as a 3-D series of its own (to read one

@@ -34,6 +34,8 @@ __all__ = [
     "ge_protocol",
     "mosaic_slices",
     "numbers",
+    "philips_frame_scale_slope",
+    "philips_scale_slope",
     "philips_volume_order",
     "private_value",
     "siemens_csa",
@@ -212,6 +214,26 @@ def philips_volume_order(fields: Fields) -> tuple[float, ...]:
         return (order,)
     pair = [_number(fields.private(0x2005, PHILIPS_MR_5, o)) for o in (0x12, 0x13)]
     return tuple(p for p in pair if p is not None) if all(p is not None for p in pair) else ()
+
+
+def philips_scale_slope(fields: Fields) -> float | None:
+    """Philips' scale slope SS (2005,xx0E)[Philips MR Imaging DD 001]: the stored
+    values over SS (with the rescale) are its floating-point values."""
+    value = _number(fields.private(0x2005, PHILIPS_MR, 0x0E))
+    return value if value and math.isfinite(value) else None
+
+
+def philips_frame_scale_slope(frame: Dataset) -> float | None:
+    """The scale slope of an enhanced frame: in the item of its Philips functional
+    group (2005,xx0F)[Philips MR Imaging DD 005]."""
+    group = private_value(frame, 0x2005, PHILIPS_MR_5, 0x0F)
+    try:
+        item = group[0]
+    except (TypeError, IndexError, KeyError):
+        return None
+    if not isinstance(item, Dataset):
+        return None
+    return philips_scale_slope(Fields(item.get, PrivateLookup(item)))
 
 
 def mosaic_slices(fields: Fields) -> int | None:

@@ -97,8 +97,15 @@ def add_volume(commands: Any) -> None:
         "  dicomlens volume study/ --series 1.2.840.113619.2.55.3 -o ct.nii --stored\n",
     )
     _add_series_choice(sub, output="OUT", output_help=".nii.gz, .nii, .npz or .npy")
-    sub.add_argument(
+    values = sub.add_mutually_exclusive_group()
+    values.add_argument(
         "--stored", action="store_true", help="stored values, without RescaleSlope/Intercept"
+    )
+    values.add_argument(
+        "--philips-display",
+        action="store_true",
+        help="Philips MR: the display values (RescaleSlope/Intercept only) instead of Philips' "
+        "floating-point values, which dcm2niix writes by default",
     )
     sub.add_argument(
         "--strict",
@@ -196,6 +203,7 @@ def _run_volume(args: argparse.Namespace) -> int:
             allow_incomplete=args.allow_incomplete,
             max_image_bytes=_image_limit(args),
             allocate=None if in_place is None else in_place.allocate,
+            philips_precise=not args.philips_display,
         )
         info: dict[str, Any] = {"series": series.summary()}
         if args.resample:

@@ -29,6 +29,7 @@ from dicomlens.series.slices import (
     NativePixels,
     SliceInfo,
     number_or_none,
+    precise_values,
     read_by_slice_infos,
     slice_infos,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "number_or_none",
     "orientation_label",
     "planar_spacing",
+    "precise_values",
     "read_by_slice_infos",
     "seconds_of_day",
     "slice_infos",

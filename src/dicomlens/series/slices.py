@@ -7,7 +7,7 @@ multi-frame file. Coordinates are DICOM patient coordinates (LPS, millimetres).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
@@ -26,6 +26,7 @@ __all__ = [
     "SliceInfo",
     "Values",
     "number_or_none",
+    "precise_values",
     "read_by_slice_infos",
     "slice_infos",
 ]
@@ -105,6 +106,9 @@ class SliceInfo:
     """FrameAcquisitionDateTime of an enhanced frame (for slice timing)."""
     imager_pixel_spacing: tuple[float, float] | None = None
     """ImagerPixelSpacing (or NominalScannedPixelSpacing) of a projection image."""
+    scale_slope: float | None = None
+    """Philips' private scale slope SS: the image's floating-point values are
+    ``(stored * slope + intercept) / (slope * SS)`` (:func:`precise_values`)."""
 
     @property
     def time_acquired(self) -> str | None:
@@ -200,8 +204,10 @@ def slice_infos(
     if common["mosaic"]:
         common["mosaic_slices"] = vendors.mosaic_slices(fields)
     magnetic = common["modality"] == "MR"  # diffusion and vendor volume orders: MR only
-    if "PHILIPS" in vendor and magnetic:
+    philips = "PHILIPS" in vendor and magnetic
+    if philips:
         common["volume_order"] = vendors.philips_volume_order(fields)
+        common["scale_slope"] = vendors.philips_scale_slope(fields)
     if pixel_data is None and _PIXEL_DATA in ds:
         pixel_data = ds.get_item(_PIXEL_DATA, keep_deferred=True)
     common["native_pixels"] = _native_pixels(ds, pixel_data, get) if frames == 1 else None
@@ -218,8 +224,21 @@ def slice_infos(
     infos = []
     for index, frame in enumerate(per_frame[:frames]):
         geometry = _frame_geometry(frame, shared_groups, ds, fields)
-        infos.append(SliceInfo(frame=index, **common, **geometry))
+        if philips:  # a frame's own scale slope, else the file's
+            frame_slope = vendors.philips_frame_scale_slope(frame)
+            geometry["scale_slope"] = frame_slope or common["scale_slope"]
+        infos.append(SliceInfo(frame=index, **{**common, **geometry}))
     return infos
+
+
+def precise_values(info: SliceInfo) -> SliceInfo:
+    """The slice with the rescale that gives Philips' floating-point values (FP, as
+    dcm2niix writes them by default) instead of the display values; the slice itself
+    when it has no scale slope."""
+    if not info.scale_slope or not info.slope:
+        return info
+    scale = info.slope * info.scale_slope
+    return replace(info, slope=1.0 / info.scale_slope, intercept=info.intercept / scale)
 
 
 _MOST_FRAMES: Final = 10_000

@@ -22,6 +22,7 @@ from dicomlens.series import (
     NativePixels,
     SliceInfo,
     affine_lps,
+    precise_values,
     slice_step,
 )
 from dicomlens.volume.diffusion import volume_gradients
@@ -52,6 +53,7 @@ def load_volume(
     allow_incomplete: bool = False,
     max_image_bytes: int = MAX_IMAGE_BYTES,
     allocate: Allocator | None = None,
+    philips_precise: bool = True,
 ) -> Volume:
     """Read the pixels of sorted slices into a :class:`Volume`.
 
@@ -77,6 +79,10 @@ def load_volume(
     max_image_bytes
         Largest decoded image of one file (all its frames) accepted; larger
         declarations are refused before anything is decoded (4 GiB by default).
+    philips_precise
+        With ``rescale``, Philips MR images that carry a private scale slope give
+        Philips' floating-point values, as dcm2niix writes them by default
+        (:func:`dicomlens.series.precise_values`); False gives the display values.
     allocate
         Gives the zero-filled planes the pixels are read into (None: ``numpy.zeros``);
         the volume's array is a view of them unless a rescale changes the
@@ -105,6 +111,13 @@ def load_volume(
         )
     into = None if dtype is None else np.dtype(dtype)
     allocate = allocate or zeros
+    precise = rescale and philips_precise and any(s.scale_slope for s in ordered)
+    if precise:
+        ordered = [precise_values(s) for s in ordered]
+        report.notes.append(
+            "Philips floating-point values: (stored x RescaleSlope + RescaleIntercept) / "
+            "(RescaleSlope x scale slope (2005,xx0E)), as dcm2niix writes them"
+        )
     if ordered[0].mosaic:
         return load_mosaics(ordered, report, rescale=rescale, into=into,
                             max_image_bytes=max_image_bytes, allocate=allocate)  # fmt: skip
@@ -133,7 +146,8 @@ def load_volume(
     else:
         array = planes.transpose(2, 1, 0)
     bvals, gradients = volume_gradients(ordered, volume_numbers, volumes, report)
-    return Volume(array, affine_lps(first_volume), report, rescale, table, bvals, gradients)
+    return Volume(array, affine_lps(first_volume), report, rescale, table, bvals, gradients,
+                  precise)  # fmt: skip
 
 
 def _stack(

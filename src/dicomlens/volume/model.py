@@ -29,6 +29,8 @@ class Volume:
     slices: list[dict[str, Any]] = field(default_factory=list)
     bvals: NDArray[np.float64] | None = None
     gradients: NDArray[np.float64] | None = None
+    precise: bool = False
+    """Philips' floating-point values rather than the display values (``rescaled``)."""
 
     @property
     def affine_ras(self) -> NDArray[np.float64]:

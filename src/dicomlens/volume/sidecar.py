@@ -71,6 +71,7 @@ def bids_sidecar(
         sidecar["RepetitionTime"] = repetition * _MS
     if (flip := _float(find("FlipAngle"))) is not None:
         sidecar["FlipAngle"] = flip
+    sidecar.update(_philips_scaling(slices, volume))
     csa = vendors.siemens_csa(header) if vendor == "Siemens" else {}
     sidecar.update(_phase_encoding(fields, vendor, csa, volume, affine_ras))
     if vendor == "GE" and (flipped := vendors.ge_phase_flipped(fields)) is not None:
@@ -133,6 +134,23 @@ def _image_type(values: Any, find: Any) -> list[str]:
         named = [_COMPONENTS[p] for p in parts[2:] if p in _COMPONENTS]
         component = named[0] if named else "MAGNITUDE"
     return parts if component in parts else [*parts, component]
+
+
+def _philips_scaling(slices: Sequence[SliceInfo], volume: Volume) -> dict[str, Any]:
+    """Philips' rescale and scale slope, when one pair and slope hold for every slice,
+    and whether the values written are its floating-point (1) or display (0) values."""
+    scalings = {(s.slope, s.intercept, s.scale_slope) for s in slices}
+    if len(scalings) != 1:
+        return {}
+    ((slope, intercept, scale_slope),) = scalings
+    if not scale_slope:
+        return {}
+    return {
+        "PhilipsRescaleSlope": _plain(slope),
+        "PhilipsRescaleIntercept": _plain(intercept),
+        "PhilipsScaleSlope": _plain(scale_slope),
+        "UsePhilipsFloatNotDisplayScaling": int(volume.precise),
+    }
 
 
 def _plain(value: Any) -> Any:
