@@ -39,6 +39,9 @@ _BIDS_NAMES: Final = {"ManufacturerModelName": "ManufacturersModelName"}
 _COMPONENTS: Final = {"P": "PHASE", "PHASE": "PHASE", "R": "REAL", "REAL": "REAL",
                       "I": "IMAGINARY", "IMAGINARY": "IMAGINARY"}  # fmt: skip
 _SDI: Final = "SIEMENS MR SDI 02"  # Siemens XA per-frame fields
+_SDS: Final = "SIEMENS MR SDS 01"  # Siemens XA series fields (in a shared functional group)
+_SDS_TEXT: Final = {"ScanningSequence": 0x5A, "SequenceVariant": 0x5B, "ScanOptions": 0x5C}
+"""Siemens XA's enhanced files keep these classic fields only as (0021,xxNN)[SDS]."""
 
 
 def bids_sidecar(
@@ -51,6 +54,10 @@ def bids_sidecar(
     sidecar: dict[str, Any] = {}
     for name in _TEXT_FIELDS:
         value = _plain(find(name))
+        if value is None and name in _SDS_TEXT:
+            value = _plain(private(0x0021, _SDS, _SDS_TEXT[name]))
+        if isinstance(value, list) and name != "ImageType":
+            value = "\\".join(map(str, value))  # as stored: "SE\\EP", like dcm2niix
         if value not in (None, "", []):
             sidecar[_BIDS_NAMES.get(name, name)] = value
     if "ImageType" in sidecar:
