@@ -32,6 +32,7 @@ __all__ = [
     "diffusion",
     "ge_phase_flipped",
     "ge_protocol",
+    "mosaic_head_first",
     "mosaic_slices",
     "numbers",
     "philips_frame_scale_slope",
@@ -262,6 +263,14 @@ def siemens_csa(ds: Dataset, which: str = "image") -> dict[str, Any]:
         if items:
             fields[name] = items[0] if len(items) == 1 else list(items)
     return fields
+
+
+def mosaic_head_first(csa: dict[str, Any]) -> bool:
+    """Whether a mosaic's tiles run from the last protocol slice to the first (saved
+    with Siemens' H>>F image numbering): its CSA image header's ProtocolSliceNumber,
+    that of the first tile, is then past 1 (dcm2niix's test)."""
+    number = _number(csa.get("ProtocolSliceNumber"))
+    return number is not None and number > 1
 
 
 _PROTOCOL_LINE: Final = re.compile(r"^([A-Za-z_][\w.\[\]]*)\s*=\s*(.*?)\s*$")

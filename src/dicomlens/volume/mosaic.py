@@ -15,6 +15,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
+from dicomlens import vendors
 from dicomlens.errors import SeriesError
 from dicomlens.reading import plain_reason
 from dicomlens.series import GeometryReport, SliceInfo
@@ -42,11 +43,13 @@ def load_mosaics(
     max_image_bytes: int,
     allocate: Allocator,
 ) -> Volume:
-    """One volume per mosaic file, in the given order: 3-D for one file, 4-D for more."""
+    """One volume per mosaic file, in the given order: 3-D for one file, 4-D for more.
+    The slices are in protocol order: tiles saved head to foot (H>>F) are reversed,
+    as dcm2niix reverses them."""
     first = ordered[0]
-    affine, count = mosaic_geometry(first, max_image_bytes)
+    affine, count, reverse = mosaic_geometry(first, max_image_bytes)
     decoder = Decoder(max_image_bytes)
-    head = unpack_mosaic(decoder.pixels(first), count, first)
+    head = unpack_mosaic(decoder.pixels(first), count, first, reverse=reverse)
     shape = head.shape[1:]
     planes = allocate((len(ordered) * count, *shape), head.dtype)
     planes[:count] = head
@@ -57,7 +60,7 @@ def load_mosaics(
             raise SeriesError(
                 f"{info.path}: a mosaic of {info.mosaic_slices} slices among mosaics of {count}"
             )
-        tiles = unpack_mosaic(decoder.pixels(info), count, info)
+        tiles = unpack_mosaic(decoder.pixels(info), count, info, reverse=reverse)
         if tiles.shape[1:] != shape or tiles.dtype != head.dtype:
             raise SeriesError(f"{info.path}: mosaic {tiles.shape} {tiles.dtype} differs from "
                               f"{head.shape} {head.dtype}")  # fmt: skip
@@ -75,6 +78,8 @@ def load_mosaics(
         planes = planes.astype(into)
     report.slices = count
     report.notes.append(f"Siemens mosaic of {count} slices unpacked")
+    if reverse:
+        report.notes.append("mosaic saved H>>F: its slices reversed into protocol order")
     if len(ordered) > 1:
         array = planes.reshape(len(ordered), count, *shape).transpose(3, 2, 1, 0)
     else:
@@ -89,9 +94,11 @@ def mosaic_side(count: int) -> int:
     return math.ceil(math.sqrt(count))
 
 
-def unpack_mosaic(plane: NDArray[Any], count: int, info: SliceInfo) -> NDArray[Any]:
-    """The ``count`` tiles of a mosaic image as (slice, row, column), row by row (a
-    view of the image: nothing is copied)."""
+def unpack_mosaic(
+    plane: NDArray[Any], count: int, info: SliceInfo, *, reverse: bool = False
+) -> NDArray[Any]:
+    """The ``count`` tiles of a mosaic image as (slice, row, column), row by row, or
+    from the last tile with ``reverse`` (a view of the image: nothing is copied)."""
     side = mosaic_side(count)
     rows, columns = plane.shape[0] // side, plane.shape[1] // side
     if plane.ndim != 2 or rows * side != plane.shape[0] or columns * side != plane.shape[1]:
@@ -99,11 +106,14 @@ def unpack_mosaic(plane: NDArray[Any], count: int, info: SliceInfo) -> NDArray[A
             f"{info.path}: a {plane.shape} image cannot hold a mosaic of {count} slices"
         )
     grid = plane.reshape(side, rows, side, columns).swapaxes(1, 2)
-    return grid.reshape(side * side, rows, columns)[:count]
+    tiles = grid.reshape(side * side, rows, columns)[:count]
+    return tiles[::-1] if reverse else tiles
 
 
-def mosaic_geometry(info: SliceInfo, limit: int) -> tuple[NDArray[np.float64], int]:
-    """The affine (column, row, slice to LPS) and the slice count of a mosaic file."""
+def mosaic_geometry(info: SliceInfo, limit: int) -> tuple[NDArray[np.float64], int, bool]:
+    """The affine (column, row, slice to LPS) of a mosaic file's slices in protocol
+    order, their count, and whether that order reverses the tiles
+    (:func:`dicomlens.vendors.mosaic_head_first`)."""
     with warnings.catch_warnings():  # nibabel calls its readers experimental on import;
         warnings.simplefilter("ignore")  # the unpacking is checked against dcm2niix in our tests
         from nibabel.nicom import dicomwrappers  # heavy: only for mosaics
@@ -121,4 +131,8 @@ def mosaic_geometry(info: SliceInfo, limit: int) -> tuple[NDArray[np.float64], i
     expected = np.array(info.orientation[:3]) * info.pixel_spacing[1]  # type: ignore[index]
     if not np.allclose(affine[:3, 0], expected, atol=1e-3):  # nibabel gave (row, column, slice)
         affine[:, [0, 1]] = affine[:, [1, 0]]
-    return affine, count
+    reverse = vendors.mosaic_head_first(vendors.siemens_csa(ds))
+    if reverse:  # the last tile first: its position is the origin, the step turned round
+        affine[:3, 3] = affine[:3, :] @ np.array([0.0, 0.0, count - 1.0, 1.0])
+        affine[:3, 2] = -affine[:3, 2]
+    return affine, count, reverse

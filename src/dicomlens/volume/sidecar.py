@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 
 from dicomlens import vendors
 from dicomlens._version import __version__
+from dicomlens.reading import read
 from dicomlens.series import SliceInfo, seconds_of_day
 from dicomlens.volume.model import Volume
 
@@ -312,8 +313,7 @@ def _slice_timing(
     if header.get("Modality") not in ("MR", None):
         return None
     if slices[0].mosaic:
-        times = vendors.numbers(csa.get("MosaicRefAcqTimes"))
-        return [round(t * _MS, 6) for t in times[:depth]] if len(times) >= depth else None
+        return _mosaic_timing(csa, slices, depth, repetition_ms)
     first = [s for s, row in zip(slices, volume.slices, strict=False) if row.get("volume") == 0]
     if len(first) == depth:
         stamps = [s.time_acquired for s in first]
@@ -323,6 +323,24 @@ def _slice_timing(
             return [round(t - start, 6) for t in seconds]
     if vendor == "GE" and repetition_ms:
         return _ge_slice_timing(header, depth, repetition_ms * _MS)
+    return None
+
+
+def _mosaic_timing(
+    csa: dict[str, Any], slices: Sequence[SliceInfo], depth: int, repetition_ms: float | None
+) -> list[float] | None:
+    """Siemens' MosaicRefAcqTimes (ms, one per tile), from the second volume when there
+    is one (CMRR's sequences write bogus times into the first, as dcm2niix notes),
+    else the first's; in protocol order (tiles saved H>>F are reversed)."""
+    candidates = [csa]
+    if len(slices) > 1:
+        candidates.insert(0, vendors.siemens_csa(read(slices[1].path, stop_before_pixels=True)))
+    for found in candidates:
+        times = vendors.numbers(found.get("MosaicRefAcqTimes"))[:depth]
+        longest = repetition_ms if repetition_ms else math.inf
+        if len(times) == depth and all(0 <= t <= longest for t in times):
+            ordered = times[::-1] if vendors.mosaic_head_first(csa) else times
+            return [round(t * _MS, 6) for t in ordered]
     return None
 
 
