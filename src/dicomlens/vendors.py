@@ -16,7 +16,7 @@ import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from pydicom.dataset import Dataset
 
@@ -28,10 +28,14 @@ __all__ = [
     "SIEMENS_MR",
     "SLICE_GROUPS",
     "Fields",
+    "GeEpi",
     "PrivateLookup",
     "diffusion",
+    "ge_epi_sequence",
+    "ge_multiband",
     "ge_phase_flipped",
     "ge_protocol",
+    "ge_software_version",
     "mosaic_head_first",
     "mosaic_slices",
     "numbers",
@@ -318,6 +322,68 @@ def ge_phase_flipped(fields: Fields) -> bool | None:
         return None
     flipped = bool(polarity & 0x4)
     return not flipped if order == 2 else flipped
+
+
+class GeEpi(NamedTuple):
+    """What a GE sequence is, for its slice timing: ``kind`` is ``epiRT`` (fMRI),
+    ``epi`` (multi-phase), ``epi2`` (spin echo, diffusion), ``pepolar`` or empty."""
+
+    kind: str
+    group_delay_ms: float
+
+
+def ge_epi_sequence(fields: Fields) -> GeEpi:
+    """GE's pulse sequence (0019,xx9C) and internal name (0019,xx9E)[GEMS_ACQU_01] and
+    the fMRI group delay (0043,xx7C)[GEMS_PARM_01], whose presence makes it epiRT
+    (dcm2niix's reading)."""
+    name = str(fields.private(0x0019, GE_ACQUISITION, 0x9C) or "")
+    internal = str(fields.private(0x0019, GE_ACQUISITION, 0x9E) or "").strip()
+    kind = ""
+    for marker, found in (("epi_pepolar", "pepolar"), ("epi2", "epi2"), ("epiRT", "epiRT"),
+                          ("epi", "epi")):  # fmt: skip
+        if marker in name:
+            kind = found
+            break
+    if internal == "EPI" and kind not in ("pepolar", "epiRT"):
+        kind = "epi"
+    if internal == "EPI2" and not kind:
+        kind = "epi2"
+    delay = _number(fields.private(0x0043, GE_PARAMETERS, 0x7C))
+    if delay is not None:
+        return GeEpi("epiRT", delay * 1000.0)
+    return GeEpi(kind, 0.0)
+
+
+def ge_multiband(fields: Fields) -> int:
+    """GE's multiband factor, the first value of (0043,xxB6)[GEMS_PARM_01]; 1 if absent."""
+    found = numbers(fields.private(0x0043, GE_PARAMETERS, 0xB6))
+    return max(int(found[0]), 1) if found and math.isfinite(found[0]) else 1
+
+
+_GE_VERSION: Final = re.compile(r"^..(\d+)\.(\d+)_(..)(\d*)")
+
+
+def ge_software_version(software: str) -> tuple[float, bool] | None:
+    """GE's software version from SoftwareVersions (``27\\LX\\MR Software
+    release:RX27.0_R02_1831.a``, ``28\\LX\\MR29.1_EA_2039.g``, ``...SIGNA_LX1.MR30.0_R01``):
+    the major version (27.0) and whether it is release 27.0 R03 or later, as dcm2niix
+    reads it; None when the text says neither (shorter than 10 characters, say)."""
+    if len(software) < 10:
+        return None
+    for marker in ("SIGNA_LX1", "MR Software release"):
+        at = software.find(marker)
+        if at >= 0:
+            tail = software[at + len(marker) + 1 :]
+            break
+    else:
+        tail = software.rsplit("\\", 1)[-1]
+    match = _GE_VERSION.match(tail)
+    if match is None:
+        return None
+    major, minor = int(match.group(1)), int(match.group(2))
+    release = 0 if match.group(3).upper() == "EA" or not match.group(4) else int(match.group(4))
+    version = major + 0.1 * minor
+    return version, version >= 27.1 or (major == 27 and release >= 3)
 
 
 _GE_LINE: Final = re.compile(r'^(\w+) "(.*)"$')

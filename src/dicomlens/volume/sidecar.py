@@ -8,7 +8,6 @@ RAS affine the caller passes. Vendor private fields are read by their creator
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -18,9 +17,9 @@ from pydicom.dataset import Dataset
 
 from dicomlens import vendors
 from dicomlens._version import __version__
-from dicomlens.reading import read
 from dicomlens.series import SliceInfo, seconds_of_day
 from dicomlens.volume.model import Volume
+from dicomlens.volume.timing import multiband_factor, repetition_time_ms, slice_timing
 
 __all__ = ["bids_sidecar"]
 
@@ -75,7 +74,7 @@ def bids_sidecar(
         sidecar["EchoTime"] = echo_time * _MS
     if (echo := _float(find("EchoNumbers"))) is not None and echo > 1:
         sidecar["EchoNumber"] = int(echo)
-    if (repetition := _float(find("RepetitionTime"))) is not None:
+    if (repetition := repetition_time_ms(vendor, header, fields)) is not None:
         sidecar["RepetitionTime"] = repetition * _MS
     if (flip := _float(find("FlipAngle"))) is not None:
         sidecar["FlipAngle"] = flip
@@ -84,12 +83,12 @@ def bids_sidecar(
     sidecar.update(_phase_encoding(fields, vendor, csa, volume, affine_ras))
     if vendor == "GE" and (flipped := vendors.ge_phase_flipped(fields)) is not None:
         sidecar["PhaseEncodingPolarityGE"] = "Flipped" if flipped else "Unflipped"
-    timing = _slice_timing(header, vendor, csa, slices, volume, repetition)
+    timing = slice_timing(header, fields, vendor, csa, slices, volume)
     if timing is not None:
         sidecar["SliceTiming"] = timing
-        factor = _multiband(vendor, header, timing)
-        if factor > 1:
-            sidecar["MultibandAccelerationFactor"] = factor
+    factor = multiband_factor(vendor, header, fields, timing)
+    if factor > 1 and sidecar.get("Modality") == "MR":
+        sidecar["MultibandAccelerationFactor"] = factor
     orientation = find("ImageOrientationPatient")
     if orientation is not None:
         sidecar["ImageOrientationPatientDICOM"] = [float(v) for v in orientation]
@@ -295,91 +294,3 @@ def _echo_spacing(
         spacing = _float(fields.private(0x0043, vendors.GE_PARAMETERS, 0x2C))
         return spacing * 1e-6 if spacing and spacing > 0 else None
     return None
-
-
-def _slice_timing(
-    header: Dataset,
-    vendor: str,
-    csa: dict[str, Any],
-    slices: Sequence[SliceInfo],
-    volume: Volume,
-    repetition_ms: float | None,
-) -> list[float] | None:
-    """When each slice of a volume was acquired, in seconds from the first, in the
-    order of the written slices (k)."""
-    depth = volume.array.shape[2] if volume.array.ndim >= 3 else 1
-    if depth < 2 or str(header.get("MRAcquisitionType") or "") == "3D":
-        return None
-    if header.get("Modality") not in ("MR", None):
-        return None
-    if slices[0].mosaic:
-        return _mosaic_timing(csa, slices, depth, repetition_ms)
-    first = [s for s, row in zip(slices, volume.slices, strict=False) if row.get("volume") == 0]
-    if len(first) == depth:
-        stamps = [s.time_acquired for s in first]
-        if all(stamps) and len(set(stamps)) > 1:
-            seconds = [seconds_of_day(t) for t in stamps if t]
-            start = min(seconds)
-            return [round(t - start, 6) for t in seconds]
-    if vendor == "GE" and repetition_ms:
-        return _ge_slice_timing(header, depth, repetition_ms * _MS)
-    return None
-
-
-def _mosaic_timing(
-    csa: dict[str, Any], slices: Sequence[SliceInfo], depth: int, repetition_ms: float | None
-) -> list[float] | None:
-    """Siemens' MosaicRefAcqTimes (ms, one per tile), from the second volume when there
-    is one (CMRR's sequences write bogus times into the first, as dcm2niix notes),
-    else the first's; in protocol order (tiles saved H>>F are reversed)."""
-    candidates = [csa]
-    if len(slices) > 1:
-        candidates.insert(0, vendors.siemens_csa(read(slices[1].path, stop_before_pixels=True)))
-    for found in candidates:
-        times = vendors.numbers(found.get("MosaicRefAcqTimes"))[:depth]
-        longest = repetition_ms if repetition_ms else math.inf
-        if len(times) == depth and all(0 <= t <= longest for t in times):
-            ordered = times[::-1] if vendors.mosaic_head_first(csa) else times
-            return [round(t * _MS, 6) for t in ordered]
-    return None
-
-
-def _ge_slice_timing(header: Dataset, depth: int, repetition: float) -> list[float] | None:
-    """GE EPI: slices acquired evenly over the TR (less the group delay), sequentially
-    or interleaved (odd slices first) as the protocol's SLICEORDER says."""
-    protocol = vendors.ge_protocol(header)
-    order = protocol.get("SLICEORDER")
-    if order not in ("0", "1"):
-        return None
-    delay = _float(vendors.private_value(header, 0x0043, vendors.GE_PARAMETERS, 0x7C)) or 0.0
-    step = (repetition - delay) / depth
-    if order == "0":
-        ranks = list(range(depth))
-    else:
-        odd = (depth + 1) // 2
-        ranks = [i // 2 if i % 2 == 0 else odd + i // 2 for i in range(depth)]
-    if _ge_starts_at_far_end(header):
-        ranks.reverse()
-    return [round(rank * step, 6) for rank in ranks]
-
-
-def _ge_starts_at_far_end(header: Dataset) -> bool:
-    """Whether the acquisition began at the last written slice: GE's first scan
-    location (0019,xx19) lies nearer its last scan location (0019,xx1B) than the
-    first slice (``header``) does."""
-    first = _float(vendors.private_value(header, 0x0019, vendors.GE_ACQUISITION, 0x19))
-    last = _float(vendors.private_value(header, 0x0019, vendors.GE_ACQUISITION, 0x1B))
-    here = _float(header.get("SliceLocation"))
-    if first is None or last is None or here is None:
-        return False
-    return abs(here - last) < abs(here - first)
-
-
-def _multiband(vendor: str, header: Dataset, timing: list[float]) -> int:
-    """Slices excited at once: Siemens' protocol, else how often each time repeats."""
-    if vendor == "Siemens":
-        factor = vendors.siemens_protocol(header).get("sSliceAcceleration.lMultiBandFactor")
-        if factor and factor.isdigit():
-            return int(factor)
-    distinct = len({round(t, 4) for t in timing})
-    return math.floor(len(timing) / distinct) if distinct else 1

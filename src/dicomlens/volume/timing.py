@@ -1,0 +1,232 @@
+"""When each slice of a volume was acquired (BIDS ``SliceTiming``) and how many slices
+were excited at once (``MultibandAccelerationFactor``), by the vendors' rules that
+dcm2niix follows: Siemens mosaics' MosaicRefAcqTimes, the acquisition times of
+Siemens and UIH classic slices and enhanced frames, and GE's model of its EPI
+sequences from the protocol data block.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Final, NamedTuple
+
+from pydicom.dataset import Dataset
+
+from dicomlens import vendors
+from dicomlens.reading import read
+from dicomlens.series import SliceInfo, seconds_of_day
+from dicomlens.volume.model import Volume
+
+__all__ = ["multiband_factor", "repetition_time_ms", "slice_timing"]
+
+_MS: Final = 1e-3
+_STAMPED: Final = ("Siemens", "UIH")
+"""Vendors whose per-slice acquisition times are the slice timing (dcm2niix's rule)."""
+
+
+def slice_timing(
+    header: Dataset,
+    fields: vendors.Fields,
+    vendor: str,
+    csa: dict[str, Any],
+    slices: Sequence[SliceInfo],
+    volume: Volume,
+) -> list[float] | None:
+    """When each slice of a volume was acquired, in seconds from the first, in the
+    order of the written slices (k); None when the files do not say."""
+    depth = volume.array.shape[2] if volume.array.ndim >= 3 else 1
+    if depth < 2 or str(fields.public("MRAcquisitionType") or "") == "3D":
+        return None
+    if fields.public("Modality") not in ("MR", None):
+        return None
+    if slices[0].mosaic:
+        return _mosaic_timing(csa, slices, depth, repetition_time_ms(vendor, header, fields))
+    if vendor == "GE":
+        return _ge_timing(header, fields, depth, volume.volumes)
+    if vendor in _STAMPED:
+        return _stamped_timing(slices, volume, depth, fields)
+    return None
+
+
+def repetition_time_ms(vendor: str, header: Dataset, fields: vendors.Fields) -> float | None:
+    """RepetitionTime (ms), for GE plus the group delay of an fMRI (0043,xx7C) or of a
+    multi-phase EPI's protocol: its volumes lie that much further apart (dcm2niix)."""
+    found = vendors.numbers(fields.public("RepetitionTime"))
+    if not found:
+        return None
+    if vendor != "GE":
+        return found[0]
+    plan = _ge_plan(header, fields, found[0])
+    if plan is not None:
+        return plan.repetition_ms
+    return found[0] + max(vendors.ge_epi_sequence(fields).group_delay_ms, 0.0)
+
+
+def multiband_factor(
+    vendor: str, header: Dataset, fields: vendors.Fields, timing: list[float] | None
+) -> int:
+    """Slices excited at once: Siemens' protocol, GE's (0043,xxB6), else how often each
+    slice time repeats."""
+    if vendor == "Siemens":
+        factor = vendors.siemens_protocol(header).get("sSliceAcceleration.lMultiBandFactor")
+        if factor and factor.isdigit():
+            return int(factor)
+    if vendor == "GE" and (band := _ge_band(header, fields)) > 1:
+        return band
+    if not timing:
+        return 1
+    distinct = len({round(t, 4) for t in timing})
+    return math.floor(len(timing) / distinct) if distinct else 1
+
+
+def _stamped_timing(
+    slices: Sequence[SliceInfo], volume: Volume, depth: int, fields: vendors.Fields
+) -> list[float] | None:
+    """The acquisition times of one volume's slices, from the first: the second volume's
+    on Siemens XA (whose first can be wrong), else the first's."""
+    software = str(fields.public("SoftwareVersions") or "")
+    wanted = 1 if "XA" in software and volume.volumes > 1 else 0
+    chosen = [s for s, row in zip(slices, volume.slices, strict=False) if row["volume"] == wanted]
+    if len(chosen) != depth:
+        return None
+    by_k = {row["k"]: s for s, row in zip(slices, volume.slices, strict=False)
+            if row["volume"] == wanted}  # fmt: skip
+    stamps = [by_k[k].time_acquired if k in by_k else None for k in range(depth)]
+    if not all(stamps) or len(set(stamps)) < 2:
+        return None
+    seconds = [seconds_of_day(t) for t in stamps]
+    start = min(seconds)
+    return [round(t - start, 6) for t in seconds]
+
+
+def _mosaic_timing(
+    csa: dict[str, Any], slices: Sequence[SliceInfo], depth: int, repetition_ms: float | None
+) -> list[float] | None:
+    """Siemens' MosaicRefAcqTimes (ms, one per tile), from the second volume when there
+    is one (CMRR's sequences write bogus times into the first, as dcm2niix notes),
+    else the first's; in protocol order (tiles saved H>>F are reversed)."""
+    candidates = [csa]
+    if len(slices) > 1:
+        candidates.insert(0, vendors.siemens_csa(read(slices[1].path, stop_before_pixels=True)))
+    for found in candidates:
+        times = vendors.numbers(found.get("MosaicRefAcqTimes"))[:depth]
+        longest = repetition_ms if repetition_ms else math.inf
+        if len(times) == depth and all(0 <= t <= longest for t in times):
+            ordered = times[::-1] if vendors.mosaic_head_first(csa) else times
+            return [round(t * _MS, 6) for t in ordered]
+    return None
+
+
+class _GePlan(NamedTuple):
+    repetition_ms: float
+    delay_ms: float
+    interleaved: bool
+    protocol: dict[str, str]
+
+
+def _ge_plan(header: Dataset, fields: vendors.Fields, repetition_ms: float) -> _GePlan | None:
+    """How dcm2niix models a GE EPI's timing: the TR and group delay, and whether slices
+    are interleaved, for fMRI (epiRT) and multi-phase (epi) sequences, from the
+    protocol data block; None for other sequences (diffusion among them)."""
+    protocol = vendors.ge_protocol(header)
+    if not protocol:
+        return None
+    sequence = vendors.ge_epi_sequence(fields)
+    options = protocol.get("IOPT", "")
+    repetition = repetition_ms + max(sequence.group_delay_ms, 0.0)
+    delay = sequence.group_delay_ms
+    if sequence.kind == "epiRT" or "FMRI" in options:
+        return _GePlan(repetition, delay, protocol.get("SLICEORDER", "1") != "0", protocol)
+    if sequence.kind == "epi" or "MPh" in options:
+        planned = _ge_multiphase_delay(protocol)
+        if planned is None:
+            return None  # variable delays: not modelled
+        if planned > 0:
+            repetition, delay = repetition + planned, planned
+        return _GePlan(repetition, delay, True, protocol)
+    return _GePlan(repetition, delay, True, protocol) if sequence.kind == "pepolar" else None
+
+
+def _ge_timing(
+    header: Dataset, fields: vendors.Fields, depth: int, volumes: int
+) -> list[float] | None:
+    """GE EPI: slices excited evenly over the TR less the group delay, in groups of the
+    multiband factor, sequentially or interleaved (:func:`_ge_plan`); None for other
+    sequences, single volumes and early hyperband."""
+    found = vendors.numbers(fields.public("RepetitionTime"))
+    version = vendors.ge_software_version(str(_joined(fields.public("SoftwareVersions"))))
+    if volumes < 2 or not found or version is None:
+        return None
+    plan = _ge_plan(header, fields, found[0])
+    if plan is None:
+        return None
+    major, release_27r3 = version
+    band = _ge_band(header, fields, plan.protocol)
+    excitations = math.ceil(depth / band)
+    if band > 1 and major < 26.0:
+        return None  # early hyperband: dcm2niix cannot tell either
+    if band > 1 and not release_27r3 and excitations % 2 == 0:
+        excitations += 1
+    step = (plan.repetition_ms - plan.delay_ms) / excitations
+    if plan.interleaved:
+        odd = (excitations - 1) // 2
+        ranks = [i // 2 if i % 2 == 0 else odd + (i + 1) // 2 for i in range(excitations)]
+        if band > 1 and release_27r3 and excitations > 2 and excitations % 2 == 0:
+            ranks[-1], ranks[-3] = ranks[-3], ranks[-1]
+    else:
+        ranks = list(range(excitations))
+    times = [round(ranks[i % excitations] * step * _MS, 6) for i in range(depth)]
+    return times[::-1] if _ge_starts_at_far_end(header) else times
+
+
+def _ge_band(
+    header: Dataset, fields: vendors.Fields, protocol: dict[str, str] | None = None
+) -> int:
+    """GE's multiband factor: (0043,xxB6), or MBACCEL of the protocol data block."""
+    protocol = vendors.ge_protocol(header) if protocol is None else protocol
+    return max(vendors.ge_multiband(fields), _integer(protocol.get("MBACCEL")) or 1, 1)
+
+
+def _ge_multiphase_delay(protocol: dict[str, str]) -> float | None:
+    """The group delay (ms) of a GE multi-phase EPI; None for variable delays."""
+    options = protocol.get("IOPT", "")
+    if "MPhVar" in options:
+        return None
+    if "MPh" in options and protocol.get("DELACQ") == "Minimum":
+        return 0.0
+    try:
+        return float(protocol.get("DELACQNOAV", "0")) * 1000.0
+    except ValueError:
+        return 0.0
+
+
+def _ge_starts_at_far_end(header: Dataset) -> bool:
+    """Whether the acquisition began at the last written slice: GE's first scan
+    location (0019,xx19) lies nearer its last scan location (0019,xx1B) than the
+    first slice (``header``) does."""
+    first = _first_number(vendors.private_value(header, 0x0019, vendors.GE_ACQUISITION, 0x19))
+    last = _first_number(vendors.private_value(header, 0x0019, vendors.GE_ACQUISITION, 0x1B))
+    here = _first_number(header.get("SliceLocation"))
+    if first is None or last is None or here is None:
+        return False
+    return abs(here - last) < abs(here - first)
+
+
+def _first_number(value: Any) -> float | None:
+    found = vendors.numbers(value)
+    return found[0] if found else None
+
+
+def _integer(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _joined(value: Any) -> str:
+    """A multi-valued string as stored, with backslashes."""
+    if isinstance(value, str) or value is None:
+        return value or ""
+    return "\\".join(str(v) for v in value)
