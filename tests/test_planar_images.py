@@ -106,3 +106,52 @@ def test_multiframe_cine_is_a_volume_of_its_frames(tmp_path: Path) -> None:
     assert main(["volume", str(path), "-o", str(tmp_path / "cine.npz")]) == 0
     with np.load(tmp_path / "cine.npz") as saved:
         np.testing.assert_array_equal(saved["array"].transpose(2, 1, 0), _pixels(path))
+
+
+def _rgb_rows(image: nib.Nifti1Image) -> np.ndarray:  # type: ignore[type-arg]
+    """A NIfTI RGB24 image as (slice, row, column, sample), rows as DICOM has them."""
+    voxels = np.asanyarray(image.dataobj)
+    samples = np.stack([voxels["R"], voxels["G"], voxels["B"]], axis=-1)
+    return samples[:, ::-1].transpose(2, 1, 0, 3)
+
+
+@pytest.mark.parametrize("name", ["SC_rgb.dcm", "SC_rgb_rle_2frame.dcm", "US1_J2KR.dcm"])
+def test_colour_images_are_rgb_volumes(tmp_path: Path, capsys, name: str) -> None:  # type: ignore[no-untyped-def]
+    """8-bit colour (RGB, RLE frames, YBR in JPEG 2000) exports as NIfTI RGB24, the
+    voxels pydicom decodes, with no place in the patient (qform/sform code 0)."""
+    path = Path(pydicom.data.get_testdata_file(name))
+    assert main(["volume", str(path), "-o", str(tmp_path / "rgb.nii")]) == 0
+    assert " rgb24, " in capsys.readouterr().out
+    image = nib.load(tmp_path / "rgb.nii")
+    assert image.header["datatype"] == 128  # NIFTI_TYPE_RGB24
+    assert image.header["sform_code"] == image.header["qform_code"] == 0
+    expected = pydicom.dcmread(path).pixel_array
+    expected = expected if expected.ndim == 4 else expected[np.newaxis]
+    np.testing.assert_array_equal(_rgb_rows(image), expected)
+    assert json.loads((tmp_path / "rgb.json").read_text())["dtype"] == "rgb24"
+
+
+def test_colour_series_refuses_another_voxel_type() -> None:
+    from dicomlens.errors import SeriesError
+
+    (series,) = scan([pydicom.data.get_testdata_file("SC_rgb.dcm")])
+    with pytest.raises(SeriesError, match="colour series loads as RGB"):
+        series.volume(dtype=np.float32)
+
+
+def test_colour_image_as_dcm2niix_writes_it(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("dcm2niix") is None:
+        pytest.skip("Debian's dcm2niix is not installed (apt-get install dcm2niix)")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(pydicom.data.get_testdata_file("SC_rgb.dcm"), folder)
+    subprocess.run(["dcm2niix", "-b", "y", "-z", "n", "-f", "ref", "-o", str(tmp_path),
+                    str(folder)], check=True, capture_output=True)  # fmt: skip
+    assert main(["volume", str(folder), "-o", str(tmp_path / "ours.nii")]) == 0
+    ours, theirs = nib.load(tmp_path / "ours.nii"), nib.load(tmp_path / "ref.nii")
+    np.testing.assert_array_equal(np.asanyarray(ours.dataobj), np.asanyarray(theirs.dataobj))
+    np.testing.assert_allclose(ours.affine, theirs.affine)  # nibabel's, for an unknown place
+    assert ours.header.get_zooms() == theirs.header.get_zooms()

@@ -17,7 +17,7 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,6 +29,7 @@ from dicomlens.scanning import Series
 from dicomlens.series import lps_to_ras
 from dicomlens.volume import Volume
 from dicomlens.volume.diffusion import fsl_bvecs, fsl_text
+from dicomlens.volume.pixels import dtype_name
 from dicomlens.volume.sidecar import bids_sidecar
 
 __all__ = [
@@ -86,14 +87,15 @@ def save_volume(
     if series is not None:
         header = read(series.first.path, stop_before_pixels=True)
         bids = bids_sidecar(header, volume, series.slices, affine_ras)
+    space = NiftiSpace(affine_ras, bids.get("RepetitionTime"), 1 if volume.report.located else 0)
     written: list[Path] = []
     parts = split_paths(target, volume.volumes) if split and volume.volumes > 1 else [target]
     for number, path in enumerate(parts):
         part = array[..., number] if len(parts) > 1 else array
         if in_place is not None:
-            in_place.finish(part, affine_ras, bids.get("RepetitionTime"))
+            in_place.finish(part, space)
         else:
-            _save_array(volume, part, affine_ras, path, bids.get("RepetitionTime"))
+            _save_array(volume, part, space, path)
         sidecar = sidecar_path(path)
         payload = {
             **bids,
@@ -103,7 +105,7 @@ def save_volume(
             if nifti
             else "i, j, k = column, row, slice",
             "shape": list(part.shape),
-            "dtype": str(part.dtype),
+            "dtype": dtype_name(part.dtype),
             "modality_values": volume.rescaled,
             "spacing_mm": list(volume.spacing),
             "affine_lps": lps_to_ras(affine_ras).round(6).tolist(),  # the same flip back
@@ -156,16 +158,20 @@ def split_paths(target: Path, count: int) -> list[Path]:
     return [target.with_name(f"{stem}_{n:04d}{suffix}") for n in range(1, count + 1)]
 
 
-def _save_array(
-    volume: Volume,
-    array: NDArray[Any],
-    affine_ras: NDArray[np.float64],
-    path: Path,
-    repetition_time: float | None,
-) -> None:
+class NiftiSpace(NamedTuple):
+    """Where a NIfTI image lies: its RAS affine, the repetition time (s) as the 4th
+    voxel size, and the qform/sform code: 1 (scanner), or 0 (unknown) for 2-D images
+    that give no place in the patient (as dcm2niix writes them)."""
+
+    affine_ras: NDArray[np.float64]
+    repetition: float | None
+    code: int
+
+
+def _save_array(volume: Volume, array: NDArray[Any], space: NiftiSpace, path: Path) -> None:
     with atomic_output(path, durable=False) as temporary:
         if path.name.endswith((".nii", ".nii.gz")):
-            _save_nifti(array, affine_ras, temporary, repetition_time)
+            _save_nifti(array, space, temporary)
         elif path.suffix == ".npz":
             np.savez_compressed(
                 temporary,
@@ -178,25 +184,21 @@ def _save_array(
             np.save(temporary, array)
 
 
-def _save_nifti(
-    array: NDArray[Any], affine_ras: NDArray[np.float64], path: Path, repetition: float | None
-) -> None:
+def _save_nifti(array: NDArray[Any], space: NiftiSpace, path: Path) -> None:
     import nibabel as nib  # heavy: only when writing NIfTI
 
-    nib.save(_nifti_image(array, affine_ras, repetition), path)
+    nib.save(_nifti_image(array, space), path)
 
 
-def _nifti_image(
-    array: NDArray[Any], affine_ras: NDArray[np.float64], repetition: float | None
-) -> Any:
+def _nifti_image(array: NDArray[Any], space: NiftiSpace) -> Any:
     import nibabel as nib
 
-    image = nib.Nifti1Image(np.asarray(array), affine_ras)  # type: ignore[no-untyped-call]
-    image.set_qform(affine_ras, code=1)  # type: ignore[no-untyped-call]
-    image.set_sform(affine_ras, code=1)  # type: ignore[no-untyped-call]
+    image = nib.Nifti1Image(np.asarray(array), space.affine_ras)  # type: ignore[no-untyped-call]
+    image.set_qform(space.affine_ras, code=space.code)  # type: ignore[no-untyped-call]
+    image.set_sform(space.affine_ras, code=space.code)  # type: ignore[no-untyped-call]
     if array.ndim == 4:
         zooms = image.header.get_zooms()  # type: ignore[no-untyped-call]
-        image.header.set_zooms((*zooms[:3], repetition or 1.0))  # type: ignore[no-untyped-call]
+        image.header.set_zooms((*zooms[:3], space.repetition or 1.0))  # type: ignore[no-untyped-call]
     image.header.set_xyzt_units("mm", "sec")  # type: ignore[no-untyped-call]
     return image
 
@@ -236,15 +238,13 @@ class NiftiInPlace:
             and array.__array_interface__["data"][0] == data.__array_interface__["data"][0]
         )
 
-    def finish(
-        self, array: NDArray[Any], affine_ras: NDArray[np.float64], repetition: float | None
-    ) -> None:
+    def finish(self, array: NDArray[Any], space: NiftiSpace) -> None:
         """Write the header of ``array`` (the whole file if it is not the mapped data)."""
         if not self.holds(array):
             self._data = None
-            _save_nifti(array, affine_ras, self.path, repetition)
+            _save_nifti(array, space, self.path)
             return
-        image = _nifti_image(array, affine_ras, repetition)
+        image = _nifti_image(array, space)
         image.update_header()
         header = image.header
         header["vox_offset"] = _NIFTI_DATA_OFFSET

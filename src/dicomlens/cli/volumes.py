@@ -192,6 +192,7 @@ def _chosen_series(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def _run_volume(args: argparse.Namespace) -> int:
     from dicomlens.export import nifti_in_place, save_volume
+    from dicomlens.volume.pixels import dtype_name
 
     result, series = _chosen_series(args)
     # a plain .nii as loaded: the voxels go straight into the file
@@ -223,7 +224,8 @@ def _run_volume(args: argparse.Namespace) -> int:
     else:
         where = f"sidecar {written[1]}"
     also = "".join(f", {path}" for path in others)
-    print(f"{args.output}: {shape} {volume.array.dtype}, geometry {verdict}; {where}{also}")
+    voxels = dtype_name(volume.array.dtype)
+    print(f"{args.output}: {shape} {voxels}, geometry {verdict}; {where}{also}")
     for note in volume.report.notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     return _scan_status(result)

@@ -85,6 +85,12 @@ class GeometryReport:
     """Every step between neighbouring slices, when they are not regular."""
 
     @property
+    def located(self) -> bool:
+        """Whether the images give their place in the patient (a ``2-D`` image without
+        position and orientation does not: its affine only scales)."""
+        return self.kind != "2-D"
+
+    @property
     def verdict(self) -> str:
         problems = []
         if self.incomplete:

@@ -30,8 +30,10 @@ from dicomlens.volume.model import Volume, slice_row
 from dicomlens.volume.mosaic import load_mosaics
 from dicomlens.volume.pixels import (
     MAX_IMAGE_BYTES,
+    RGB,
     Allocator,
     Decoder,
+    as_plane,
     place,
     read_native,
     rescale_planes,
@@ -92,7 +94,8 @@ def load_volume(
     ------
     SeriesError
         A slice cannot be read or decoded, slices at one position differ, a 4-D
-        series is incomplete, or the series holds colour images.
+        series is incomplete, or its images are neither grey nor 8-bit RGB (colour
+        series load as :data:`~dicomlens.volume.pixels.RGB` voxels, not rescaled).
     """
     if not ordered:
         raise SeriesError("no slices to load")
@@ -133,7 +136,7 @@ def load_volume(
     missing = planes.shape[0] - len(filled)
     if missing:
         report.notes.append(f"{missing} missing slice(s) left as zeros so that the affine holds")
-    if rescale and into is None:
+    if rescale and into is None and planes.dtype != RGB:
         planes = rescale_planes(
             planes, {index: ordered[number] for index, number in filled.items()}
         )
@@ -168,9 +171,10 @@ def _stack(
     read the uncompressed slices (file reads release the GIL); pydicom decodes
     the others. Returns the planes and, per filled plane, the slice number in it.
     """
-    first = decoder.pixels(ordered[0])
-    if first.ndim != 2:
-        raise SeriesError(f"{ordered[0].path}: colour or multi-sample images do not form a volume")
+    first = as_plane(decoder.pixels(ordered[0]), ordered[0])
+    colour = first.dtype == RGB
+    if colour and into is not None:
+        raise SeriesError(f"{ordered[0].path}: a colour series loads as RGB, not as {into}")
     planes = allocate((count, *first.shape), np.dtype(into or first.dtype))
     convert = rescale and into is not None
     filled: dict[int, int] = {}
@@ -184,8 +188,8 @@ def _stack(
         if number and info.native_pixels is not None:
             direct.append((info, info.native_pixels, index))
             continue
-        pixels = first if number == 0 else decoder.pixels(info)
-        if pixels.shape != first.shape:
+        pixels = first if number == 0 else as_plane(decoder.pixels(info), info)
+        if pixels.shape != first.shape or pixels.dtype.names != first.dtype.names:
             raise SeriesError(f"{info.path}: image size {pixels.shape} differs from {first.shape}")
         place(planes[index], pixels, info, rescale=convert)
 
@@ -202,7 +206,8 @@ def _stack(
         for job in [pool.submit(read_direct, *task) for task in direct]:
             job.result()
     for info, index in repeated:
-        _check_duplicate(planes[index], decoder.pixels(info), ordered[filled[index]], info)
+        other = as_plane(decoder.pixels(info), info)
+        _check_duplicate(planes[index], other, ordered[filled[index]], info)
     return planes, filled
 
 

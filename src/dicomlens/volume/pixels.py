@@ -23,10 +23,13 @@ from dicomlens.volume.codecs import decode_pixel_data
 
 __all__ = [
     "MAX_IMAGE_BYTES",
+    "RGB",
     "Allocator",
     "Decoder",
+    "as_plane",
     "check_declared_size",
     "decode",
+    "dtype_name",
     "frame_of",
     "load_slice",
     "place",
@@ -64,6 +67,28 @@ memory map of the output file, say (:func:`dicomlens.export.nifti_in_place`)."""
 def zeros(shape: tuple[int, ...], dtype: np.dtype[Any]) -> NDArray[Any]:
     """The default :data:`Allocator`: planes in memory."""
     return np.zeros(shape, dtype=dtype)
+
+
+RGB: Final = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
+"""One colour voxel: what NIfTI calls RGB24 (nibabel's dtype for it)."""
+
+
+def dtype_name(dtype: np.dtype[Any]) -> str:
+    """A voxel type as people name it: ``int16``, ``float32``, ``rgb24``."""
+    return "rgb24" if dtype == RGB else str(dtype)
+
+
+def as_plane(pixels: NDArray[Any], info: SliceInfo) -> NDArray[Any]:
+    """A decoded image as one plane of a volume: grey values as they are, 8-bit colour
+    (rows x columns x 3, RGB as pydicom gives it) as :data:`RGB` voxels (a view)."""
+    if pixels.ndim == 2:
+        return pixels
+    if pixels.ndim == 3 and pixels.shape[2] == 3 and pixels.dtype == np.uint8:
+        return np.ascontiguousarray(pixels).view(RGB)[..., 0]
+    raise SeriesError(
+        f"{info.path}: images of {pixels.shape[-1]} {pixels.dtype} samples per pixel do not "
+        "form a volume (grey and 8-bit RGB ones do)"
+    )
 
 
 def place(plane: NDArray[Any], pixels: NDArray[Any], info: SliceInfo, *, rescale: bool) -> None:
