@@ -18,6 +18,12 @@ from pydicom.dataset import Dataset
 from dicomlens import vendors
 from dicomlens._version import __version__
 from dicomlens.series import SliceInfo, seconds_of_day
+from dicomlens.volume.acquisition import (
+    ct_fields,
+    mr_fields,
+    phase_direction,
+    siemens_protocol_fields,
+)
 from dicomlens.volume.model import Volume
 from dicomlens.volume.timing import multiband_factor, repetition_time_ms, slice_timing
 
@@ -29,16 +35,20 @@ _MANUFACTURERS: Final = (
 )  # fmt: skip
 _TEXT_FIELDS: Final = (
     "Modality", "MagneticFieldStrength", "ImagingFrequency", "Manufacturer",
-    "ManufacturerModelName", "InstitutionName", "DeviceSerialNumber", "StationName",
-    "BodyPartExamined", "PatientPosition", "SoftwareVersions", "MRAcquisitionType",
-    "SeriesDescription", "ProtocolName", "ScanningSequence", "SequenceVariant", "ScanOptions",
-    "SequenceName", "ImageType", "SeriesNumber",
+    "ManufacturerModelName", "InstitutionName", "InstitutionalDepartmentName",
+    "InstitutionAddress", "DeviceSerialNumber", "StationName", "BodyPartExamined",
+    "PatientPosition", "PerformedProcedureStepDescription", "StudyDescription",
+    "SoftwareVersions", "MRAcquisitionType", "SeriesDescription", "ProtocolName",
+    "ScanningSequence", "SequenceVariant", "ScanOptions", "SequenceName", "PulseSequenceName",
+    "ImageType", "ImageComments", "SeriesNumber",
 )  # fmt: skip
 _MS: Final = 1e-3
-_BIDS_NAMES: Final = {"ManufacturerModelName": "ManufacturersModelName"}
-_COMPONENTS: Final = {"P": "PHASE", "PHASE": "PHASE", "R": "REAL", "REAL": "REAL",
-                      "I": "IMAGINARY", "IMAGINARY": "IMAGINARY"}  # fmt: skip
-_SDI: Final = "SIEMENS MR SDI 02"  # Siemens XA per-frame fields
+_BIDS_NAMES: Final = {
+    "ManufacturerModelName": "ManufacturersModelName",
+    "PerformedProcedureStepDescription": "ProcedureStepDescription",
+}
+_COMPONENTS: Final = {"MAGNITUDE": "M", "PHASE": "P", "REAL": "R", "IMAGINARY": "I"}
+"""Complex components, in the order dcm2niix appends them, and their short names."""
 _SDS: Final = "SIEMENS MR SDS 01"  # Siemens XA series fields (in a shared functional group)
 _SDS_TEXT: Final = {"ScanningSequence": 0x5A, "SequenceVariant": 0x5B, "ScanOptions": 0x5C}
 """Siemens XA's enhanced files keep these classic fields only as (0021,xxNN)[SDS]."""
@@ -61,10 +71,15 @@ def bids_sidecar(
         if value not in (None, "", []):
             sidecar[_BIDS_NAMES.get(name, name)] = value
     if "ImageType" in sidecar:
-        sidecar["ImageType"] = _image_type(sidecar["ImageType"], find)
+        sidecar["ImageType"] = _image_type(sidecar["ImageType"], fields)
     if "Manufacturer" in sidecar:
         sidecar["Manufacturer"] = _manufacturer(str(sidecar["Manufacturer"]))
     vendor = str(sidecar.get("Manufacturer", ""))
+    if vendor == "GE" and (sequence := vendors.ge_protocol(header).get("PSEQ")):
+        described = sidecar.get("ProcedureStepDescription", "")
+        sidecar["ProcedureStepDescription"] = described + sequence  # as dcm2niix joins them
+    if "BodyPartExamined" in sidecar:
+        sidecar["BodyPart"] = sidecar["BodyPartExamined"]  # dcm2niix's name since 2024
     sidecar["AcquisitionTime"] = _acquisition_time(slices)
     for name in ("AcquisitionNumber", "SliceThickness", "SpacingBetweenSlices"):
         if (value := _plain(find(name))) is not None:
@@ -80,7 +95,14 @@ def bids_sidecar(
         sidecar["FlipAngle"] = flip
     sidecar.update(_philips_scaling(slices, volume))
     csa = vendors.siemens_csa(header) if vendor == "Siemens" else {}
-    sidecar.update(_phase_encoding(fields, vendor, csa, volume, affine_ras))
+    protocol = vendors.siemens_protocol(header) if vendor == "Siemens" else {}
+    if sidecar.get("Modality") == "MR":
+        sidecar.update(mr_fields(fields, vendor, csa, protocol, volume.array.shape, affine_ras))
+        sidecar.update(siemens_protocol_fields(protocol))
+        if coil := _coil_string(fields, vendor):
+            sidecar["CoilString"] = coil
+    elif sidecar.get("Modality") in ("CT", "CR", "DX", "XA", "RF", "MG", "PX"):
+        sidecar.update(ct_fields(find))
     if vendor == "GE" and (flipped := vendors.ge_phase_flipped(fields)) is not None:
         sidecar["PhaseEncodingPolarityGE"] = "Flipped" if flipped else "Unflipped"
     timing = slice_timing(header, fields, vendor, csa, slices, volume)
@@ -92,7 +114,7 @@ def bids_sidecar(
     orientation = find("ImageOrientationPatient")
     if orientation is not None:
         sidecar["ImageOrientationPatientDICOM"] = [float(v) for v in orientation]
-    if direction := _phase_direction(find):
+    if direction := phase_direction(find):
         sidecar["InPlanePhaseEncodingDirectionDICOM"] = direction
     sidecar["ConversionSoftware"] = "dicomlens"
     sidecar["ConversionSoftwareVersion"] = __version__
@@ -104,6 +126,9 @@ def _finders(header: Dataset) -> tuple[Any, Any]:
     shared and first per-frame functional groups of an enhanced file, and the items
     nested one level in those (Siemens XA keeps its private fields there)."""
     places = [header]
+    philips = vendors.private_value(header, 0x2005, vendors.PHILIPS_MR_5, 0x0F)
+    if isinstance(philips, Sequence) and philips and isinstance(philips[0], Dataset):
+        places.append(philips[0])  # Philips' classic files: enhanced attributes in here
     for keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
         groups = header.get(keyword)
         if groups:
@@ -129,18 +154,29 @@ def _finders(header: Dataset) -> tuple[Any, Any]:
     return find, private
 
 
-def _image_type(values: Any, find: Any) -> list[str]:
-    """ImageType as dcm2niix lists it: values split at underscores, then the complex
-    component (MAGNITUDE, PHASE, ...) when the values do not name it."""
+def _image_type(values: Any, fields: vendors.Fields) -> list[str]:
+    """ImageType as dcm2niix lists it: values split at underscores, then each complex
+    component the image holds (MAGNITUDE, PHASE, REAL, IMAGINARY) that its values do
+    not name, as dcm2niix detects them: inner values M, P, R, I (or spelled out, or
+    PHASE anywhere), ComplexImageComponent, GE's image type (0043,xx2F); FIELDMAPHZ
+    for a B0 map held as real values."""
     parts = [part for value in (values if isinstance(values, list) else [values])
              for part in str(value).split("_") if part]  # fmt: skip
-    if find("Modality") != "MR":
+    if fields.public("Modality") != "MR":
         return parts
-    component = str(find("ComplexImageComponent") or "")
-    if not component:
-        named = [_COMPONENTS[p] for p in parts[2:] if p in _COMPONENTS]
-        component = named[0] if named else "MAGNITUDE"
-    return parts if component in parts else [*parts, component]
+    inner = set(parts[1:-1])
+    held = {name for name, short in _COMPONENTS.items() if {name, short} & inner}
+    if any("PHASE" in part for part in parts):
+        held.add("PHASE")
+    component = str(fields.public("ComplexImageComponent") or "").upper()
+    held |= {name for name in _COMPONENTS if component.startswith(name[:2])}
+    ge_type = vendors.numbers(fields.private(0x0043, vendors.GE_PARAMETERS, 0x2F))
+    if ge_type and int(ge_type[0]) in range(4):
+        held.add(("MAGNITUDE", "PHASE", "REAL", "IMAGINARY")[int(ge_type[0])])
+    joined = "_".join(parts)
+    if "REAL" in held and "B0" in joined and "MAP" in joined:
+        return parts if "FIELDMAPHZ" in inner else [*parts, "FIELDMAPHZ"]
+    return parts + [name for name in _COMPONENTS if name in held and name not in inner]
 
 
 def _philips_scaling(slices: Sequence[SliceInfo], volume: Volume) -> dict[str, Any]:
@@ -158,6 +194,16 @@ def _philips_scaling(slices: Sequence[SliceInfo], volume: Volume) -> dict[str, A
         "PhilipsScaleSlope": _plain(scale_slope),
         "UsePhilipsFloatNotDisplayScaling": int(volume.precise),
     }
+
+
+def _coil_string(fields: vendors.Fields, vendor: str) -> str:
+    """The receive coil as the scanner names it: Siemens (0051,xx0F), else
+    ReceiveCoilName."""
+    if vendor == "Siemens":
+        siemens = fields.private(0x0051, vendors.SIEMENS_MR, 0x0F)
+        if isinstance(siemens, str) and siemens.strip():
+            return siemens.strip()
+    return str(fields.public("ReceiveCoilName") or "").strip()
 
 
 def _plain(value: Any) -> Any:
@@ -201,96 +247,3 @@ def _acquisition_time(slices: Sequence[SliceInfo]) -> str | None:
     hours, rest = divmod(first, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{int(hours):02d}:{int(minutes):02d}:{secs:f}"
-
-
-def _phase_encoding(
-    fields: vendors.Fields,
-    vendor: str,
-    csa: dict[str, Any],
-    volume: Volume,
-    affine_ras: NDArray[np.float64],
-) -> dict[str, Any]:
-    """PhaseEncodingDirection (or only the axis when the polarity is unknown), the
-    effective echo spacing and the total readout time."""
-    find = fields.public
-    direction = _phase_direction(find)
-    orientation = vendors.numbers(find("ImageOrientationPatient"))
-    if direction not in ("ROW", "COL") or len(orientation) != 6:
-        return {}
-    acquisition = str(find("MRAcquisitionType") or "")
-    if acquisition == "3D":
-        return {}
-    found: dict[str, Any] = {}
-    positive = _polarity(fields, vendor, csa)
-    cosine = np.array(orientation[:3] if direction == "ROW" else orientation[3:])
-    world = cosine * (1.0 if positive is None else (1.0 if positive else -1.0))
-    found_axis = _voxel_axis(world, affine_ras)
-    if found_axis is None:
-        return found
-    axis, sign = found_axis
-    if positive is None:
-        found["PhaseEncodingAxis"] = axis
-    else:
-        found["PhaseEncodingDirection"] = axis + ("-" if sign < 0 else "")
-    shape = volume.array.shape
-    recon = int(shape[1] if direction == "COL" else shape[0])
-    spacing = _echo_spacing(fields, vendor, csa, recon)
-    if spacing is not None:
-        found["EffectiveEchoSpacing"] = round(spacing, 9)
-        found["TotalReadoutTime"] = round(spacing * (recon - 1), 7)
-    return found
-
-
-def _phase_direction(find: Any) -> str:
-    """ROW or COL (enhanced files say ROW or COLUMN); empty when unknown."""
-    text = str(find("InPlanePhaseEncodingDirection") or "").strip()
-    return {"COLUMN": "COL"}.get(text, text) if text in ("ROW", "COL", "COLUMN") else ""
-
-
-def _polarity(fields: vendors.Fields, vendor: str, csa: dict[str, Any]) -> bool | None:
-    """Whether phase encoding runs along the row or column cosine (True) or against it."""
-    if vendor == "Siemens":
-        value = csa.get("PhaseEncodingDirectionPositive")
-        if value is None:
-            value = fields.private(0x0021, _SDI, 0x1C)
-        found = vendors.numbers(value)
-        return bool(found[0]) if found else None
-    if vendor == "GE":
-        reordering = str(fields.public("RectilinearPhaseEncodeReordering") or "")
-        if reordering in ("LINEAR", "REVERSE_LINEAR"):
-            return reordering == "REVERSE_LINEAR"
-        flipped = vendors.ge_phase_flipped(fields)
-        return None if flipped is None else not flipped
-    return None
-
-
-def _voxel_axis(
-    world_lps: NDArray[np.float64], affine_ras: NDArray[np.float64]
-) -> tuple[str, int] | None:
-    """The voxel axis (``i``, ``j`` or ``k``) closest to a patient direction, and its
-    sign; None when the image axes are degenerate."""
-    lengths = np.linalg.norm(affine_ras[:3, :3], axis=0)
-    axes = affine_ras[:3, :3] / np.where(lengths > 0, lengths, 1.0)
-    if not np.isfinite(axes).all() or abs(np.linalg.det(axes)) < 1e-6:
-        return None
-    voxel = np.linalg.solve(axes, world_lps * np.array([-1.0, -1.0, 1.0]))
-    index = int(np.argmax(np.abs(voxel)))
-    return "ijk"[index], 1 if voxel[index] > 0 else -1
-
-
-def _echo_spacing(
-    fields: vendors.Fields, vendor: str, csa: dict[str, Any], recon: int
-) -> float | None:
-    """Effective echo spacing in seconds: Siemens from the bandwidth per pixel in the
-    phase direction, GE from its effective echo spacing (microseconds)."""
-    if vendor == "Siemens":
-        bandwidth = _float(csa.get("BandwidthPerPixelPhaseEncode"))
-        if bandwidth is None:
-            bandwidth = _float(fields.private(0x0019, vendors.SIEMENS_MR, 0x28))
-        if bandwidth is None:
-            bandwidth = _float(fields.private(0x0021, _SDI, 0x53))
-        return 1.0 / (bandwidth * recon) if bandwidth and recon else None
-    if vendor == "GE":
-        spacing = _float(fields.private(0x0043, vendors.GE_PARAMETERS, 0x2C))
-        return spacing * 1e-6 if spacing and spacing > 0 else None
-    return None
