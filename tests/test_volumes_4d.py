@@ -35,7 +35,7 @@ BIDS_FIELDS = (
     "ParallelReductionFactorInPlane", "CoilString", "ProcedureStepDescription",
     "InstitutionAddress", "StudyDescription", "ImageComments",
     "BodyPartExamined", "BaseResolution", "PhaseResolution", "TxRefAmp", "ReceiveCoilName",
-    "PulseSequenceDetails", "ConsistencyInfo", "CoilCombinationMethod", "MatrixCoilMode",
+    "PulseSequenceDetails", "ConsistencyInfo", "CoilCombinationMethod",
     "ShimSetting", "RefLinesPE", "DwellTime", "BandwidthPerPixelPhaseEncode",
     "DerivedVendorReportedEchoSpacing", "PartialFourier", "PhaseEncodingSteps",
 )  # fmt: skip

@@ -26,6 +26,7 @@ __all__ = [
     "PHILIPS_IMAGING",
     "SIEMENS_CSA",
     "SIEMENS_MR",
+    "SIEMENS_XA_SERIES",
     "SLICE_GROUPS",
     "Fields",
     "GeEpi",
@@ -49,6 +50,7 @@ __all__ = [
 
 SIEMENS_MR: Final = "SIEMENS MR HEADER"
 SIEMENS_CSA: Final = "SIEMENS CSA HEADER"
+SIEMENS_XA_SERIES: Final = "SIEMENS MR SDS 01"
 GE_ACQUISITION: Final = "GEMS_ACQU_01"
 GE_PARAMETERS: Final = "GEMS_PARM_01"
 GE_SERIES: Final = "GEMS_SERS_01"
@@ -280,21 +282,25 @@ def mosaic_head_first(csa: dict[str, Any]) -> bool:
 _PROTOCOL_LINE: Final = re.compile(r"^([A-Za-z_][\w.\[\]]*)\s*=\s*(.*?)\s*$")
 
 
-def siemens_protocol(ds: Dataset) -> dict[str, str]:
-    """The ASCII protocol (``### ASCCONV BEGIN`` ... ``END``) of the CSA series header:
-    ``{"sSliceArray.lSize": "25", ...}``."""
+def siemens_protocol(ds: Dataset, fields: Fields | None = None) -> dict[str, str]:
+    """The ASCII protocol (``### ASCCONV BEGIN`` ... ``END``) of the CSA series header,
+    or of Siemens XA's (0021,xx19)[SIEMENS MR SDS 01] (found through ``fields``, as
+    enhanced files keep it in a functional group): ``{"sSliceArray.lSize": "25", ...}``."""
     text = siemens_csa(ds, "series").get("MrPhoenixProtocol")
+    if not isinstance(text, str) and fields is not None:
+        blob = fields.private(0x0021, SIEMENS_XA_SERIES, 0x19)
+        text = blob.decode("latin-1", "replace") if isinstance(blob, bytes | bytearray) else None
     if not isinstance(text, str):
         return {}
     start, end = text.find("### ASCCONV BEGIN"), text.find("### ASCCONV END")
     if start < 0:
         return {}
-    fields = {}
+    found = {}
     for line in text[start:end].splitlines()[1:]:
         match = _PROTOCOL_LINE.match(line)
         if match:
-            fields[match.group(1)] = match.group(2).strip('"')
-    return fields
+            found[match.group(1)] = match.group(2).strip('"')
+    return found
 
 
 def ge_phase_flipped(fields: Fields) -> bool | None:

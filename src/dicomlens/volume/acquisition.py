@@ -98,7 +98,7 @@ def mr_fields(
             1.0 + oversampling
         )
         found["DerivedVendorReportedEchoSpacing"] = round(1.0 / (bandwidth * factor * recon), 9)
-    dwell = _number(csa.get("RealDwellTime"))
+    dwell = _number(csa.get("RealDwellTime")) or _number(fields.private(0x0021, _SDI, 0x42))
     if vendor == "Siemens" and dwell and dwell > 0:
         found["DwellTime"] = dwell * 1e-9
     found.update(_phase_encoding(fields, vendor, csa, direction, affine_ras))
@@ -150,9 +150,9 @@ def siemens_protocol_fields(protocol: dict[str, str]) -> dict[str, Any]:
     combination = _COIL_COMBINATION.get(_code(protocol.get("ucCoilCombineMode")) or 0)
     if combination:
         found["CoilCombinationMethod"] = combination
-    consistency = protocol.get("sProtConsistencyInfo.tMeasuredBaselineString") or protocol.get(
-        "sProtConsistencyInfo.tBaselineString"
-    )
+    consistency = (protocol.get("sProtConsistencyInfo.tMeasuredBaselineString")
+                   or protocol.get("sProtConsistencyInfo.tBaselineString")
+                   or protocol.get("sProtConsistencyInfo.ulConvFromVersion"))  # fmt: skip
     if consistency:
         found["ConsistencyInfo"] = consistency
     return found

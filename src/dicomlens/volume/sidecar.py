@@ -49,7 +49,6 @@ _BIDS_NAMES: Final = {
 }
 _COMPONENTS: Final = {"MAGNITUDE": "M", "PHASE": "P", "REAL": "R", "IMAGINARY": "I"}
 """Complex components, in the order dcm2niix appends them, and their short names."""
-_SDS: Final = "SIEMENS MR SDS 01"  # Siemens XA series fields (in a shared functional group)
 _SDS_TEXT: Final = {"ScanningSequence": 0x5A, "SequenceVariant": 0x5B, "ScanOptions": 0x5C}
 """Siemens XA's enhanced files keep these classic fields only as (0021,xxNN)[SDS]."""
 
@@ -65,7 +64,7 @@ def bids_sidecar(
     for name in _TEXT_FIELDS:
         value = _plain(find(name))
         if value is None and name in _SDS_TEXT:
-            value = _plain(private(0x0021, _SDS, _SDS_TEXT[name]))
+            value = _plain(private(0x0021, vendors.SIEMENS_XA_SERIES, _SDS_TEXT[name]))
         if isinstance(value, list) and name != "ImageType":
             value = "\\".join(map(str, value))  # as stored: "SE\\EP", like dcm2niix
         if value not in (None, "", []):
@@ -95,7 +94,7 @@ def bids_sidecar(
         sidecar["FlipAngle"] = flip
     sidecar.update(_philips_scaling(slices, volume))
     csa = vendors.siemens_csa(header) if vendor == "Siemens" else {}
-    protocol = vendors.siemens_protocol(header) if vendor == "Siemens" else {}
+    protocol = vendors.siemens_protocol(header, fields) if vendor == "Siemens" else {}
     if sidecar.get("Modality") == "MR":
         sidecar.update(mr_fields(fields, vendor, csa, protocol, volume.array.shape, affine_ras))
         sidecar.update(siemens_protocol_fields(protocol))

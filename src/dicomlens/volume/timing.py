@@ -69,7 +69,9 @@ def multiband_factor(
     """Slices excited at once: Siemens' protocol, GE's (0043,xxB6), else how often each
     slice time repeats."""
     if vendor == "Siemens":
-        factor = vendors.siemens_protocol(header).get("sSliceAcceleration.lMultiBandFactor")
+        factor = vendors.siemens_protocol(header, fields).get(
+            "sSliceAcceleration.lMultiBandFactor"
+        )
         if factor and factor.isdigit():
             return int(factor)
     if vendor == "GE" and (band := _ge_band(header, fields)) > 1:
