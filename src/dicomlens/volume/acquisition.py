@@ -70,7 +70,9 @@ def mr_fields(
     averages = _number(find("NumberOfAverages"))
     if averages is not None and averages > 1:
         found["NumberOfAverages"] = _tidy(averages)
-    steps = _number(find("NumberOfPhaseEncodingSteps"))
+    steps = _number(find("NumberOfPhaseEncodingSteps")) or _number(
+        find("MRAcquisitionPhaseEncodingStepsInPlane")
+    )
     if steps is not None and steps > 0:
         found["PhaseEncodingSteps"] = int(steps)
     acquired = _acquired_lines(find)
