@@ -236,3 +236,28 @@ def test_header_tags_name_every_top_level_element_slice_infos_reads() -> None:
     read = set(re.findall(r'get\("([A-Za-z]+)"\)', Path(slices.__file__).read_text()))
     read |= set(re.findall(r'public\("([A-Za-z]+)"\)', Path(vendors.__file__).read_text()))
     assert read and read - {"TransferSyntaxUID"} <= set(slices._HEADER_KEYWORDS)
+
+
+def _ge_fmri_with_trigger_times(shared_data: Path, target: Path, trigger) -> Path:  # type: ignore[no-untyped-def]
+    """The shared GE fMRI (15 slices x 10 volumes) with TriggerTime set by
+    ``trigger(volume, slice)``."""
+    target.mkdir()
+    files = sorted((shared_data / "dcm_qa_nih/In/20180918GE/mr_0004").glob("*.dcm"))
+    for index, source in enumerate(files):  # instance order: slice after slice, volume by volume
+        ds = pydicom.dcmread(source)
+        ds.TriggerTime = trigger(index // 15, index % 15)
+        ds.save_as(target / source.name)
+    return target
+
+
+def test_cardiac_phases_are_told_from_ge_slice_clocks(shared_data: Path, tmp_path: Path) -> None:
+    """A cine has one trigger time per phase at every position; GE's EPI counts its
+    TriggerTime from the series' start, so it differs at every slice and volume."""
+    cine = _ge_fmri_with_trigger_times(shared_data, tmp_path / "cine", lambda v, k: 40.0 * v)
+    (series,) = scan([cine])
+    assert series.report.kind == "cardiac phases"
+    clock = _ge_fmri_with_trigger_times(
+        shared_data, tmp_path / "clock", lambda v, k: 5000.0 * v + 333.0 * k
+    )
+    (series,) = scan([clock])
+    assert series.report.kind == "fMRI" and series.report.volumes == 10

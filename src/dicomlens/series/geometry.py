@@ -39,6 +39,7 @@ TILT_MIN_DEGREES: Final = 0.01
 _GAP_FACTOR: Final = 1.5
 _MULTIPLE_TOLERANCE: Final = 0.15
 """A step counts as missing slices only within this fraction of a whole multiple of the usual."""
+_SAME_TRIGGER_MS: Final = 1.0
 _OBLIQUE_COSINE: Final = math.cos(math.radians(10))
 _LPS_TO_RAS: Final = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -166,7 +167,7 @@ def sort_slices(slices: Sequence[SliceInfo]) -> tuple[list[SliceInfo], GeometryR
     first = [stack[0] for stack in stacks]
     report = _geometry(first, [distances[id(s)] for s in first], normal, notes)
     report.volumes = volumes
-    report.kind = _kind_of(unique)
+    report.kind = _kind_of(stacks)
     ordered = []
     for number in range(volumes):
         ordered.extend(stack[number] for stack in stacks if number < len(stack))
@@ -229,15 +230,30 @@ def _volume_count(counts: list[int]) -> int:
     return usual if usual > 1 else 1
 
 
-def _kind_of(slices: Sequence[SliceInfo]) -> str:
-    """What a 4-D series holds: diffusion directions, cardiac phases or time points."""
+def _kind_of(stacks: Sequence[Sequence[SliceInfo]]) -> str:
+    """What a 4-D series holds: diffusion directions, cardiac phases or time points.
+    ``stacks`` are the slices at each position, in volume order. Cardiac phases
+    have trigger times that differ from volume to volume but not from position to
+    position within one (GE's EPI counts its TriggerTime from the series' start)."""
+    slices = [s for stack in stacks for s in stack]
     if any((s.b_value or 0.0) > 0 for s in slices):
         return "DWI"
     if any("DIFFUSION" in s.image_type for s in slices):
         return "DWI"
-    if len({s.trigger_time for s in slices}) > 1:
+    if _cardiac(stacks):
         return "cardiac phases"
     return "fMRI" if slices[0].modality == "MR" else "4-D"
+
+
+def _cardiac(stacks: Sequence[Sequence[SliceInfo]]) -> bool:
+    if not any(len({s.trigger_time for s in stack}) > 1 for stack in stacks):
+        return False
+    depth = min(len(stack) for stack in stacks)
+    for number in range(depth):
+        times = [stack[number].trigger_time or 0.0 for stack in stacks]
+        if max(times) - min(times) > _SAME_TRIGGER_MS:
+            return False
+    return True
 
 
 def _sort_mosaics(
@@ -250,7 +266,7 @@ def _sort_mosaics(
     )
     report.volumes = len(ordered)
     if len(ordered) > 1:
-        report.kind = _kind_of(ordered)
+        report.kind = _kind_of([ordered])  # the files of a mosaic series: one position
         notes.append(f"{len(ordered)} Siemens mosaic volumes ({report.kind})")
     return ordered, report
 
