@@ -29,6 +29,7 @@ from dicomlens.scanning import Series
 from dicomlens.series import lps_to_ras
 from dicomlens.volume import Volume
 from dicomlens.volume.diffusion import fsl_bvecs, fsl_text
+from dicomlens.volume.orientation import closest_to_ras, turned_to_ras
 from dicomlens.volume.pixels import dtype_name
 from dicomlens.volume.sidecar import bids_sidecar
 
@@ -82,10 +83,14 @@ def save_volume(
     if not target.name.endswith(VOLUME_SUFFIXES):
         raise UsageError(f"{target}: the output must end with one of {', '.join(VOLUME_SUFFIXES)}")
     nifti = target.name.endswith((".nii", ".nii.gz"))
-    array, affine_ras = nifti_layout(volume) if nifti else (volume.array, volume.affine_ras)
+    header = read(series.first.path, stop_before_pixels=True) if series is not None else None
+    to_ras = header is not None and turned_to_ras(header, volume.report, volume.array.shape[2])
+    if nifti:
+        array, affine_ras = nifti_layout(volume, to_ras=to_ras)
+    else:
+        array, affine_ras = volume.array, volume.affine_ras
     bids = {}
-    if series is not None:
-        header = read(series.first.path, stop_before_pixels=True)
+    if series is not None and header is not None:
         bids = bids_sidecar(header, volume, series.slices, affine_ras)
     space = NiftiSpace(affine_ras, bids.get("RepetitionTime"), 1 if volume.report.located else 0)
     written: list[Path] = []
@@ -101,9 +106,7 @@ def save_volume(
             **bids,
             **(info or {}),
             **({"volume": number} if len(parts) > 1 else {}),
-            "axes": "i, j, k = column, row (bottom to top), slice"
-            if nifti
-            else "i, j, k = column, row, slice",
+            "axes": _axes(nifti, to_ras),
             "shape": list(part.shape),
             "dtype": dtype_name(part.dtype),
             "modality_values": volume.rescaled,
@@ -141,13 +144,27 @@ def _save_fsl(
     return written
 
 
-def nifti_layout(volume: Volume) -> tuple[NDArray[Any], NDArray[np.float64]]:
-    """The array and RAS affine as NIfTI files store them: rows flipped (dcm2niix's
-    layout, so that voxel axes, bvecs and phase-encoding signs agree with its files)."""
+def nifti_layout(
+    volume: Volume, *, to_ras: bool = False
+) -> tuple[NDArray[Any], NDArray[np.float64]]:
+    """The array and RAS affine as NIfTI files store them, as dcm2niix lays them out
+    (so that voxel axes, bvecs and phase-encoding signs agree with its files): rows
+    flipped, or with ``to_ras`` (a 3-D acquisition, :func:`turned_to_ras`) the axes
+    turned closest to RAS."""
+    if to_ras:
+        return closest_to_ras(volume.array, volume.affine_ras)
     rows = volume.array.shape[1]
     flip = np.eye(4)
     flip[1, 1], flip[1, 3] = -1.0, rows - 1
     return volume.array[:, ::-1], volume.affine_ras @ flip
+
+
+def _axes(nifti: bool, to_ras: bool) -> str:
+    if nifti and to_ras:
+        return "i, j, k closest to R, A, S (a 3-D acquisition, turned as dcm2niix turns it)"
+    if nifti:
+        return "i, j, k = column, row (bottom to top), slice"
+    return "i, j, k = column, row, slice"
 
 
 def split_paths(target: Path, count: int) -> list[Path]:

@@ -195,8 +195,9 @@ def _run_volume(args: argparse.Namespace) -> int:
     from dicomlens.volume.pixels import dtype_name
 
     result, series = _chosen_series(args)
-    # a plain .nii as loaded: the voxels go straight into the file
+    # a plain .nii as loaded: the voxels go straight into the file (rows flipped)
     direct = str(args.output).endswith(".nii") and not (args.split or args.resample)
+    direct = direct and not _turned_to_ras(series)
     with nifti_in_place(args.output) if direct else contextlib.nullcontext() as in_place:
         volume = series.volume(
             rescale=not args.stored,
@@ -229,6 +230,15 @@ def _run_volume(args: argparse.Namespace) -> int:
     for note in volume.report.notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     return _scan_status(result)
+
+
+def _turned_to_ras(series: Any) -> bool:
+    """Whether the series is a 3-D acquisition that NIfTI stores turned to RAS."""
+    from dicomlens.reading import read
+    from dicomlens.volume.orientation import turned_to_ras
+
+    header = read(series.first.path, stop_before_pixels=True)
+    return turned_to_ras(header, series.report, series.report.slices)
 
 
 def add_render(commands: Any) -> None:
