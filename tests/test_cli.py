@@ -587,14 +587,16 @@ def test_volume_chooses_a_part_of_a_split_series(
     run: Run, make_ct_series: Callable[..., Path], tmp_path: Path
 ) -> None:
     """A series split in parts (here one slice of another pixel spacing) keeps its number
-    and UID: --series N:P picks a part, --series N says which parts there are."""
+    and UID: --series N:P picks a part, --series N says which parts there are, and
+    without --series the largest part is taken, said in a note."""
     folder = make_ct_series(4)
     odd = sorted(folder.iterdir())[0]
     ds = pydicom.dcmread(odd)
     ds.PixelSpacing = [0.5, 0.5]
     ds.save_as(odd)
     code, _, err = run("volume", folder, "-o", tmp_path / "v.npz")
-    assert code == 1 and "2 series found, choose one with --series: 1:1 '' (" in err
+    assert code == 0 and "series 1 is split by pixel spacing; part 1:" in err
+    assert np.load(tmp_path / "v.npz")["array"].shape[2] == 3  # the three regular slices
     code, _, err = run("volume", folder, "--series", "1", "-o", tmp_path / "v.npz")
     assert code == 1 and "series 1 is split in 2 parts: choose one of 1:1, 1:2" in err
     shapes = []

@@ -261,3 +261,39 @@ def test_cardiac_phases_are_told_from_ge_slice_clocks(shared_data: Path, tmp_pat
     )
     (series,) = scan([clock])
     assert series.report.kind == "fMRI" and series.report.volumes == 10
+
+
+def test_isotropic_diffusion_images_are_a_part_of_their_own(
+    philips_dwi: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A DTI series with Philips' isotropic (trace) volume, weighted but with no
+    direction: dcm2niix writes it apart; so do we, and `volume` takes the DTI."""
+    from pydicom.uid import generate_uid
+
+    from dicomlens import vendors
+    from dicomlens.cli import main
+
+    folder = tmp_path / "dti"
+    shutil.copytree(philips_dwi, folder)
+    (dwi,) = [s for s in scan([philips_dwi]) if s.report.kind == "DWI"]
+    depth = len(dwi.slices) // dwi.report.volumes
+    weighted = dwi.slices[depth : 2 * depth]  # the second volume: b = 1000
+    assert all(s.b_value == 1000 and s.gradient for s in weighted)
+    for info in weighted:
+        ds = pydicom.dcmread(info.path)
+        ds.SOPInstanceUID = generate_uid()
+        ds.DiffusionGradientOrientation = [0.0, 0.0, 0.0]  # as Philips writes its trace
+        ds.private_block(0x2001, vendors.PHILIPS_IMAGING)[0x04].value = "I"
+        for offset in (0xB0, 0xB1, 0xB2):
+            ds.private_block(0x2005, vendors.PHILIPS_MR)[offset].value = 0.0
+        ds.save_as(folder / f"iso_{info.path.name}")
+    parts = [s for s in scan([folder]) if s.uid == dwi.uid and s.report.kind != "2-D"]
+    directional, isotropic = parts[0], parts[-1]
+    assert directional.report.volumes == dwi.report.volumes
+    assert isotropic.shape == dwi.shape[:3] and "isotropic diffusion" in isotropic.split_reason
+    assert main(["volume", str(folder), "--series", f"{dwi.number}",
+                 "-o", str(tmp_path / "x.nii")]) == 1  # fmt: skip
+    assert f"series {dwi.number} is split in 3 parts" in capsys.readouterr().err
+    assert main(["volume", str(folder), "-o", str(tmp_path / "x.nii")]) == 0  # the largest
+    assert f"part {dwi.number}:1 is the largest and was chosen" in capsys.readouterr().err
+    assert len(np.loadtxt(tmp_path / "x.bval")) == dwi.report.volumes

@@ -259,9 +259,12 @@ PLANES = {  # row and column cosines of the image plane
 }
 
 
-def _ge_dwi(shared_data: Path, folder: Path, plane: str) -> Path:
+def _ge_dwi(shared_data: Path, folder: Path, plane: str, *, real_life: bool = False) -> Path:
     """GE's fMRI slices turned into a DWI series: b = 0, then nine directions, written
-    in GE's private fields (0043,xx39)[GEMS_PARM_01] and (0019,xxBB-BD)[GEMS_ACQU_01]."""
+    in GE's private fields (0043,xx39)[GEMS_PARM_01] and (0019,xxBB-BD)[GEMS_ACQU_01];
+    ``real_life`` as GE's DTI files have them too: the b-value also as the standard
+    DiffusionBValue (with no standard direction) and the unweighted volume saying
+    b = 1000 with a zero direction."""
     import pydicom
 
     row, column = (np.array(v) for v in PLANES[plane])
@@ -273,7 +276,11 @@ def _ge_dwi(shared_data: Path, folder: Path, plane: str) -> Path:
         ds = pydicom.dcmread(path)
         volume, place = divmod(int(ds.InstanceNumber) - 1, 15)
         b_value = 0 if volume == 0 else 1000
-        ds.private_block(0x0043, "GEMS_PARM_01")[0x39].value = [b_value + 10**9, 8, 0, 0]
+        written = 1000 if real_life else b_value
+        ds.private_block(0x0043, "GEMS_PARM_01")[0x39].value = [written + 10**9, 8, 0, 0]
+        if real_life:  # a DTI of nine directions, saying so in (0019,xxE0)
+            ds.DiffusionBValue = written
+            ds.private_block(0x0019, "GEMS_ACQU_01")[0xE0].value = "9"
         block = ds.private_block(0x0019, "GEMS_ACQU_01")
         for offset, value in zip(
             (0xBB, 0xBC, 0xBD), directions[volume] * (b_value > 0), strict=True
@@ -283,6 +290,28 @@ def _ge_dwi(shared_data: Path, folder: Path, plane: str) -> Path:
         ds.ImagePositionPatient = list(-120 * (row + column) + (place * 5 - 17.6875) * normal)
         ds.save_as(folder / path.name)
     return folder
+
+
+def test_ge_standard_b_value_and_b0_written_as_weighted(shared_data: Path, tmp_path: Path) -> None:
+    """The direction comes from GE's private fields even when the b-value is also a
+    standard element; a DTI's zero-direction image is its b = 0 (as dcm2niix reads it)."""
+    if shutil.which("dcm2niix") is None:
+        pytest.skip("Debian's dcm2niix is not installed (apt-get install dcm2niix)")
+    import subprocess
+
+    folder = _ge_dwi(shared_data, tmp_path / "dwi", "axial", real_life=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run(["dcm2niix", "-b", "y", "-z", "n", "-f", "ref", "-o", str(out), str(folder)],
+                   check=True, capture_output=True)  # fmt: skip
+    (series,) = _scan(folder)
+    save_volume(series.volume(), out / "ours.nii", series=series)
+    bvals = np.loadtxt(out / "ours.bval")
+    np.testing.assert_allclose(bvals, np.loadtxt(out / "ref.bval"))
+    assert bvals[0] == 0 and (bvals[1:] == 1000).all()
+    ours = _world_directions(out / "ours.bvec", out / "ours.nii")
+    theirs = _world_directions(out / "ref.bvec", out / "ref.nii")
+    np.testing.assert_allclose(np.abs(np.sum(ours * theirs, axis=1))[1:], 1.0, atol=1e-3)
 
 
 def _world_directions(bvec: Path, image: Path) -> np.ndarray:  # type: ignore[type-arg]

@@ -247,11 +247,14 @@ def scan(paths: Iterable[str | os.PathLike[str]]) -> list[Series]:
 
 def select_series(series: list[Series], wanted: str | None) -> Series:
     """The series named by number or UID (``N:P`` or ``UID:P``: part P of a split
-    series), or the only one; otherwise a clear error."""
+    series), the only one, or the largest part of the only series; otherwise a clear
+    error."""
     labels = _labels(series)
     if wanted is None:
         if len(series) == 1:
             return series[0]
+        if len({s.uid for s in series}) == 1:  # the parts of one series: the largest
+            return _largest_part(series, labels)
         listing = "; ".join(
             f"{label} {s.description!r} ({s.uid})" for s, label in zip(series, labels, strict=True)
         )
@@ -267,6 +270,18 @@ def select_series(series: list[Series], wanted: str | None) -> Series:
         parts = ", ".join(f"{name}:{n}" for n in range(1, len(matches) + 1))
         raise SeriesError(f"series {name} is split in {len(matches)} parts: choose one of {parts}")
     raise SeriesError(f"no single series {wanted!r} (series here: {', '.join(labels)})")
+
+
+def _largest_part(parts: list[Series], labels: list[str]) -> Series:
+    """The part of a split series with the most slices, its report saying so."""
+    largest = max(range(len(parts)), key=lambda n: (len(parts[n].slices), -n))
+    chosen = parts[largest]
+    others = ", ".join(label for n, label in enumerate(labels) if n != largest)
+    chosen.report.notes.append(
+        f"series {labels[largest].split(':')[0]} is {chosen.split_reason.split(':')[0]}; "
+        f"part {labels[largest]} is the largest and was chosen (--series {others} for the other)"
+    )
+    return chosen
 
 
 def _labels(series: list[Series]) -> list[str]:

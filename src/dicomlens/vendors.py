@@ -162,9 +162,18 @@ def diffusion(fields: Fields, *groups: Dataset | None) -> tuple[float | None, Gr
             continue
         orientation = _first_item(item, "DiffusionGradientDirectionSequence") or item
         return b_value, _gradient(numbers(orientation.get("DiffusionGradientOrientation")))
-    b_value = _number(fields.public("DiffusionBValue"))
-    if b_value is not None:
-        return b_value, _gradient(numbers(fields.public("DiffusionGradientOrientation")))
+    standard = _number(fields.public("DiffusionBValue"))
+    if standard is not None:
+        gradient = _gradient(numbers(fields.public("DiffusionGradientOrientation")))
+        vendor = _private_diffusion(fields)
+        if gradient is not None or standard <= 0 or vendor[0] is None:
+            return standard, gradient
+        return vendor  # GE writes the b-value as a standard element, the direction not
+    return _private_diffusion(fields)
+
+
+def _private_diffusion(fields: Fields) -> tuple[float | None, Gradient | None]:
+    """The b-value and direction from Siemens', Philips' or GE's private fields."""
     b_value = _number(fields.private(0x0019, SIEMENS_MR, 0x0C))
     if b_value is not None:
         return b_value, _gradient(numbers(fields.private(0x0019, SIEMENS_MR, 0x0E)))
@@ -176,7 +185,11 @@ def diffusion(fields: Fields, *groups: Dataset | None) -> tuple[float | None, Gr
     if b_value is not None:  # GE adds 10^9 to flag some b-values
         parts = [_number(fields.private(0x0019, GE_ACQUISITION, o)) for o in (0xBB, 0xBC, 0xBD)]
         found = [p for p in parts if p is not None]
-        return b_value % 1e9, _ge_gradient(found, fields) if len(found) == 3 else None
+        gradient = _ge_gradient(found, fields) if len(found) == 3 else None
+        directions = _number(fields.private(0x0019, GE_ACQUISITION, 0xE0))
+        if gradient is None and directions != 0:  # a DTI's b = 0 image, as dcm2niix reads it
+            return 0.0, None
+        return b_value % 1e9, gradient
     return None, None
 
 

@@ -263,14 +263,23 @@ def _leading_tags(arguments: list[str]) -> tuple[list[str], list[str]]:
     """Split ``get A B FILE...``: leading arguments that name no file, folder or glob
     match and do not look like a path are tags (a misspelt keyword is reported as one);
     the rest are paths, the last argument always."""
+    from dicomlens.errors import UnknownTagError
     from dicomlens.tags import parse_tag
 
     tags: list[str] = []
     for number, argument in enumerate(arguments[:-1]):
         path_like = "/" in argument or ("." in argument and "[" not in argument)
-        if path_like or Path(argument).exists() or glob.has_magic(argument):
+        if path_like or Path(argument).exists():
             return tags, arguments[number:]
-        parse_tag(argument)  # UnknownTagError names the closest keywords
+        pattern = glob.has_magic(argument)  # "[CREATOR]" of a private tag looks like one
+        if pattern and glob.glob(argument):
+            return tags, arguments[number:]
+        try:
+            parse_tag(argument)
+        except UnknownTagError:
+            if pattern:
+                return tags, arguments[number:]
+            raise  # names the closest keywords
         tags.append(argument)
     return tags, arguments[-1:]
 

@@ -12,6 +12,8 @@ __all__ = ["ORIENTATION_ATOL", "group_slices", "same_value"]
 ORIENTATION_ATOL: Final = 1e-4
 """Largest difference between direction cosines that still counts as the same orientation."""
 
+_WEIGHTED_B: Final = 50.0
+"""b-values (s/mm2) above which an image is diffusion weighted (as dcm2niix counts them)."""
 _SPLIT_FIELDS: Final = (
     ("image size", lambda s: (s.rows, s.columns)),
     ("orientation", lambda s: s.orientation),
@@ -49,16 +51,32 @@ def group_slices(slices: Iterable[SliceInfo]) -> list[tuple[list[SliceInfo], str
                     break
             else:
                 parts.append([info])
-        for number, part in enumerate(parts, start=1):
-            groups.append((part, _split_reason(parts, number) if len(parts) > 1 else ""))
+        pieces = [piece for part in parts for piece in _isotropic_apart(part)]
+        isotropic = len(pieces) > len(parts)
+        for number, part in enumerate(pieces, start=1):
+            why = _split_reason(pieces, number, isotropic) if len(pieces) > 1 else ""
+            groups.append((part, why))
     return groups
 
 
-def _split_reason(parts: list[list[SliceInfo]], number: int) -> str:
+def _isotropic_apart(part: list[SliceInfo]) -> list[list[SliceInfo]]:
+    """A diffusion series' isotropic images (weighted, with no direction: the trace or
+    ADC Philips and GE add to a DTI series) as a part of their own, as dcm2niix writes
+    them apart; a series of b = 0 and trace images alone stays whole."""
+    isotropic = [s for s in part if (s.b_value or 0.0) > _WEIGHTED_B and s.gradient is None]
+    if not isotropic or not any((s.b_value or 0.0) > _WEIGHTED_B and s.gradient for s in part):
+        return [part]
+    apart = {id(s) for s in isotropic}
+    return [[s for s in part if id(s) not in apart], isotropic]
+
+
+def _split_reason(parts: list[list[SliceInfo]], number: int, isotropic: bool) -> str:
     firsts = [part[0] for part in parts]
     differing = [
         name
         for name, key in _SPLIT_FIELDS
         if any(not same_value(key(firsts[0]), key(other)) for other in firsts[1:])
     ]
+    if isotropic:
+        differing.append("isotropic diffusion images")
     return f"split by {', '.join(differing)}: part {number} of {len(parts)}"
