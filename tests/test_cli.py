@@ -531,6 +531,18 @@ def test_get_takes_several_tags_in_a_row(run: Run, ct_small: Path) -> None:
     assert code == 1 and "missing.dcm: no such file or directory" in err
 
 
+def test_get_takes_several_private_tags_in_a_row(run: Run, ct_small: Path) -> None:
+    """A private tag's [CREATOR] looks like a glob pattern: it is a tag all the same
+    (when no file matches it), wherever it comes in the row of tags."""
+    creator = "(0043,xx{:02X})[GEMS_PARM_01]"
+    tags = [creator.format(0x10), "Rows", creator.format(0x11)]
+    code, out, err = run("get", *tags, ct_small)
+    assert (code, err) == (0, "")
+    header, row = out.splitlines()
+    assert header.split() == tags
+    assert row.split() == ["400", "128", "10431"]
+
+
 def test_show_salvage(run: Run) -> None:
     from conftest import bundled
 

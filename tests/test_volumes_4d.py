@@ -521,3 +521,23 @@ def test_nii_filled_in_place_equals_the_written_copy(
     assert direct == copy  # header and voxels, byte for byte
     assert direct_sidecar == copy_sidecar
     assert nib.load(tmp_path / "direct.nii").shape[3] > 1  # 4-D
+
+
+def test_derived_diffusion_maps_have_no_bval(shared_data: Path, tmp_path: Path) -> None:
+    """Trace-weighted, ADC or FA maps computed by the scanner: no .bval/.bvec (dcm2niix
+    writes none either), their notes say why."""
+    import pydicom
+
+    folder = tmp_path / "trace"
+    folder.mkdir()
+    source = shared_data / "dcm_qa_decubitus/In/HFS/4_ep2d_diff_mddw_20_p2"
+    for path in sorted(source.glob("*.dcm"))[:3]:
+        ds = pydicom.dcmread(path)
+        ds.ImageType = ["DERIVED", "PRIMARY", "DIFFUSION", "TRACEW", "ND", "NORM", "MOSAIC"]
+        ds.save_as(folder / path.name)
+    (series,) = _scan(folder)
+    volume = series.volume()
+    assert volume.bvals is None and volume.gradients is None
+    assert any("derived diffusion images (DERIVED, TRACEW)" in n for n in volume.report.notes)
+    written = save_volume(volume, tmp_path / "x.nii", series=series)
+    assert not [path for path in written if path.suffix in (".bval", ".bvec")]

@@ -23,6 +23,8 @@ __all__ = ["B_ZERO", "fsl_bvecs", "fsl_text", "volume_gradients"]
 B_ZERO: Final = 0.0
 """b-values up to this (s/mm2) count as b = 0: no direction (dcm2niix keeps the
 direction of any b above 0, such as Philips' b = 0.001 volumes)."""
+_DERIVED: Final = frozenset({"DERIVED", "ADC", "TRACEW", "TRACE", "FA"})
+"""ImageType values of diffusion maps (dcm2niix's test for derived images)."""
 _SAME_B: Final = 1.0
 _SAME_DIRECTION: Final = 1e-3
 _LPS_TO_RAS: Final = np.array([-1.0, -1.0, 1.0])
@@ -44,6 +46,12 @@ def volume_gradients(
         The slices of one volume disagree about their b-value or direction.
     """
     if not any((s.b_value or 0.0) > B_ZERO for s in ordered):
+        return None, None
+    derived = _DERIVED & {part for value in ordered[0].image_type for part in value.split("_")}
+    if derived:  # maps computed from a DWI: their b-values are not a scheme to fit
+        report.notes.append(
+            f"derived diffusion images ({', '.join(sorted(derived))}): no b-values or directions"
+        )
         return None, None
     bvals = np.full(volumes, np.nan)
     directions = np.zeros((volumes, 3))
