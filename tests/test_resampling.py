@@ -74,7 +74,8 @@ def test_resampled_values_follow_the_math() -> None:
     normal /= np.linalg.norm(normal)
     spacing = 4.0 * math.cos(math.radians(TILT))  # the smallest step along the normal
     extent = sum(STEPS) * math.cos(math.radians(TILT))
-    assert out.array.shape == (40, 50, round(extent / spacing) + 1)
+    sheared = sum(STEPS) * math.sin(math.radians(TILT)) / 0.6  # the last slice moved, pixels
+    assert out.array.shape == (40, 50 + math.ceil(sheared), round(extent / spacing) + 1)
     np.testing.assert_allclose(out.affine_lps[:3, 2], normal * spacing, atol=1e-9)
     np.testing.assert_allclose(out.affine_lps[:3, 3], positions[0])
     axes = out.affine_lps[:3, :3]
@@ -88,6 +89,13 @@ def test_resampled_values_follow_the_math() -> None:
             checked += 1
     assert checked == 4 * out.array.shape[2]
     assert [row["k"] for row in out.slices] == list(range(out.array.shape[2]))
+    inverse = np.linalg.inv(out.affine_lps)
+    for k in (0, len(positions) - 1):  # the planes hold the corners of the first and last
+        for i, j in ((0, 0), (39, 0), (0, 49), (39, 49)):
+            corner = volume.affine_lps[:3, :2] @ (i, j) + positions[k]
+            index = (inverse @ (*corner, 1.0))[:2]  # in the plane
+            last = np.array(out.array.shape[:2]) - 1
+            assert np.all(index > -1e-6) and np.all(index < last + 1e-6)
     assert out.report.notes[-1].startswith(f"resampled to {out.array.shape[2]} equidistant")
 
 
