@@ -38,6 +38,8 @@ BIDS_FIELDS = (
     "PulseSequenceDetails", "ConsistencyInfo", "CoilCombinationMethod",
     "ShimSetting", "RefLinesPE", "DwellTime", "BandwidthPerPixelPhaseEncode",
     "DerivedVendorReportedEchoSpacing", "PartialFourier", "PhaseEncodingSteps",
+    "NonlinearGradientCorrection", "RawImage", "ImagingFrequency", "ParallelAcquisitionTechnique",
+    "ImageTypeText",
 )  # fmt: skip
 SLICE_TIMING_MS = 2.5
 

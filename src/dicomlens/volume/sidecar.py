@@ -31,7 +31,7 @@ __all__ = ["bids_sidecar"]
 
 _MANUFACTURERS: Final = (
     ("SIEMENS", "Siemens"), ("GE", "GE"), ("PHILIPS", "Philips"), ("CANON", "Canon"),
-    ("TOSHIBA", "Canon"), ("HITACHI", "Hitachi"), ("UIH", "UIH"), ("BRUKER", "Bruker"),
+    ("TOSHIBA", "Toshiba"), ("HITACHI", "Hitachi"), ("UIH", "UIH"), ("BRUKER", "Bruker"),
 )  # fmt: skip
 _TEXT_FIELDS: Final = (
     "Modality", "MagneticFieldStrength", "ImagingFrequency", "Manufacturer",
@@ -40,7 +40,7 @@ _TEXT_FIELDS: Final = (
     "PatientPosition", "PerformedProcedureStepDescription", "StudyDescription",
     "SoftwareVersions", "MRAcquisitionType", "SeriesDescription", "ProtocolName",
     "ScanningSequence", "SequenceVariant", "ScanOptions", "SequenceName", "PulseSequenceName",
-    "ImageType", "ImageComments", "SeriesNumber",
+    "ParallelAcquisitionTechnique", "ImageType", "ImageComments", "SeriesNumber",
 )  # fmt: skip
 _MS: Final = 1e-3
 _BIDS_NAMES: Final = {
@@ -49,6 +49,7 @@ _BIDS_NAMES: Final = {
 }
 _COMPONENTS: Final = {"MAGNITUDE": "M", "PHASE": "P", "REAL": "R", "IMAGINARY": "I"}
 """Complex components, in the order dcm2niix appends them, and their short names."""
+_SDI: Final = "SIEMENS MR SDI 02"  # Siemens XA per-frame fields
 _SDS_TEXT: Final = {"ScanningSequence": 0x5A, "SequenceVariant": 0x5B, "ScanOptions": 0x5C}
 """Siemens XA's enhanced files keep these classic fields only as (0021,xxNN)[SDS]."""
 
@@ -69,8 +70,14 @@ def bids_sidecar(
             value = "\\".join(map(str, value))  # as stored: "SE\\EP", like dcm2niix
         if value not in (None, "", []):
             sidecar[_BIDS_NAMES.get(name, name)] = value
+    text = _plain(private(0x0021, _SDI, 0x75))  # Siemens XA: the ImageType of the classic files
+    if text:
+        sidecar["ImageTypeText"] = _image_type(text, fields, with_components=False)
     if "ImageType" in sidecar:
         sidecar["ImageType"] = _image_type(sidecar["ImageType"], fields)
+        sidecar.update(_image_flags([*sidecar["ImageType"], *sidecar.get("ImageTypeText", [])]))
+    if "ImagingFrequency" not in sidecar and (frequency := _float(find("TransmitterFrequency"))):
+        sidecar["ImagingFrequency"] = frequency  # enhanced files name it so
     if "Manufacturer" in sidecar:
         sidecar["Manufacturer"] = _manufacturer(str(sidecar["Manufacturer"]))
     vendor = str(sidecar.get("Manufacturer", ""))
@@ -153,7 +160,7 @@ def _finders(header: Dataset) -> tuple[Any, Any]:
     return find, private
 
 
-def _image_type(values: Any, fields: vendors.Fields) -> list[str]:
+def _image_type(values: Any, fields: vendors.Fields, *, with_components: bool = True) -> list[str]:
     """ImageType as dcm2niix lists it: values split at underscores, then each complex
     component the image holds (MAGNITUDE, PHASE, REAL, IMAGINARY) that its values do
     not name, as dcm2niix detects them: inner values M, P, R, I (or spelled out, or
@@ -161,7 +168,7 @@ def _image_type(values: Any, fields: vendors.Fields) -> list[str]:
     for a B0 map held as real values."""
     parts = [part for value in (values if isinstance(values, list) else [values])
              for part in str(value).split("_") if part]  # fmt: skip
-    if fields.public("Modality") != "MR":
+    if fields.public("Modality") != "MR" or not with_components:
         return parts
     inner = set(parts[1:-1])
     held = {name for name, short in _COMPONENTS.items() if {name, short} & inner}
@@ -176,6 +183,19 @@ def _image_type(values: Any, fields: vendors.Fields) -> list[str]:
     if "REAL" in held and "B0" in joined and "MAP" in joined:
         return parts if "FIELDMAPHZ" in inner else [*parts, "FIELDMAPHZ"]
     return parts + [name for name in _COMPONENTS if name in held and name not in inner]
+
+
+def _image_flags(parts: list[str]) -> dict[str, Any]:
+    """What ImageType says of the image, as dcm2niix reports it: distortion-corrected
+    (Siemens' DIS2D/DIS3D) or not (ND), and derived (not a raw image)."""
+    flags: dict[str, Any] = {}
+    if {"DIS2D", "DIS3D"} & set(parts):
+        flags["NonlinearGradientCorrection"] = True
+    elif "ND" in parts:
+        flags["NonlinearGradientCorrection"] = False
+    if parts and parts[0] == "DERIVED":
+        flags["RawImage"] = False
+    return flags
 
 
 def _philips_scaling(slices: Sequence[SliceInfo], volume: Volume) -> dict[str, Any]:
