@@ -142,3 +142,23 @@ def test_ge_multiphase_with_variable_delays_has_no_slice_timing(
         ds.save_as(path)
     sidecar = _sidecar(planned, tmp_path, "variable")
     assert "SliceTiming" not in sidecar and sidecar["RepetitionTime"] == 5
+
+
+def test_siemens_xa_frames_time_after_start(shared_data: Path, tmp_path: Path) -> None:
+    """Siemens XA's enhanced frames: slice times from each frame's time after start
+    (0021,xx04)[SIEMENS MR SDI 02], finer than FrameAcquisitionDateTime (here made
+    coarse to the second: the times must not come from it)."""
+    folder = tmp_path / "xa"
+    folder.mkdir()
+    for source in sorted((shared_data / "dcm_qa_enh/In").rglob("*.dcm")):
+        ds = pydicom.dcmread(source)
+        for frame in ds.PerFrameFunctionalGroupsSequence:
+            content = frame.FrameContentSequence[0]
+            content.FrameAcquisitionDateTime = str(content.FrameAcquisitionDateTime)[:14]
+        ds.save_as(folder / source.name)
+    sidecar = _sidecar(folder, tmp_path, "xa")
+    reference = json.loads(
+        (shared_data / "dcm_qa_enh/Ref/Siemens_REST1_w_SMS_PF7-8_6.json").read_text()
+    )
+    assert sidecar["SliceTiming"] == pytest.approx(reference["SliceTiming"], abs=1e-6)
+    assert sidecar["MultibandAccelerationFactor"] == 2

@@ -26,6 +26,7 @@ __all__ = [
     "PHILIPS_IMAGING",
     "SIEMENS_CSA",
     "SIEMENS_MR",
+    "SIEMENS_XA_IMAGE",
     "SIEMENS_XA_SERIES",
     "SLICE_GROUPS",
     "Fields",
@@ -46,6 +47,7 @@ __all__ = [
     "private_value",
     "siemens_csa",
     "siemens_protocol",
+    "siemens_time_after_start",
 ]
 
 SIEMENS_MR: Final = "SIEMENS MR HEADER"
@@ -61,9 +63,11 @@ PHILIPS_MR_6: Final = "Philips MR Imaging DD 006"
 
 Gradient = tuple[float, float, float]
 
-SLICE_GROUPS: Final = frozenset({0x0019, 0x0043, 0x2001, 0x2005})
+SLICE_GROUPS: Final = frozenset({0x0019, 0x0021, 0x0043, 0x2001, 0x2005})
 """The private groups whose fields the slice geometry reads (diffusion, mosaics, the
-volume order): :func:`diffusion`, :func:`philips_volume_order`, :func:`mosaic_slices`."""
+volume order, slice times): :func:`diffusion`, :func:`philips_volume_order`,
+:func:`mosaic_slices`, :func:`siemens_time_after_start`."""
+SIEMENS_XA_IMAGE: Final = "SIEMENS MR SDI 02"
 
 
 @dataclass(frozen=True)
@@ -254,6 +258,22 @@ def philips_frame_scale_slope(frame: Dataset) -> float | None:
     if not isinstance(item, Dataset):
         return None
     return philips_scale_slope(Fields(item.get, PrivateLookup(item)))
+
+
+def siemens_time_after_start(fields: Fields, frame: Dataset | None = None) -> float | None:
+    """Siemens XA's time (s) from the start of the acquisition to this image (0021,xx04)
+    [SIEMENS MR SDI 02], or to this frame of an enhanced file (in the item of its
+    (0021,xxFE) group): XA's slice timing, finer than its acquisition times."""
+    if frame is not None:
+        group = private_value(frame, 0x0021, SIEMENS_XA_IMAGE, 0xFE)
+        try:
+            item = group[0]
+        except (TypeError, IndexError, KeyError):
+            return None
+        if not isinstance(item, Dataset):
+            return None
+        return _number(private_value(item, 0x0021, SIEMENS_XA_IMAGE, 0x04))
+    return _number(fields.private(0x0021, SIEMENS_XA_IMAGE, 0x04))
 
 
 def mosaic_slices(fields: Fields) -> int | None:

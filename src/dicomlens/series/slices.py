@@ -106,6 +106,8 @@ class SliceInfo:
     """FrameAcquisitionDateTime of an enhanced frame (for slice timing)."""
     imager_pixel_spacing: tuple[float, float] | None = None
     """ImagerPixelSpacing (or NominalScannedPixelSpacing) of a projection image."""
+    time_after_start: float | None = None
+    """Siemens XA's time from the start of the acquisition to this image (s)."""
     scale_slope: float | None = None
     """Philips' private scale slope SS: the image's floating-point values are
     ``(stored * slope + intercept) / (slope * SS)`` (:func:`precise_values`)."""
@@ -204,6 +206,7 @@ def slice_infos(
     if common["mosaic"]:
         common["mosaic_slices"] = vendors.mosaic_slices(fields)
     magnetic = common["modality"] == "MR"  # diffusion and vendor volume orders: MR only
+    siemens = "SIEMENS" in vendor and magnetic
     philips = "PHILIPS" in vendor and magnetic
     if philips:
         common["volume_order"] = vendors.philips_volume_order(fields)
@@ -214,6 +217,8 @@ def slice_infos(
     shared_groups = _item(ds, _SHARED_GROUPS)
     per_frame = ds[_PER_FRAME_GROUPS].value if _PER_FRAME_GROUPS in ds else None
     if per_frame is None or (frames == 1 and shared_groups is None):
+        if siemens:
+            common["time_after_start"] = vendors.siemens_time_after_start(fields)
         b_value, gradient = vendors.diffusion(fields) if magnetic else (None, None)
         geometry = {**common, **_classic_geometry(get), "b_value": b_value, "gradient": gradient}
         if frames == 1 or not _plausible_frames(frames, pixel_data, get):
@@ -224,6 +229,8 @@ def slice_infos(
     infos = []
     for index, frame in enumerate(per_frame[:frames]):
         geometry = _frame_geometry(frame, shared_groups, ds, fields)
+        if siemens:
+            geometry["time_after_start"] = vendors.siemens_time_after_start(fields, frame)
         if philips:  # a frame's own scale slope, else the file's
             frame_slope = vendors.philips_frame_scale_slope(frame)
             geometry["scale_slope"] = frame_slope or common["scale_slope"]

@@ -21,6 +21,8 @@ from dicomlens.volume.model import Volume
 __all__ = ["multiband_factor", "repetition_time_ms", "slice_timing"]
 
 _MS: Final = 1e-3
+_SAME_MS: Final = 1e-4
+"""Spans of slice times (ms) that count as the same (dcm2niix's isSameFloatGE)."""
 _STAMPED: Final = ("Siemens", "UIH")
 """Vendors whose per-slice acquisition times are the slice timing (dcm2niix's rule)."""
 
@@ -85,39 +87,61 @@ def multiband_factor(
 def _stamped_timing(
     slices: Sequence[SliceInfo], volume: Volume, depth: int, fields: vendors.Fields
 ) -> list[float] | None:
-    """The acquisition times of one volume's slices, from the first: the second volume's
-    on Siemens XA (whose first can be wrong), else the first's."""
+    """When one volume's slices were acquired, from the first: Siemens XA's time after
+    start where the files give it (the second volume's on XA, as the first can be
+    wrong), else the acquisition times (exact: dcm2niix holds them as 32-bit floats of
+    HHMMSS, steps of up to 1/64 s)."""
     software = str(fields.public("SoftwareVersions") or "")
     wanted = 1 if "XA" in software and volume.volumes > 1 else 0
-    chosen = [s for s, row in zip(slices, volume.slices, strict=False) if row["volume"] == wanted]
-    if len(chosen) != depth:
-        return None
     by_k = {row["k"]: s for s, row in zip(slices, volume.slices, strict=False)
             if row["volume"] == wanted}  # fmt: skip
-    stamps = [by_k[k].time_acquired if k in by_k else None for k in range(depth)]
-    if not all(stamps) or len(set(stamps)) < 2:
+    if sorted(by_k) != list(range(depth)):
         return None
-    seconds = [seconds_of_day(t) for t in stamps]
+    chosen = [by_k[k] for k in range(depth)]
+    if all(s.time_after_start is not None for s in chosen):
+        seconds = [float(s.time_after_start) for s in chosen]  # type: ignore[arg-type]
+    else:
+        stamps = [s.time_acquired for s in chosen]
+        if not all(stamps):
+            return None
+        seconds = [seconds_of_day(stamp) for stamp in stamps]
     start = min(seconds)
+    if max(seconds) == start:
+        return None
     return [round(t - start, 6) for t in seconds]
 
 
 def _mosaic_timing(
     csa: dict[str, Any], slices: Sequence[SliceInfo], depth: int, repetition_ms: float | None
 ) -> list[float] | None:
-    """Siemens' MosaicRefAcqTimes (ms, one per tile), from the second volume when there
-    is one (CMRR's sequences write bogus times into the first, as dcm2niix notes),
-    else the first's; in protocol order (tiles saved H>>F are reversed)."""
-    candidates = [csa]
+    """Siemens' MosaicRefAcqTimes (ms, one per tile) as dcm2niix takes them: the first
+    volume's when they span no more than the TR and as long as the second volume's;
+    else the second's, from its first time (CMRR's sequences write bogus times into
+    the first volume). In protocol order: tiles saved H>>F are reversed."""
+    longest = repetition_ms if repetition_ms else math.inf
+    first = vendors.numbers(csa.get("MosaicRefAcqTimes"))[:depth]
+    second: list[float] = []
     if len(slices) > 1:
-        candidates.insert(0, vendors.siemens_csa(read(slices[1].path, stop_before_pixels=True)))
-    for found in candidates:
-        times = vendors.numbers(found.get("MosaicRefAcqTimes"))[:depth]
-        longest = repetition_ms if repetition_ms else math.inf
-        if len(times) == depth and all(0 <= t <= longest for t in times):
-            ordered = times[::-1] if vendors.mosaic_head_first(csa) else times
-            return [round(t * _MS, 6) for t in ordered]
-    return None
+        header = read(slices[1].path, stop_before_pixels=True)
+        second = vendors.numbers(vendors.siemens_csa(header).get("MosaicRefAcqTimes"))[:depth]
+
+    def span(times: list[float]) -> float | None:
+        if len(times) != depth or min(times) < 0:
+            return None
+        extent = max(times) - min(times)
+        return extent if 0 < extent <= longest else None
+
+    first_span, second_span = span(first), span(second)
+    if first_span is not None and (
+        second_span is None or abs(first_span - second_span) <= _SAME_MS
+    ):
+        chosen = first
+    elif second_span is not None:
+        chosen = [t - min(second) for t in second]
+    else:
+        return None
+    ordered = chosen[::-1] if vendors.mosaic_head_first(csa) else chosen
+    return [round(t * _MS, 6) for t in ordered]
 
 
 class _GePlan(NamedTuple):
