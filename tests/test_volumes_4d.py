@@ -543,3 +543,23 @@ def test_derived_diffusion_maps_have_no_bval(shared_data: Path, tmp_path: Path) 
     assert any("derived diffusion images (DERIVED, TRACEW)" in n for n in volume.report.notes)
     written = save_volume(volume, tmp_path / "x.nii", series=series)
     assert not [path for path in written if path.suffix in (".bval", ".bvec")]
+
+
+def test_one_isotropic_image_has_no_bval(shared_data: Path, tmp_path: Path) -> None:
+    """A single weighted image with no direction (a trace volume written apart, as
+    dcm2niix writes its _ADC files): no .bval, no .bvec."""
+    import pydicom
+
+    folder = tmp_path / "iso"
+    folder.mkdir()
+    source = sorted((shared_data / "dcm_qa_decubitus/In/HFS/4_ep2d_diff_mddw_20_p2").glob("*.dcm"))
+    ds = pydicom.dcmread(source[1])
+    block = ds.private_block(0x0019, "SIEMENS MR HEADER")
+    assert float(block[0x0C].value) > 0
+    del ds[block.get_tag(0x0E)]  # the direction goes
+    ds.save_as(folder / "iso.dcm")
+    (series,) = _scan(folder)
+    volume = series.volume()
+    assert volume.bvals is None and "isotropic diffusion image" in volume.report.notes[-1]
+    written = save_volume(volume, tmp_path / "x.nii", series=series)
+    assert not [path for path in written if path.suffix in (".bval", ".bvec")]

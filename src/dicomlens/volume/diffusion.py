@@ -71,6 +71,9 @@ def volume_gradients(
     bvals = np.nan_to_num(bvals)
     weighted = bvals > B_ZERO
     unknown = np.flatnonzero(weighted & (np.linalg.norm(directions, axis=1) == 0))
+    if unknown.size and volumes == 1:  # one isotropic image: no scheme to write
+        report.notes.append("isotropic diffusion image: no b-values or directions written")
+        return None, None
     if unknown.size:  # no bvec rather than a wrong one
         report.notes.append(
             f"diffusion direction unknown for volume(s) {', '.join(map(str, unknown[:5]))}"
