@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from collections.abc import Callable
@@ -297,3 +298,31 @@ def test_isotropic_diffusion_images_are_a_part_of_their_own(
     assert main(["volume", str(folder), "-o", str(tmp_path / "x.nii")]) == 0  # the largest
     assert f"part {dwi.number}:1 is the largest and was chosen" in capsys.readouterr().err
     assert len(np.loadtxt(tmp_path / "x.bval")) == dwi.report.volumes
+
+
+def test_ge_b0_map_is_split_into_field_map_and_magnitude(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A GE B0 map holds the field map (Hz), then the magnitude, at the same positions:
+    two parts (dcm2niix's _fieldmaphz and magnitude files), not a 4-D series."""
+    from dicomlens.export import save_volume
+
+    folder = tmp_path / "b0map"
+    folder.mkdir()
+    sources = sorted((shared_data / "dcm_qa_nih/In/20180918GE/mr_0004").glob("*.dcm"))
+    for source in sources:
+        ds = pydicom.dcmread(source)
+        if int(ds.InstanceNumber) > 30:  # two volumes of 15 slices
+            continue
+        ds.private_block(0x0019, "GEMS_ACQU_01")[0x9C].value = "B0map"
+        ds.private_block(0x0021, "GEMS_RELA_01")[0x4F].value = 15
+        ds.save_as(folder / source.name)
+    parts = scan([folder])
+    assert [p.shape for p in parts] == [(64, 64, 15), (64, 64, 15)]
+    assert {p.first.component for p in parts} == {"FIELDMAPHZ", "MAGNITUDE"}
+    assert all("split by image component" in p.split_reason for p in parts)
+    field = next(p for p in parts if p.first.component == "FIELDMAPHZ")
+    assert max(s.instance_number or 0 for s in field.slices) == 15
+    save_volume(field.volume(), tmp_path / "fmap.nii", series=field)
+    sidecar = json.loads((tmp_path / "fmap.json").read_text())
+    assert sidecar["ImageType"][-1] == "FIELDMAPHZ" and sidecar["Units"] == "Hz"

@@ -33,6 +33,7 @@ __all__ = [
     "GeEpi",
     "PrivateLookup",
     "diffusion",
+    "ge_b0map_component",
     "ge_epi_sequence",
     "ge_multiband",
     "ge_phase_flipped",
@@ -55,6 +56,7 @@ SIEMENS_CSA: Final = "SIEMENS CSA HEADER"
 SIEMENS_XA_SERIES: Final = "SIEMENS MR SDS 01"
 GE_ACQUISITION: Final = "GEMS_ACQU_01"
 GE_PARAMETERS: Final = "GEMS_PARM_01"
+GE_RELATIONS: Final = "GEMS_RELA_01"
 GE_SERIES: Final = "GEMS_SERS_01"
 PHILIPS_IMAGING: Final = "Philips Imaging DD 001"
 PHILIPS_MR: Final = "Philips MR Imaging DD 001"
@@ -274,6 +276,20 @@ def siemens_time_after_start(fields: Fields, frame: Dataset | None = None) -> fl
             return None
         return _number(private_value(item, 0x0021, SIEMENS_XA_IMAGE, 0x04))
     return _number(fields.private(0x0021, SIEMENS_XA_IMAGE, 0x04))
+
+
+def ge_b0map_component(fields: Fields) -> str | None:
+    """A GE B0 map's image: its first volume (InstanceNumber up to the locations in the
+    acquisition (0021,xx4F)[GEMS_RELA_01]) is the field map in Hz, the second the
+    magnitude, as dcm2niix tells them; None for other sequences."""
+    names = (fields.private(0x0019, GE_ACQUISITION, o) for o in (0x9C, 0x9E))
+    if not any("b0map" in str(name or "").lower() for name in names):
+        return None
+    locations = _number(fields.private(0x0021, GE_RELATIONS, 0x4F))
+    instance = _number(fields.public("InstanceNumber"))
+    if not locations or instance is None:
+        return None
+    return "FIELDMAPHZ" if instance <= locations else "MAGNITUDE"
 
 
 def mosaic_slices(fields: Fields) -> int | None:

@@ -20,6 +20,7 @@ _SPLIT_FIELDS: Final = (
     ("pixel spacing", lambda s: s.pixel_spacing),
     ("echo", lambda s: (s.echo_number, s.echo_time)),
     ("image type", lambda s: s.image_type[:3]),
+    ("image component", lambda s: s.component),
 )
 
 

@@ -40,7 +40,8 @@ _HEADER_KEYWORDS: Final = (
     "PerFrameFunctionalGroupsSequence", "AcquisitionNumber", "TriggerTime", "DiffusionBValue",
     "DiffusionGradientOrientation", "MRDiffusionSequence", "Manufacturer", "ImagerPixelSpacing",
     "NominalScannedPixelSpacing", "BitsAllocated", "BitsStored", "PixelRepresentation",
-    "SamplesPerPixel", "InPlanePhaseEncodingDirection",
+    "SamplesPerPixel", "InPlanePhaseEncodingDirection", "ComplexImageComponent",
+    "AcquisitionDateTime",
 )  # fmt: skip
 _PIXEL_DATA: Final = 0x7FE00010
 _SHARED_GROUPS: Final = 0x52009229  # Shared Functional Groups Sequence
@@ -106,6 +107,9 @@ class SliceInfo:
     """FrameAcquisitionDateTime of an enhanced frame (for slice timing)."""
     imager_pixel_spacing: tuple[float, float] | None = None
     """ImagerPixelSpacing (or NominalScannedPixelSpacing) of a projection image."""
+    component: str = ""
+    """The complex component (MAGNITUDE, PHASE, REAL, IMAGINARY, or FIELDMAPHZ for a
+    GE B0 map's field map) where the header says it apart from ImageType."""
     time_after_start: float | None = None
     """Siemens XA's time from the start of the acquisition to this image (s)."""
     scale_slope: float | None = None
@@ -196,7 +200,9 @@ def slice_infos(
         "series_description": _text(get("SeriesDescription")),
         "modality": _text(get("Modality")),
         "instance_number": number_or_none(get("InstanceNumber"), int),
-        "acquisition_time": _text(get("AcquisitionTime")) or None,
+        "acquisition_time": _text(get("AcquisitionTime"))
+        or _text(get("AcquisitionDateTime"))[8:]  # enhanced files give the date and time
+        or None,
         "image_type": _texts(get("ImageType")),
         "acquisition_number": number_or_none(get("AcquisitionNumber"), int),
         "trigger_time": number_or_none(get("TriggerTime")),
@@ -208,6 +214,9 @@ def slice_infos(
     magnetic = common["modality"] == "MR"  # diffusion and vendor volume orders: MR only
     siemens = "SIEMENS" in vendor and magnetic
     philips = "PHILIPS" in vendor and magnetic
+    common["component"] = _text(get("ComplexImageComponent")) or (
+        vendors.ge_b0map_component(fields) or "" if "GE" in vendor and magnetic else ""
+    )
     if philips:
         common["volume_order"] = vendors.philips_volume_order(fields)
         common["scale_slope"] = vendors.philips_scale_slope(fields)
@@ -324,6 +333,7 @@ def _frame_geometry(
     measures = macro("PixelMeasuresSequence")
     transform = macro("PixelValueTransformationSequence")
     content = macro("FrameContentSequence")
+    frame_type = macro("MRImageFrameTypeSequence")
     echo = macro("MREchoSequence")
     b_value, gradient = vendors.diffusion(fields, *macro("MRDiffusionSequence"))
     return {
@@ -339,6 +349,7 @@ def _frame_geometry(
         "echo_time": number_or_none(_first("EffectiveEchoTime", *echo)),
         "echo_number": None,
         "temporal_position": number_or_none(_first("TemporalPositionIndex", *content), int),
+        "component": _text(_first("ComplexImageComponent", *frame_type, ds)),
         "slope": number_or_none(_first("RescaleSlope", *transform, ds)) or 1.0,
         "intercept": number_or_none(_first("RescaleIntercept", *transform, ds)) or 0.0,
     }

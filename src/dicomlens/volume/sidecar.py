@@ -74,7 +74,10 @@ def bids_sidecar(
     if text:
         sidecar["ImageTypeText"] = _image_type(text, fields, with_components=False)
     if "ImageType" in sidecar:
-        sidecar["ImageType"] = _image_type(sidecar["ImageType"], fields)
+        component = slices[0].component if slices else ""
+        sidecar["ImageType"] = _image_type(sidecar["ImageType"], fields, component=component)
+        if "FIELDMAPHZ" in sidecar["ImageType"]:
+            sidecar["Units"] = "Hz"
         sidecar.update(_image_flags([*sidecar["ImageType"], *sidecar.get("ImageTypeText", [])]))
     if "ImagingFrequency" not in sidecar and (frequency := _float(find("TransmitterFrequency"))):
         sidecar["ImagingFrequency"] = frequency  # enhanced files name it so
@@ -160,7 +163,9 @@ def _finders(header: Dataset) -> tuple[Any, Any]:
     return find, private
 
 
-def _image_type(values: Any, fields: vendors.Fields, *, with_components: bool = True) -> list[str]:
+def _image_type(
+    values: Any, fields: vendors.Fields, *, with_components: bool = True, component: str = ""
+) -> list[str]:
     """ImageType as dcm2niix lists it: values split at underscores, then each complex
     component the image holds (MAGNITUDE, PHASE, REAL, IMAGINARY) that its values do
     not name, as dcm2niix detects them: inner values M, P, R, I (or spelled out, or
@@ -174,11 +179,15 @@ def _image_type(values: Any, fields: vendors.Fields, *, with_components: bool = 
     held = {name for name, short in _COMPONENTS.items() if {name, short} & inner}
     if any("PHASE" in part for part in parts):
         held.add("PHASE")
-    component = str(fields.public("ComplexImageComponent") or "").upper()
-    held |= {name for name in _COMPONENTS if component.startswith(name[:2])}
+    stated = str(fields.public("ComplexImageComponent") or "").upper()
+    held |= {name for name in _COMPONENTS if stated.startswith(name[:2])}
     ge_type = vendors.numbers(fields.private(0x0043, vendors.GE_PARAMETERS, 0x2F))
     if ge_type and int(ge_type[0]) in range(4):
         held.add(("MAGNITUDE", "PHASE", "REAL", "IMAGINARY")[int(ge_type[0])])
+    if component == "FIELDMAPHZ":  # a GE B0 map's field map
+        return parts if "FIELDMAPHZ" in inner else [*parts, "FIELDMAPHZ"]
+    if component in _COMPONENTS:  # the series' part is of this one (GE's may say MAGNITUDE)
+        held = {component}
     joined = "_".join(parts)
     if "REAL" in held and "B0" in joined and "MAP" in joined:
         return parts if "FIELDMAPHZ" in inner else [*parts, "FIELDMAPHZ"]
@@ -257,12 +266,22 @@ def _manufacturer(text: str) -> str:
 
 
 def _acquisition_time(slices: Sequence[SliceInfo]) -> str | None:
-    """The earliest acquisition time, as dcm2niix writes it (``HH:MM:S.ffffff``)."""
-    times = [s.time_acquired for s in slices]
-    seconds = [seconds_of_day(t) for t in times if t]
-    if not seconds:
+    """The AcquisitionTime of the image numbered first (InstanceNumber), as dcm2niix
+    gives it (``HH:MM:S.ffffff``); the earliest where images have no number (an
+    enhanced file's own AcquisitionTime, not its frames')."""
+    stamped = [s for s in slices if s.acquisition_time or s.time_acquired]
+    if not stamped:
         return None
-    first = min(seconds)
+    numbered = [s for s in stamped if s.instance_number is not None]
+    if numbered:
+        found = min(numbered, key=lambda s: s.instance_number or 0)
+        stamp = found.acquisition_time or found.time_acquired
+    else:
+        stamp = min((s.acquisition_time or s.time_acquired or "" for s in stamped),
+                    key=seconds_of_day)  # fmt: skip
+    if not stamp:
+        return None
+    first = seconds_of_day(stamp)
     hours, rest = divmod(first, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{int(hours):02d}:{int(minutes):02d}:{secs:f}"
