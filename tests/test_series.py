@@ -252,8 +252,9 @@ def _ge_fmri_with_trigger_times(shared_data: Path, target: Path, trigger) -> Pat
 
 
 def test_cardiac_phases_are_told_from_ge_slice_clocks(shared_data: Path, tmp_path: Path) -> None:
-    """A cine has one trigger time per phase at every position; GE's EPI counts its
-    TriggerTime from the series' start, so it differs at every slice and volume."""
+    """A cine has one trigger time per phase at every position, within a heart beat;
+    GE's EPI counts its TriggerTime from the series' start, so it differs at every
+    slice and volume, and Philips' fMRI from the run's start, volume by volume."""
     cine = _ge_fmri_with_trigger_times(shared_data, tmp_path / "cine", lambda v, k: 40.0 * v)
     (series,) = scan([cine])
     assert series.report.kind == "cardiac phases"
@@ -262,6 +263,9 @@ def test_cardiac_phases_are_told_from_ge_slice_clocks(shared_data: Path, tmp_pat
     )
     (series,) = scan([clock])
     assert series.report.kind == "fMRI" and series.report.volumes == 10
+    run = _ge_fmri_with_trigger_times(shared_data, tmp_path / "run", lambda v, k: 1259.0 * v)
+    (series,) = scan([run])  # Philips' fMRI: one trigger time per volume, over the run
+    assert series.report.kind == "fMRI"
 
 
 def test_isotropic_diffusion_images_are_a_part_of_their_own(

@@ -233,13 +233,13 @@ def _first_item(ds: Dataset, keyword: str) -> Dataset | None:
 
 def philips_volume_order(fields: Fields) -> tuple[float, ...]:
     """How Philips orders the volumes of a classic 4-D series: the diffusion order
-    (2005,xx96)[Philips MR Imaging DD 006] where the software writes it, else the
-    b-value number and gradient number (2005,xx12/13)[Philips MR Imaging DD 005]."""
+    (2005,xx96)[Philips MR Imaging DD 006] where the software writes it (some write 0
+    throughout), then the b-value number and gradient number (2005,xx12/13)[Philips MR
+    Imaging DD 005]."""
     order = _number(fields.private(0x2005, PHILIPS_MR_6, 0x96))
-    if order is not None:
-        return (order,)
     pair = [_number(fields.private(0x2005, PHILIPS_MR_5, o)) for o in (0x12, 0x13)]
-    return tuple(p for p in pair if p is not None) if all(p is not None for p in pair) else ()
+    numbers = tuple(p for p in pair if p is not None) if None not in pair else ()
+    return numbers if order is None else (order, *numbers)
 
 
 def philips_scale_slope(fields: Fields) -> float | None:

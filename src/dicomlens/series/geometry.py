@@ -40,6 +40,8 @@ _GAP_FACTOR: Final = 1.5
 _MULTIPLE_TOLERANCE: Final = 0.15
 """A step counts as missing slices only within this fraction of a whole multiple of the usual."""
 _SAME_TRIGGER_MS: Final = 1.0
+_HEART_BEAT_MS: Final = 3000.0
+"""The longest cardiac cycle whose phases trigger times can span."""
 _OBLIQUE_COSINE: Final = math.cos(math.radians(10))
 _LPS_TO_RAS: Final = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -234,7 +236,8 @@ def _kind_of(stacks: Sequence[Sequence[SliceInfo]]) -> str:
     """What a 4-D series holds: diffusion directions, cardiac phases or time points.
     ``stacks`` are the slices at each position, in volume order. Cardiac phases
     have trigger times that differ from volume to volume but not from position to
-    position within one (GE's EPI counts its TriggerTime from the series' start)."""
+    position within one (GE's EPI counts its TriggerTime from the series' start) and
+    span one heart beat (Philips' fMRI counts it from the run's start)."""
     slices = [s for stack in stacks for s in stack]
     if any((s.b_value or 0.0) > 0 for s in slices):
         return "DWI"
@@ -247,6 +250,9 @@ def _kind_of(stacks: Sequence[Sequence[SliceInfo]]) -> str:
 
 def _cardiac(stacks: Sequence[Sequence[SliceInfo]]) -> bool:
     if not any(len({s.trigger_time for s in stack}) > 1 for stack in stacks):
+        return False
+    times = [s.trigger_time or 0.0 for stack in stacks for s in stack]
+    if max(times) - min(times) > _HEART_BEAT_MS:  # a run's clock (Philips fMRI), not a cycle
         return False
     depth = min(len(stack) for stack in stacks)
     for number in range(depth):
