@@ -563,3 +563,26 @@ def test_one_isotropic_image_has_no_bval(shared_data: Path, tmp_path: Path) -> N
     assert volume.bvals is None and "isotropic diffusion image" in volume.report.notes[-1]
     written = save_volume(volume, tmp_path / "x.nii", series=series)
     assert not [path for path in written if path.suffix in (".bval", ".bvec")]
+
+
+def test_philips_volume_order_without_its_diffusion_order(
+    philips_dwi: Path, tmp_path: Path
+) -> None:
+    """Some Philips software writes 0 throughout (2005,xx96): the b-value and gradient
+    numbers (2005,xx12/13) order the volumes then (instance numbers are scrambled)."""
+    import pydicom
+
+    from dicomlens import vendors
+
+    folder = tmp_path / "zeroed"
+    folder.mkdir()
+    for path in sorted(philips_dwi.iterdir()):
+        ds = pydicom.dcmread(path)
+        if "DiffusionBValue" in ds:  # an image of the DWI (not the derived one)
+            ds.private_block(0x2005, vendors.PHILIPS_MR_6)[0x96].value = 0
+        ds.save_as(folder / path.name)
+    series = max(_scan(folder), key=lambda s: len(s.slices))
+    volume = series.volume()
+    assert volume.bvals is not None and len(volume.bvals) == 17
+    np.testing.assert_allclose(volume.bvals, [0] + [1000] * 12 + [0.001, 0.002, 0.003, 0.004],
+                               atol=1e-6)  # fmt: skip
