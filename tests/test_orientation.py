@@ -80,3 +80,22 @@ def test_turned_volume_is_the_same_image(seed: int) -> None:
         world = turned_affine @ (*index, 1)
         source = np.linalg.solve(affine, world)[:3].round().astype(int)
         assert turned[index] == array[tuple(source)]
+
+
+def test_philips_3d_epi_keeps_its_flipped_rows(philips_dwi: Path, tmp_path: Path) -> None:
+    """Philips writes EchoPlanarPulseSequence inside its private item (2005,xx0F): a
+    3-D EPI there is still EPI, not turned (dcm2niix reads it there too)."""
+    from dicomlens.reading import read
+    from dicomlens.volume.orientation import turned_to_ras
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        series = max(scan([philips_dwi]), key=lambda s: len(s.slices))
+    header = read(series.first.path, stop_before_pixels=True)
+    header.MRAcquisitionType = "3D"
+    one_volume = series.one_volume(0)
+    assert not turned_to_ras(header, one_volume.report, one_volume.report.slices)
+    header.private_block(0x2005, "Philips MR Imaging DD 005")[0x0F].value[0][
+        "EchoPlanarPulseSequence"
+    ].value = "NO"
+    assert turned_to_ras(header, one_volume.report, one_volume.report.slices)

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
+from dicomlens import vendors
 from dicomlens.series import GeometryReport
 
 __all__ = ["closest_to_ras", "turned_to_ras"]
@@ -30,7 +31,7 @@ def turned_to_ras(header: Dataset, report: GeometryReport, depth: int) -> bool:
     acquisition = str(header.get("MRAcquisitionType") or "")
     scanning = header.get("ScanningSequence") or ""
     sequence = "\\".join(scanning) if not isinstance(scanning, str) else scanning
-    echo_planar = "EP" in sequence or str(header.get("EchoPlanarPulseSequence")) == "YES"
+    echo_planar = "EP" in sequence or _says_echo_planar(header)
     return (
         header.get("Modality") == "MR"
         and acquisition.upper().startswith("3D")
@@ -39,6 +40,20 @@ def turned_to_ras(header: Dataset, report: GeometryReport, depth: int) -> bool:
         and depth > 1
         and report.uniform
     )
+
+
+def _says_echo_planar(header: Dataset) -> bool:
+    """EchoPlanarPulseSequence YES at the top level, in Philips' private item of
+    enhanced attributes (2005,xx0F), or in an enhanced file's shared functional groups."""
+    places = [header]
+    philips = vendors.private_value(header, 0x2005, vendors.PHILIPS_MR_5, 0x0F)
+    shared = header.get("SharedFunctionalGroupsSequence")
+    for group in (philips, shared):
+        if group and isinstance(group[0], Dataset):
+            places.append(group[0])
+            places.extend(item for element in group[0] if element.VR == "SQ"
+                          for item in element.value[:1])  # fmt: skip
+    return any(str(place.get("EchoPlanarPulseSequence", "")) == "YES" for place in places)
 
 
 def closest_to_ras(
