@@ -122,3 +122,64 @@ def test_slice_timing_comes_from_the_second_volume(shared_data: Path, tmp_path: 
     save_volume(series.volume(), tmp_path / "bogus.nii", series=series)
     timing = json.loads((tmp_path / "bogus.json").read_text())["SliceTiming"]
     assert timing == pytest.approx(expected, abs=2.5e-3) and max(timing) < 3
+
+
+UIH_CREATOR = "Image Private Header"
+
+
+def _as_uih_grid(source: Path, target: Path, affine: np.ndarray, tiles: int) -> None:  # type: ignore[type-arg]
+    """A Siemens mosaic as UIH saves a grid: its first ``tiles`` tiles in only the rows
+    of tiles they need, each tile's position in (0065,xx51), the b-value and the
+    direction (along the image's row, column and normal) in (0065,xx09/37)."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = pydicom.dcmread(source)
+    csa = vendors.siemens_csa(ds)
+    side = mosaic_side(int(csa["NumberOfImagesInMosaic"]))
+    rows = -(-tiles // side)  # the rows of tiles the grid needs
+    height = ds.Rows // side
+    ds.PixelData = np.ascontiguousarray(ds.pixel_array[: rows * height]).tobytes()
+    ds.Rows = rows * height
+    b_value = float(ds.private_block(0x0019, "SIEMENS MR HEADER")[0x0C].value)
+    world = np.zeros(3)
+    if b_value > 0:
+        world = np.array(ds.private_block(0x0019, "SIEMENS MR HEADER")[0x0E].value, dtype=float)
+    axes = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    local = np.linalg.solve(axes, world)  # along the row, column and slice step
+    for group in (0x0019, 0x0029, 0x0051):
+        for tag in [element.tag for element in ds if element.tag.group == group]:
+            del ds[tag]
+    ds.Manufacturer = "UIH"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "VFRAME"]
+    del ds.ImagePositionPatient
+    block = ds.private_block(0x0065, UIH_CREATOR, create=True)
+    block.add_new(0x09, "FD", b_value)
+    block.add_new(0x37, "FD", [float(v) for v in local])
+    block.add_new(0x50, "DS", str(tiles))
+    items = []
+    for tile in range(tiles):
+        item = Dataset()
+        item.ImagePositionPatient = [f"{v:.6f}" for v in affine @ (0, 0, tile, 1)][:3]
+        items.append(item)
+    block.add_new(0x51, "SQ", Sequence(items))
+    ds.save_as(target)
+
+
+def test_uih_grid_converts_like_the_mosaic_it_was(shared_data: Path, tmp_path: Path) -> None:
+    """UIH's grid (its mosaic: as many tile columns as Siemens', only the rows it needs,
+    each tile's position given): the same voxels, affine and directions."""
+    source = shared_data / "dcm_qa_decubitus/In/HFS/4_ep2d_diff_mddw_20_p2"
+    siemens = _series(source)
+    expected = siemens.volume()
+    folder = tmp_path / "uih"
+    folder.mkdir()
+    for info in siemens.slices[:4]:  # b = 0 and three directions
+        _as_uih_grid(info.path, folder / info.path.name, expected.affine_lps, tiles=20)
+    grid = _series(folder)
+    assert grid.shape == (128, 128, 20, 4) and grid.report.kind == "DWI"
+    volume = grid.volume()
+    np.testing.assert_array_equal(volume.array, expected.array[:, :, :20, :4])
+    np.testing.assert_allclose(volume.affine_lps, expected.affine_lps, atol=1e-4)
+    np.testing.assert_allclose(volume.bvals, expected.bvals[:4])
+    np.testing.assert_allclose(volume.gradients, expected.gradients[:4], atol=1e-6)

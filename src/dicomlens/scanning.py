@@ -37,7 +37,7 @@ from dicomlens.series import (
     sort_slices,
 )
 from dicomlens.volume import MAX_IMAGE_BYTES, Volume, load_volume
-from dicomlens.volume.mosaic import mosaic_side
+from dicomlens.volume.mosaic import mosaic_grid
 from dicomlens.volume.pixels import Allocator
 
 _DEFER_BYTES = 16384
@@ -83,8 +83,8 @@ class Series:
         columns are those of one tile)."""
         rows, columns, volumes = self.first.rows, self.first.columns, self.report.volumes
         if self.first.mosaic and self.first.mosaic_slices:
-            side = mosaic_side(self.first.mosaic_slices)
-            rows, columns = rows // side, columns // side
+            across, side = mosaic_grid(self.first)
+            rows, columns = rows // across, columns // side
             return (rows, columns, self.first.mosaic_slices, volumes)[: 4 if volumes > 1 else 3]
         if volumes > 1:
             return (rows, columns, self.report.slices, volumes)

@@ -29,6 +29,7 @@ __all__ = [
     "SIEMENS_XA_IMAGE",
     "SIEMENS_XA_SERIES",
     "SLICE_GROUPS",
+    "UIH_IMAGE",
     "Fields",
     "GeEpi",
     "PrivateLookup",
@@ -49,6 +50,9 @@ __all__ = [
     "siemens_csa",
     "siemens_protocol",
     "siemens_time_after_start",
+    "uih_grid",
+    "uih_tile_positions",
+    "uih_tiles",
 ]
 
 SIEMENS_MR: Final = "SIEMENS MR HEADER"
@@ -65,11 +69,12 @@ PHILIPS_MR_6: Final = "Philips MR Imaging DD 006"
 
 Gradient = tuple[float, float, float]
 
-SLICE_GROUPS: Final = frozenset({0x0019, 0x0021, 0x0043, 0x2001, 0x2005})
+SLICE_GROUPS: Final = frozenset({0x0019, 0x0021, 0x0043, 0x0065, 0x2001, 0x2005})
 """The private groups whose fields the slice geometry reads (diffusion, mosaics, the
 volume order, slice times): :func:`diffusion`, :func:`philips_volume_order`,
 :func:`mosaic_slices`, :func:`siemens_time_after_start`."""
 SIEMENS_XA_IMAGE: Final = "SIEMENS MR SDI 02"
+UIH_IMAGE: Final = "Image Private Header"
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,10 @@ def _private_diffusion(fields: Fields) -> tuple[float | None, Gradient | None]:
     if b_value is not None:  # Philips: (RL, AP, FH), the patient axes x, y, z
         parts = [_number(fields.private(0x2005, PHILIPS_MR, o)) for o in (0xB0, 0xB1, 0xB2)]
         return b_value, _gradient([p for p in parts if p is not None])
+    b_value = _number(fields.private(0x0065, UIH_IMAGE, 0x09))
+    if b_value is not None:  # UIH: the direction along the image's rows, columns, normal
+        local = numbers(fields.private(0x0065, UIH_IMAGE, 0x37))
+        return b_value, _image_to_patient(local, fields) if len(local) == 3 else None
     b_value = _number(fields.private(0x0043, GE_PARAMETERS, 0x39))
     if b_value is not None:  # GE adds 10^9 to flag some b-values
         parts = [_number(fields.private(0x0019, GE_ACQUISITION, o)) for o in (0xBB, 0xBC, 0xBD)]
@@ -221,6 +230,21 @@ def _ge_gradient(logical: list[float], fields: Fields) -> Gradient | None:
     x, y, z = logical
     y = y if coronal else -y
     return _gradient([-x * r + y * c + z * n for r, c, n in zip(row, column, normal, strict=True)])
+
+
+def _image_to_patient(local: list[float], fields: Fields) -> Gradient | None:
+    """A direction given along an image's row, column and normal, in patient LPS."""
+    orientation = numbers(fields.public("ImageOrientationPatient"))
+    if len(orientation) != 6:
+        return None
+    row, column = orientation[:3], orientation[3:]
+    normal = [
+        row[1] * column[2] - row[2] * column[1],
+        row[2] * column[0] - row[0] * column[2],
+        row[0] * column[1] - row[1] * column[0],
+    ]
+    x, y, z = local
+    return _gradient([x * r + y * c + z * n for r, c, n in zip(row, column, normal, strict=True)])
 
 
 def _first_item(ds: Dataset, keyword: str) -> Dataset | None:
@@ -290,6 +314,32 @@ def ge_b0map_component(fields: Fields) -> str | None:
     if not locations or instance is None:
         return None
     return "FIELDMAPHZ" if instance <= locations else "MAGNITUDE"
+
+
+def uih_grid(fields: Fields) -> int | None:
+    """The images in a UIH grid, UIH's mosaic: (0065,xx50)[Image Private Header]."""
+    count = _number(fields.private(0x0065, UIH_IMAGE, 0x50))
+    return int(count) if count and count > 1 else None
+
+
+def uih_tiles(ds: Dataset) -> list[Dataset]:
+    """The items of a UIH grid's (0065,xx51)[Image Private Header], one per tile."""
+    items = private_value(ds, 0x0065, UIH_IMAGE, 0x51)
+    if not isinstance(items, Sequence):
+        return []
+    return [item for item in items if isinstance(item, Dataset)]
+
+
+def uih_tile_positions(ds: Dataset) -> list[tuple[float, float, float]]:
+    """The ImagePositionPatient of each tile of a UIH grid, from the items of
+    (0065,xx51)[Image Private Header]; empty when they are not all there."""
+    positions = []
+    for item in uih_tiles(ds):
+        found = numbers(item.get("ImagePositionPatient"))
+        if len(found) != 3:
+            return []
+        positions.append((found[0], found[1], found[2]))
+    return positions
 
 
 def mosaic_slices(fields: Fields) -> int | None:

@@ -6,6 +6,7 @@ multi-frame file. Coordinates are DICOM patient coordinates (LPS, millimetres).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -103,6 +104,9 @@ class SliceInfo:
     volume_order: tuple[float, ...] = ()
     """A vendor's own order of the volumes of a 4-D series (Philips)."""
     mosaic_slices: int | None = None
+    mosaic_rows: int | None = None
+    """Rows of tiles of a mosaic that is not square (UIH's grids fill only the rows
+    they need); None for Siemens', as many rows as columns."""
     frame_time: str | None = None
     """FrameAcquisitionDateTime of an enhanced frame (for slice timing)."""
     imager_pixel_spacing: tuple[float, float] | None = None
@@ -212,6 +216,10 @@ def slice_infos(
     if common["mosaic"]:
         common["mosaic_slices"] = vendors.mosaic_slices(fields)
     magnetic = common["modality"] == "MR"  # diffusion and vendor volume orders: MR only
+    grid = vendors.uih_grid(fields) if "UIH" in vendor and magnetic else None
+    if grid:  # UIH's mosaic: its rows of tiles, and its first tile's position
+        columns = math.ceil(math.sqrt(grid))
+        common.update(mosaic=True, mosaic_slices=grid, mosaic_rows=math.ceil(grid / columns))
     siemens = "SIEMENS" in vendor and magnetic
     philips = "PHILIPS" in vendor and magnetic
     common["component"] = _text(get("ComplexImageComponent")) or (
@@ -230,6 +238,11 @@ def slice_infos(
             common["time_after_start"] = vendors.siemens_time_after_start(fields)
         b_value, gradient = vendors.diffusion(fields) if magnetic else (None, None)
         geometry = {**common, **_classic_geometry(get), "b_value": b_value, "gradient": gradient}
+        if grid and geometry["position"] is None and (tiles := vendors.uih_tile_positions(ds)):
+            geometry["position"] = tiles[0]
+        if grid and geometry["acquisition_time"] is None:  # its first tile's
+            stamps = [_text(item.get("AcquisitionTime")) for item in vendors.uih_tiles(ds)]
+            geometry["acquisition_time"] = min(filter(None, stamps), default=None)
         if frames == 1 or not _plausible_frames(frames, pixel_data, get):
             return [SliceInfo(frame=None, **geometry)]
         # a multi-frame image without functional groups (a cine, a nuclear medicine set):

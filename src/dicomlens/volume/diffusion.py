@@ -25,6 +25,9 @@ B_ZERO: Final = 0.0
 direction of any b above 0, such as Philips' b = 0.001 volumes)."""
 _DERIVED: Final = frozenset({"DERIVED", "ADC", "TRACEW", "TRACE", "FA"})
 """ImageType values of diffusion maps (dcm2niix's test for derived images)."""
+_LOW_B: Final = 50.0
+"""b-values (s/mm2) up to which an image with no direction is taken as b = 0, as dcm2niix
+takes them (UIH writes b = 1.25, Philips b = 0.001 for them)."""
 _SAME_B: Final = 1.0
 _SAME_DIRECTION: Final = 1e-3
 _LPS_TO_RAS: Final = np.array([-1.0, -1.0, 1.0])
@@ -69,7 +72,7 @@ def volume_gradients(
                 f"(b={bvals[number]:g} and b={b_value:g}); the volumes cannot be told apart"
             )
     bvals = np.nan_to_num(bvals)
-    weighted = bvals > B_ZERO
+    weighted = bvals > _LOW_B  # lower b-values without a direction are b = 0 images
     unknown = np.flatnonzero(weighted & (np.linalg.norm(directions, axis=1) == 0))
     if unknown.size and volumes == 1:  # one isotropic image: no scheme to write
         report.notes.append("isotropic diffusion image: no b-values or directions written")

@@ -29,7 +29,7 @@ from dicomlens.volume.pixels import (
     rescale_planes,
 )
 
-__all__ = ["load_mosaics", "mosaic_geometry", "mosaic_side", "unpack_mosaic"]
+__all__ = ["load_mosaics", "mosaic_geometry", "mosaic_grid", "mosaic_side", "unpack_mosaic"]
 
 _READ_THREADS: Final = 4
 
@@ -94,19 +94,26 @@ def mosaic_side(count: int) -> int:
     return math.ceil(math.sqrt(count))
 
 
+def mosaic_grid(info: SliceInfo, count: int | None = None) -> tuple[int, int]:
+    """Rows and columns of tiles of a mosaic: a square for Siemens, only the rows it
+    needs for UIH (:attr:`~dicomlens.series.SliceInfo.mosaic_rows`)."""
+    side = mosaic_side(count or info.mosaic_slices or 1)
+    return (info.mosaic_rows or side), side
+
+
 def unpack_mosaic(
     plane: NDArray[Any], count: int, info: SliceInfo, *, reverse: bool = False
 ) -> NDArray[Any]:
     """The ``count`` tiles of a mosaic image as (slice, row, column), row by row, or
     from the last tile with ``reverse`` (a view of the image: nothing is copied)."""
-    side = mosaic_side(count)
-    rows, columns = plane.shape[0] // side, plane.shape[1] // side
-    if plane.ndim != 2 or rows * side != plane.shape[0] or columns * side != plane.shape[1]:
+    across, side = mosaic_grid(info, count)
+    rows, columns = plane.shape[0] // across, plane.shape[1] // side
+    if plane.ndim != 2 or rows * across != plane.shape[0] or columns * side != plane.shape[1]:
         raise SeriesError(
             f"{info.path}: a {plane.shape} image cannot hold a mosaic of {count} slices"
         )
-    grid = plane.reshape(side, rows, side, columns).swapaxes(1, 2)
-    tiles = grid.reshape(side * side, rows, columns)[:count]
+    grid = plane.reshape(across, rows, side, columns).swapaxes(1, 2)
+    tiles = grid.reshape(across * side, rows, columns)[:count]
     return tiles[::-1] if reverse else tiles
 
 
@@ -114,6 +121,8 @@ def mosaic_geometry(info: SliceInfo, limit: int) -> tuple[NDArray[np.float64], i
     """The affine (column, row, slice to LPS) of a mosaic file's slices in protocol
     order, their count, and whether that order reverses the tiles
     (:func:`dicomlens.vendors.mosaic_head_first`)."""
+    if info.mosaic_rows is not None:
+        return _grid_geometry(info, limit)
     with warnings.catch_warnings():  # nibabel calls its readers experimental on import;
         warnings.simplefilter("ignore")  # the unpacking is checked against dcm2niix in our tests
         from nibabel.nicom import dicomwrappers  # heavy: only for mosaics
@@ -136,3 +145,19 @@ def mosaic_geometry(info: SliceInfo, limit: int) -> tuple[NDArray[np.float64], i
         affine[:3, 3] = affine[:3, :] @ np.array([0.0, 0.0, count - 1.0, 1.0])
         affine[:3, 2] = -affine[:3, 2]
     return affine, count, reverse
+
+
+def _grid_geometry(info: SliceInfo, limit: int) -> tuple[NDArray[np.float64], int, bool]:
+    """A UIH grid's affine: its tiles' own positions (0065,xx51), first to last."""
+    ds = read_full(info.path)
+    check_declared_size(ds, info.path, limit)
+    positions = vendors.uih_tile_positions(ds)
+    if len(positions) != info.mosaic_slices or info.orientation is None or len(positions) < 2:
+        raise SeriesError(f"{info.path}: the grid's tiles do not all give their position")
+    spacing = info.pixel_spacing or (1.0, 1.0)
+    affine = np.eye(4)
+    affine[:3, 0] = np.array(info.orientation[:3]) * spacing[1]
+    affine[:3, 1] = np.array(info.orientation[3:]) * spacing[0]
+    affine[:3, 2] = (np.array(positions[-1]) - positions[0]) / (len(positions) - 1)
+    affine[:3, 3] = positions[0]
+    return affine, len(positions), False

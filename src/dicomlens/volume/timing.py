@@ -42,6 +42,8 @@ def slice_timing(
         return None
     if fields.public("Modality") not in ("MR", None):
         return None
+    if slices[0].mosaic and vendor == "UIH":
+        return _grid_timing(header, depth)
     if slices[0].mosaic:
         return _mosaic_timing(csa, slices, depth, repetition_time_ms(vendor, header, fields))
     if vendor == "GE":
@@ -109,6 +111,16 @@ def _stamped_timing(
     if max(seconds) == start:
         return None
     return [round(t - start, 6) for t in seconds]
+
+
+def _grid_timing(header: Dataset, depth: int) -> list[float] | None:
+    """A UIH grid's slice times: each tile's own AcquisitionTime (0065,xx51)."""
+    stamps = [str(item.get("AcquisitionTime") or "") for item in vendors.uih_tiles(header)]
+    if len(stamps) != depth or not all(stamps):
+        return None
+    seconds = [seconds_of_day(stamp) for stamp in stamps]
+    start = min(seconds)
+    return [round(t - start, 6) for t in seconds] if max(seconds) > start else None
 
 
 def _mosaic_timing(
