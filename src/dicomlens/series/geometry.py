@@ -265,7 +265,7 @@ def _cardiac(stacks: Sequence[Sequence[SliceInfo]]) -> bool:
 def _sort_mosaics(
     unique: list[SliceInfo], notes: list[str]
 ) -> tuple[list[SliceInfo], GeometryReport]:
-    """Siemens mosaic files: one volume each, in acquisition order."""
+    """Mosaic files (Siemens mosaics, UIH grids): one volume each, in acquisition order."""
     ordered = sorted(unique, key=volume_key)
     report = GeometryReport(
         ordered[0].mosaic_slices or 0, _label_of(ordered), "position", notes=notes
@@ -273,7 +273,7 @@ def _sort_mosaics(
     report.volumes = len(ordered)
     if len(ordered) > 1:
         report.kind = _kind_of([ordered])  # the files of a mosaic series: one position
-        notes.append(f"{len(ordered)} Siemens mosaic volumes ({report.kind})")
+        notes.append(f"{len(ordered)} mosaic volumes ({report.kind})")
     return ordered, report
 
 

@@ -1,7 +1,7 @@
 """Pixel volumes: 3-D and 4-D arrays with their affines, single images, windows.
 
 A package of small modules, one job each: :mod:`~dicomlens.volume.assembly`
-stacks sorted slices, :mod:`~dicomlens.volume.mosaic` unpacks Siemens mosaics,
+stacks sorted slices, :mod:`~dicomlens.volume.mosaic` unpacks mosaics,
 :mod:`~dicomlens.volume.pixels` reads one image, :mod:`~dicomlens.volume.diffusion`
 handles b-values and gradients, :mod:`~dicomlens.volume.windows` window/level.
 """

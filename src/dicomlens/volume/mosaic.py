@@ -1,7 +1,9 @@
-"""Siemens mosaics: each file is one volume whose slices are tiles of one image.
+"""Mosaics (Siemens mosaics, UIH grids): each file is one volume whose slices are tiles
+of one image.
 
-The number of tiles and the geometry come from the CSA header through nibabel's
-DICOM wrappers (the first file's); every file is unpacked with numpy.
+The number of tiles and the geometry come from the first file: a Siemens mosaic's CSA
+header through nibabel's DICOM wrappers, a UIH grid's own list of tile positions; every
+file is unpacked with numpy.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def load_mosaics(
     elif into is not None:
         planes = planes.astype(into)
     report.slices = count
-    report.notes.append(f"Siemens mosaic of {count} slices unpacked")
+    report.notes.append(f"mosaic of {count} slices unpacked")
     if reverse:
         report.notes.append("mosaic saved H>>F: its slices reversed into protocol order")
     if len(ordered) > 1:
