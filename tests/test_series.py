@@ -330,3 +330,42 @@ def test_ge_b0_map_is_split_into_field_map_and_magnitude(
     save_volume(field.volume(), tmp_path / "fmap.nii", series=field)
     sidecar = json.loads((tmp_path / "fmap.json").read_text())
     assert sidecar["ImageType"][-1] == "FIELDMAPHZ" and sidecar["Units"] == "Hz"
+
+
+def test_ge_pepolar_reversed_images_are_turned_upright(shared_data: Path, tmp_path: Path) -> None:
+    """GE's epi_pepolar in mode 2 (reversed, then forward): odd temporal positions are
+    reversed polarity, stored upside down and saying nothing else. They are a part of
+    their own, turned upright, their phase encoding the other way and numbered +1000,
+    as dcm2niix writes them."""
+    from dicomlens.export import save_volume
+
+    folder = tmp_path / "pepolar"
+    folder.mkdir()
+    sources = sorted((shared_data / "dcm_qa_nih/In/20180918GE/mr_0004").glob("*.dcm"))
+    for source in sources:
+        ds = pydicom.dcmread(source)
+        volume = (int(ds.InstanceNumber) - 1) // 15
+        if volume >= 4:
+            continue
+        ds.TemporalPositionIdentifier = volume + 1
+        block = ds.private_block(0x0019, "GEMS_ACQU_01")
+        block[0x9C].value = "research/ABCD/epi_pepolar"
+        block[0xB3].value = "2"
+        if volume % 2 == 0:  # temporal positions 1 and 3: reversed, stored upside down
+            ds.PixelData = np.ascontiguousarray(ds.pixel_array[::-1]).tobytes()
+        ds.save_as(folder / source.name)
+    (original,) = scan([shared_data / "dcm_qa_nih/In/20180918GE/mr_0004"])
+    expected = original.volume().array[..., :4]
+    parts = scan([folder])
+    assert [p.split_reason.split(":")[0] for p in parts] == ["split by phase-encoding polarity"] * 2
+    reversed_part = next(p for p in parts if p.first.rows_reversed)
+    forward = next(p for p in parts if not p.first.rows_reversed)
+    np.testing.assert_array_equal(reversed_part.volume().array, expected[..., 0::2])
+    np.testing.assert_array_equal(forward.volume().array, expected[..., 1::2])
+    sidecars = {}
+    for name, part in (("rev", reversed_part), ("fwd", forward)):
+        save_volume(part.volume(), tmp_path / f"{name}.nii", series=part)
+        sidecars[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert sidecars["fwd"]["PhaseEncodingDirection"].rstrip("-") == "j"
+    assert sidecars["rev"]["PhaseEncodingDirection"] != sidecars["fwd"]["PhaseEncodingDirection"]
+    assert sidecars["rev"]["SeriesNumber"] == sidecars["fwd"]["SeriesNumber"] + 1000

@@ -35,10 +35,12 @@ __all__ = [
     "PrivateLookup",
     "diffusion",
     "ge_b0map_component",
+    "ge_epi_modes",
     "ge_epi_sequence",
     "ge_multiband",
     "ge_phase_flipped",
     "ge_protocol",
+    "ge_reversed_polarity",
     "ge_software_version",
     "mosaic_head_first",
     "mosaic_slices",
@@ -340,6 +342,34 @@ def uih_tile_positions(ds: Dataset) -> list[tuple[float, float, float]]:
             return []
         positions.append((found[0], found[1], found[2]))
     return positions
+
+
+def ge_reversed_polarity(fields: Fields) -> bool:
+    """Whether an image of GE's epi_pepolar sequence was acquired with reversed phase
+    encoding: its UserData12 (0019,xxB3)[GEMS_ACQU_01] mode is 1 (all reversed), 2
+    (reversed then forward: odd temporal positions) or 3 (forward then reversed: even
+    ones). GE stores these images upside down, saying nothing else (dcm2niix's rule)."""
+    mode = _pepolar_mode(fields)
+    if mode is None:
+        return False
+    position = _number(fields.public("TemporalPositionIdentifier")) or 0
+    if mode == 1:
+        return True
+    if mode == 2:
+        return position > 0 and position % 2 == 1
+    if mode == 3:
+        return position > 0 and position % 2 == 0
+    return False
+
+
+def ge_epi_modes(fields: Fields) -> bool:
+    """Whether a GE epi_pepolar series holds both polarities (modes 2 and 3)."""
+    return _pepolar_mode(fields) in (2, 3)
+
+
+def _pepolar_mode(fields: Fields) -> float | None:
+    name = str(fields.private(0x0019, GE_ACQUISITION, 0x9C) or "")
+    return _number(fields.private(0x0019, GE_ACQUISITION, 0xB3)) if "epi_pepolar" in name else None
 
 
 def mosaic_slices(fields: Fields) -> int | None:

@@ -21,6 +21,7 @@ _SPLIT_FIELDS: Final = (
     ("echo", lambda s: (s.echo_number, s.echo_time)),
     ("image type", lambda s: s.image_type[:3]),
     ("image component", lambda s: s.component),
+    ("phase-encoding polarity", lambda s: s.rows_reversed),
 )
 
 

@@ -111,6 +111,8 @@ class SliceInfo:
     """FrameAcquisitionDateTime of an enhanced frame (for slice timing)."""
     imager_pixel_spacing: tuple[float, float] | None = None
     """ImagerPixelSpacing (or NominalScannedPixelSpacing) of a projection image."""
+    rows_reversed: bool = False
+    """Stored upside down: GE's epi_pepolar images of reversed phase encoding."""
     component: str = ""
     """The complex component (MAGNITUDE, PHASE, REAL, IMAGINARY, or FIELDMAPHZ for a
     GE B0 map's field map) where the header says it apart from ImageType."""
@@ -222,6 +224,8 @@ def slice_infos(
         common.update(mosaic=True, mosaic_slices=grid, mosaic_rows=math.ceil(grid / columns))
     siemens = "SIEMENS" in vendor and magnetic
     philips = "PHILIPS" in vendor and magnetic
+    if "GE" in vendor and magnetic:
+        common["rows_reversed"] = vendors.ge_reversed_polarity(fields)
     common["component"] = _text(get("ComplexImageComponent")) or (
         vendors.ge_b0map_component(fields) or "" if "GE" in vendor and magnetic else ""
     )

@@ -54,10 +54,13 @@ def mr_fields(
     protocol: dict[str, str],
     shape: tuple[int, ...],
     affine_ras: NDArray[np.float64],
+    *,
+    reversed_polarity: bool = False,
 ) -> dict[str, Any]:
     """The MR acquisition fields dcm2niix writes for an array of ``shape`` written with
     ``affine_ras``: matrix sizes, bandwidths, parallel imaging, the phase encoding
-    direction (2-D acquisitions), effective echo spacing and total readout time."""
+    direction (2-D acquisitions; turned round for GE's reversed-polarity images, which
+    the header does not say), effective echo spacing and total readout time."""
     find = fields.public
     found: dict[str, Any] = {}
     for name, keyword, factor in _POSITIVE_NUMBERS:
@@ -103,7 +106,7 @@ def mr_fields(
     dwell = _number(csa.get("RealDwellTime")) or _number(fields.private(0x0021, _SDI, 0x42))
     if vendor == "Siemens" and dwell and dwell > 0:
         found["DwellTime"] = dwell * 1e-9
-    found.update(_phase_encoding(fields, vendor, csa, direction, affine_ras))
+    found.update(_phase_encoding(fields, vendor, csa, direction, affine_ras, reversed_polarity))
     return found
 
 
@@ -166,6 +169,7 @@ def _phase_encoding(
     csa: dict[str, Any],
     direction: str,
     affine_ras: NDArray[np.float64],
+    reversed_polarity: bool,
 ) -> dict[str, Any]:
     """PhaseEncodingDirection of a 2-D acquisition in the written voxel axes, or only
     PhaseEncodingAxis when the polarity is unknown."""
@@ -175,6 +179,8 @@ def _phase_encoding(
     if str(fields.public("MRAcquisitionType") or "") == "3D":
         return {}
     positive = _polarity(fields, vendor, csa)
+    if positive is not None and reversed_polarity:
+        positive = not positive
     cosine = np.array(orientation[:3] if direction == "ROW" else orientation[3:])
     world = cosine * (1.0 if positive is None or positive else -1.0)
     found_axis = _voxel_axis(world, affine_ras)

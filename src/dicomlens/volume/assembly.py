@@ -205,8 +205,13 @@ def _stack(
     with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
         for job in [pool.submit(read_direct, *task) for task in direct]:
             job.result()
+    for index, number in filled.items():
+        if ordered[number].rows_reversed:  # GE's reversed-polarity images, stored upside down
+            planes[index] = planes[index][::-1].copy()
     for info, index in repeated:
         other = as_plane(decoder.pixels(info), info)
+        if info.rows_reversed:
+            other = other[::-1]
         _check_duplicate(planes[index], other, ordered[filled[index]], info)
     return planes, filled
 

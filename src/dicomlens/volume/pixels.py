@@ -152,6 +152,8 @@ def load_slice(
         stored = run_isolated(stored_frame, info, max_image_bytes, what=str(info.path))
     else:
         stored = Decoder(max_image_bytes).pixels(info)
+    if info.rows_reversed:  # GE's reversed-polarity images, stored upside down
+        stored = stored[::-1]
     if not rescale or (info.slope == 1 and info.intercept == 0):
         return stored
     integral = float(info.slope).is_integer() and float(info.intercept).is_integer()

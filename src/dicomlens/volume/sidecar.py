@@ -106,7 +106,11 @@ def bids_sidecar(
     csa = vendors.siemens_csa(header) if vendor == "Siemens" else {}
     protocol = vendors.siemens_protocol(header, fields) if vendor == "Siemens" else {}
     if sidecar.get("Modality") == "MR":
-        sidecar.update(mr_fields(fields, vendor, csa, protocol, volume.array.shape, affine_ras))
+        reverse = bool(slices) and slices[0].rows_reversed
+        sidecar.update(mr_fields(fields, vendor, csa, protocol, volume.array.shape, affine_ras,
+                                 reversed_polarity=reverse))  # fmt: skip
+        if reverse and vendors.ge_epi_modes(fields) and "SeriesNumber" in sidecar:
+            sidecar["SeriesNumber"] += 1000  # its reversed part, as dcm2niix numbers it
         sidecar.update(siemens_protocol_fields(protocol))
         if coil := _coil_string(fields, vendor):
             sidecar["CoilString"] = coil
