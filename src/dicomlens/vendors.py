@@ -28,7 +28,7 @@ __all__ = [
     "SIEMENS_MR",
     "SIEMENS_XA_IMAGE",
     "SIEMENS_XA_SERIES",
-    "SLICE_GROUPS",
+    "SLICE_FIELDS",
     "UIH_IMAGE",
     "Fields",
     "GeEpi",
@@ -71,10 +71,18 @@ PHILIPS_MR_6: Final = "Philips MR Imaging DD 006"
 
 Gradient = tuple[float, float, float]
 
-SLICE_GROUPS: Final = frozenset({0x0019, 0x0021, 0x0043, 0x0065, 0x2001, 0x2005})
-"""The private groups whose fields the slice geometry reads (diffusion, mosaics, the
-volume order, slice times): :func:`diffusion`, :func:`philips_volume_order`,
-:func:`mosaic_slices`, :func:`siemens_time_after_start`."""
+SLICE_FIELDS: Final[dict[int, frozenset[int] | None]] = {
+    0x0019: None,  # Siemens MR header, GE acquisition: diffusion, mosaics, EPI
+    0x0021: frozenset({0x04, 0x4F}),  # Siemens XA time after start, GE locations
+    0x0043: None,  # GE parameters: diffusion, image type
+    0x0065: frozenset({0x09, 0x37, 0x50, 0x51}),  # UIH diffusion and grids
+    0x2001: None,  # Philips imaging: diffusion
+    0x2005: None,  # Philips MR imaging: volume order, scale slope
+}
+"""The private groups whose fields the slice geometry reads, with the element offsets
+(the low byte, the block aside) read where not all are: :func:`diffusion`,
+:func:`philips_volume_order`, :func:`mosaic_slices`, :func:`siemens_time_after_start`,
+:func:`ge_b0map_component`, :func:`uih_grid`."""
 SIEMENS_XA_IMAGE: Final = "SIEMENS MR SDI 02"
 UIH_IMAGE: Final = "Image Private Header"
 

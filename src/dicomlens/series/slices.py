@@ -57,7 +57,13 @@ def read_by_slice_infos(tag: int) -> bool:
     """Whether :func:`slice_infos` may read this top-level element: one of
     :data:`HEADER_TAGS`, the pixel data, or an element of a private group that
     :mod:`dicomlens.vendors` reads for the geometry (its creators included)."""
-    return tag in HEADER_TAGS or tag == _PIXEL_DATA or tag >> 16 in vendors.SLICE_GROUPS
+    if tag in HEADER_TAGS or tag == _PIXEL_DATA:
+        return True
+    group, element = tag >> 16, tag & 0xFFFF
+    if group not in vendors.SLICE_FIELDS:
+        return False
+    offsets = vendors.SLICE_FIELDS[group]
+    return offsets is None or 0x10 <= element <= 0xFF or (element & 0xFF) in offsets
 
 
 class NativePixels(NamedTuple):
