@@ -162,3 +162,25 @@ def test_siemens_xa_frames_time_after_start(shared_data: Path, tmp_path: Path) -
     )
     assert sidecar["SliceTiming"] == pytest.approx(reference["SliceTiming"], abs=1e-6)
     assert sidecar["MultibandAccelerationFactor"] == 2
+
+
+def test_multiband_from_repeated_slice_times_when_the_protocol_says_one(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A protocol that reports a multiband factor of 1 (or none) does not hide the
+    bands the slice times show: the XA frames' times repeat twice, so the factor is 2
+    (dcm2niix's rule for XA files whose protocol does not say)."""
+    folder = tmp_path / "xa"
+    folder.mkdir()
+    for source in sorted((shared_data / "dcm_qa_enh/In").rglob("*.dcm")):
+        ds = pydicom.dcmread(source)
+        for element in ds.iterall():
+            if element.tag == 0x00211019:
+                element.value = element.value.replace(
+                    b"sSliceAcceleration.lMultiBandFactor\t = \t2",
+                    b"sSliceAcceleration.lMultiBandFactor\t = \t1",
+                )
+        ds.save_as(folder / source.name)
+    sidecar = _sidecar(folder, tmp_path, "xa")
+    assert len(sidecar["SliceTiming"]) == 2 * len(set(sidecar["SliceTiming"]))
+    assert sidecar["MultibandAccelerationFactor"] == 2

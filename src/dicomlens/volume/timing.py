@@ -70,20 +70,20 @@ def repetition_time_ms(vendor: str, header: Dataset, fields: vendors.Fields) -> 
 def multiband_factor(
     vendor: str, header: Dataset, fields: vendors.Fields, timing: list[float] | None
 ) -> int:
-    """Slices excited at once: Siemens' protocol, GE's (0043,xxB6), else how often each
-    slice time repeats."""
+    """Slices excited at once: Siemens' protocol, GE's (0043,xxB6), else (when they say
+    1 or nothing, as anonymised XA files do) how often each slice time repeats."""
     if vendor == "Siemens":
         factor = vendors.siemens_protocol(header, fields).get(
             "sSliceAcceleration.lMultiBandFactor"
         )
-        if factor and factor.isdigit():
+        if factor and factor.isdigit() and int(factor) > 1:
             return int(factor)
     if vendor == "GE" and (band := _ge_band(header, fields)) > 1:
         return band
-    if not timing:
+    distinct = len({round(t, 4) for t in timing or ()})
+    if distinct < 2:  # one time for all slices: a 3-D or unknown timing, not a band
         return 1
-    distinct = len({round(t, 4) for t in timing})
-    return math.floor(len(timing) / distinct) if distinct else 1
+    return math.floor(len(timing) / distinct)  # type: ignore[arg-type]
 
 
 def _stamped_timing(
