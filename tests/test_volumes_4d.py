@@ -39,7 +39,8 @@ BIDS_FIELDS = (
     "ShimSetting", "RefLinesPE", "DwellTime", "BandwidthPerPixelPhaseEncode",
     "DerivedVendorReportedEchoSpacing", "PartialFourier", "PhaseEncodingSteps",
     "NonlinearGradientCorrection", "RawImage", "ImagingFrequency", "ParallelAcquisitionTechnique",
-    "ImageTypeText",
+    "ImageTypeText", "SequenceName", "SpoilingState", "SpoilingType", "AcquisitionDuration",
+    "DiffusionScheme",
 )  # fmt: skip
 SLICE_TIMING_MS = 2.5
 

@@ -32,6 +32,8 @@ _CT_NUMBERS: Final = (
 )
 _COIL_COMBINATION: Final = {1: "Sum of Squares", 2: "Adaptive Combine"}
 _COIL_MODES: Final = {1: "SENSE", 2: "GRAPPA"}
+_DIFFUSION_SCHEMES: Final = {1: "Bipolar", 2: "Monopolar"}  # sDiffusion.dsScheme
+_SPOILING_TYPES: Final = {"RF": "RF", "GRADIENT": "GRADIENT", "RF_AND_GRADIENT": "COMBINED"}
 _PARTIAL_FOURIER: Final = {1: 0.5, 2: 0.625, 4: 0.75, 8: 0.875}
 _SHIMS: Final = (
     ("sGRADSPEC.asGPAData[0].lOffsetX", "sGRADSPEC.lOffsetX"),
@@ -107,6 +109,10 @@ def mr_fields(
     if vendor == "Siemens" and dwell and dwell > 0:
         found["DwellTime"] = dwell * 1e-9
     found.update(_phase_encoding(fields, vendor, csa, direction, affine_ras, reversed_polarity))
+    found.update(_spoiling(find))
+    duration = _acquisition_duration(fields, vendor)
+    if duration:
+        found["AcquisitionDuration"] = _tidy(duration)
     return found
 
 
@@ -124,9 +130,13 @@ def ct_fields(find: Any) -> dict[str, Any]:
     return found
 
 
-def siemens_protocol_fields(protocol: dict[str, str]) -> dict[str, Any]:
-    """Fields of the Siemens ASCII protocol (the CSA series header) dcm2niix reports."""
+def siemens_protocol_fields(protocol: dict[str, str], *, diffusion: bool = False) -> dict[str, Any]:
+    """Fields of the Siemens ASCII protocol (the CSA series header) dcm2niix reports;
+    the DiffusionScheme only for a ``diffusion`` series."""
     found: dict[str, Any] = {}
+    scheme = _DIFFUSION_SCHEMES.get(_code(protocol.get("sDiffusion.dsScheme")) or 0)
+    if diffusion and scheme:
+        found["DiffusionScheme"] = scheme
     partial = _code(protocol.get("sKSpace.ucPhasePartialFourier"))
     if partial:  # 0x1 4/8, 0x2 5/8, 0x4 6/8, 0x8 7/8; 0x10 off
         found["PartialFourier"] = _PARTIAL_FOURIER.get(partial, 1)
@@ -161,6 +171,32 @@ def siemens_protocol_fields(protocol: dict[str, str]) -> dict[str, Any]:
     if consistency:
         found["ConsistencyInfo"] = consistency
     return found
+
+
+def _spoiling(find: Any) -> dict[str, Any]:
+    """SpoilingState (and SpoilingType) from Spoiling (0018,9016) of enhanced files, else
+    True when the SequenceVariant says SP (spoiled); nothing when neither says."""
+    spoiling = str(find("Spoiling") or "").strip().upper()
+    if spoiling == "NONE":
+        return {"SpoilingState": False}
+    if spoiling in _SPOILING_TYPES:
+        return {"SpoilingState": True, "SpoilingType": _SPOILING_TYPES[spoiling]}
+    variant = find("SequenceVariant")
+    variants = [variant] if isinstance(variant, str) else list(variant or ())
+    return {"SpoilingState": True} if "SP" in variants else {}
+
+
+def _acquisition_duration(fields: vendors.Fields, vendor: str) -> float | None:
+    """How long the acquisition took (s): GE's (0019,xx5A)[GEMS_ACQU_01] in microseconds
+    (finer), else AcquisitionDuration (0018,9073); never UIH's, which holds a readout."""
+    if vendor == "UIH":
+        return None
+    if vendor == "GE":
+        micro = _number(fields.private(0x0019, vendors.GE_ACQUISITION, 0x5A))
+        if micro and micro > 0:  # a 32-bit float: six significant digits are real
+            return float(f"{micro * 1e-6:.6g}")
+    seconds = _number(fields.public("AcquisitionDuration"))
+    return seconds if seconds and seconds > 0 else None
 
 
 def _phase_encoding(

@@ -70,6 +70,8 @@ def bids_sidecar(
             value = "\\".join(map(str, value))  # as stored: "SE\\EP", like dcm2niix
         if value not in (None, "", []):
             sidecar[_BIDS_NAMES.get(name, name)] = value
+    if "SequenceName" not in sidecar and "PulseSequenceName" in sidecar:
+        sidecar["SequenceName"] = sidecar["PulseSequenceName"]  # enhanced files' name for it
     text = _plain(private(0x0021, _SDI, 0x75))  # Siemens XA: the ImageType of the classic files
     if text:
         sidecar["ImageTypeText"] = _image_type(text, fields, with_components=False)
@@ -111,7 +113,7 @@ def bids_sidecar(
                                  reversed_polarity=reverse))  # fmt: skip
         if reverse and vendors.ge_epi_modes(fields) and "SeriesNumber" in sidecar:
             sidecar["SeriesNumber"] += 1000  # its reversed part, as dcm2niix numbers it
-        sidecar.update(siemens_protocol_fields(protocol))
+        sidecar.update(siemens_protocol_fields(protocol, diffusion=volume.bvals is not None))
         if coil := _coil_string(fields, vendor):
             sidecar["CoilString"] = coil
     elif sidecar.get("Modality") in ("CT", "CR", "DX", "XA", "RF", "MG", "PX"):
