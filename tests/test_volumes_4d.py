@@ -12,6 +12,7 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 from test_dcm2niix_agreement import assert_agrees
 
@@ -19,6 +20,7 @@ from dicomlens.cli import main
 from dicomlens.errors import SeriesError
 from dicomlens.export import save_volume
 from dicomlens.scanning import Series, scan
+from dicomlens.series import seconds_of_day
 
 # Fields the issue names; compared wherever dcm2niix writes them.
 BIDS_FIELDS = (
@@ -40,9 +42,12 @@ BIDS_FIELDS = (
     "DerivedVendorReportedEchoSpacing", "PartialFourier", "PhaseEncodingSteps",
     "NonlinearGradientCorrection", "RawImage", "ImagingFrequency", "ParallelAcquisitionTechnique",
     "ImageTypeText", "SequenceName", "SpoilingState", "SpoilingType", "AcquisitionDuration",
-    "DiffusionScheme",
+    "DiffusionScheme", "WaterFatShift", "EstimatedEffectiveEchoSpacing",
+    "EstimatedTotalReadoutTime", "EchoTime1", "EchoTime2", "RepetitionTimeExcitation",
+    "RepetitionTimeInversion",
 )  # fmt: skip
 SLICE_TIMING_MS = 2.5
+NIH_SIEMENS_EPI = "dcm_qa_nih/In/20180918Si/mr_0003"  # two mosaics, fMRI
 
 REFERENCES = {
     "dcm_qa_nih/In/20180918GE/mr_0004": "dcm_qa_nih/Ref/DCM2NIIX_regression_test_4",
@@ -268,7 +273,6 @@ def _ge_dwi(shared_data: Path, folder: Path, plane: str, *, real_life: bool = Fa
     ``real_life`` as GE's DTI files have them too: the b-value also as the standard
     DiffusionBValue (with no standard direction) and the unweighted volume saying
     b = 1000 with a zero direction."""
-    import pydicom
 
     row, column = (np.array(v) for v in PLANES[plane])
     normal = np.cross(row, column)
@@ -354,7 +358,6 @@ def _siemens_classic_dwi(shared_data: Path, folder: Path) -> Path:
     b-value and direction in (0019,xx0C/0E)[SIEMENS MR HEADER], interleaved
     acquisition times (the CSA image header, which has the T1's own slice times, goes),
     new UIDs, the pixels offset per volume."""
-    import pydicom
     from pydicom.uid import generate_uid
 
     directions = [(0.0, 0.0, 0.0), (0.6, -0.48, 0.64), (-0.36, 0.8, 0.48), (0.0, 0.6, -0.8)]
@@ -410,6 +413,9 @@ def test_siemens_classic_dwi_matches_dcm2niix(shared_data: Path, tmp_path: Path)
     # The polarity is in the CSA image header, which these files lack: the axis only.
     assert ours["PhaseEncodingAxis"] == theirs["PhaseEncodingAxis"] == "i"
     assert "PhaseEncodingDirection" not in ours
+    # Volumes 7 s apart, TR 0.25 s: the measured interval, the TR as the excitation's.
+    for name in ("RepetitionTime", "RepetitionTimeExcitation"):
+        assert ours[name] == pytest.approx(theirs[name], abs=1e-3), name
     # Slice k was acquired at its file's AcquisitionTime. (dcm2niix lists these times in
     # its sorting order, reversed only when the CSA header says the slices were flipped:
     # these files have no CSA header, so its list runs the other way here.)
@@ -422,7 +428,6 @@ def test_siemens_classic_dwi_matches_dcm2niix(shared_data: Path, tmp_path: Path)
 
 
 def _seconds_of(path: Path) -> float:
-    import pydicom
 
     text = str(pydicom.dcmread(path, stop_before_pixels=True).AcquisitionTime)
     return int(text[:2]) * 3600 + int(text[2:4]) * 60 + float(text[4:])
@@ -432,7 +437,6 @@ def test_enhanced_per_frame_diffusion(shared_data: Path, tmp_path: Path) -> None
     """Enhanced files carry diffusion per frame (MR Diffusion macro): the 4 volumes of
     dcm_qa_enh, given b-values and directions frame by frame, give those bvals and
     directions (patient LPS) in volume order."""
-    import pydicom
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
 
@@ -461,8 +465,6 @@ def test_ge_protocol_block_that_inflates_without_end_is_not_read(shared_data: Pa
     """A GE protocol block (0025,xx1B) is gzip'd text; one that inflates to gigabytes
     (a bomb) is left unread instead of filling the memory."""
     import gzip
-
-    import pydicom
 
     from dicomlens import vendors
 
@@ -529,7 +531,6 @@ def test_nii_filled_in_place_equals_the_written_copy(
 def test_derived_diffusion_maps_have_no_bval(shared_data: Path, tmp_path: Path) -> None:
     """Trace-weighted, ADC or FA maps computed by the scanner: no .bval/.bvec (dcm2niix
     writes none either), their notes say why."""
-    import pydicom
 
     folder = tmp_path / "trace"
     folder.mkdir()
@@ -549,7 +550,6 @@ def test_derived_diffusion_maps_have_no_bval(shared_data: Path, tmp_path: Path) 
 def test_one_isotropic_image_has_no_bval(shared_data: Path, tmp_path: Path) -> None:
     """A single weighted image with no direction (a trace volume written apart, as
     dcm2niix writes its _ADC files): no .bval, no .bvec."""
-    import pydicom
 
     folder = tmp_path / "iso"
     folder.mkdir()
@@ -571,7 +571,6 @@ def test_philips_volume_order_without_its_diffusion_order(
 ) -> None:
     """Some Philips software writes 0 throughout (2005,xx96): the b-value and gradient
     numbers (2005,xx12/13) order the volumes then (instance numbers are scrambled)."""
-    import pydicom
 
     from dicomlens import vendors
 
@@ -587,3 +586,70 @@ def test_philips_volume_order_without_its_diffusion_order(
     assert volume.bvals is not None and len(volume.bvals) == 17
     np.testing.assert_allclose(volume.bvals, [0] + [1000] * 12 + [0.001, 0.002, 0.003, 0.004],
                                atol=1e-6)  # fmt: skip
+
+
+def test_volumes_further_apart_than_the_tr_get_the_measured_interval(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """Classic slices whose volumes start 7 s apart with a TR of 0.25 s (a pause between
+    volumes, as in sparse fMRI or ASL): RepetitionTime and the NIfTI's time step become
+    the measured 7 s, the header's TR RepetitionTimeExcitation (dcm2niix's rule).
+    Mosaics keep their TR however far apart their files are, as in dcm2niix."""
+    folder = _siemens_classic_dwi(shared_data, tmp_path / "classic")
+    (series,) = _scan(folder)
+    sidecar = _convert(series, tmp_path / "x.nii.gz")
+    reported = float(pydicom.dcmread(series.slices[0].path).RepetitionTime) / 1000
+    assert sidecar["RepetitionTimeExcitation"] == reported < 1
+    assert sidecar["RepetitionTime"] == pytest.approx(7.0, abs=1e-6)
+    assert nib.load(tmp_path / "x.nii.gz").header.get_zooms()[3] == pytest.approx(7.0)
+    mosaics = tmp_path / "mosaics"
+    mosaics.mkdir()
+    for number, source in enumerate(sorted((shared_data / NIH_SIEMENS_EPI).glob("*.dcm"))):
+        ds = pydicom.dcmread(source)
+        later = seconds_of_day(ds.AcquisitionTime) + 10 * number
+        hours, minutes = divmod(later // 60, 60)
+        ds.AcquisitionTime = f"{hours:02.0f}{minutes:02.0f}{later % 60:09.6f}"
+        ds.save_as(mosaics / source.name)
+    kept = _convert(_scan(mosaics)[0], tmp_path / "kept" / "x.nii.gz")
+    assert "RepetitionTimeExcitation" not in kept
+    assert kept["RepetitionTime"] == pytest.approx(float(ds.RepetitionTime) / 1000)
+
+
+def test_siemens_field_map_phase_has_both_echo_times(shared_data: Path, tmp_path: Path) -> None:
+    """Siemens phase images of a two-echo protocol (alTE[0], alTE[1] in microseconds)
+    carry EchoTime1 and EchoTime2; magnitude images do not."""
+    folders = {}
+    for component in ("MAGNITUDE", "PHASE"):
+        folder = folders[component] = tmp_path / component
+        folder.mkdir()
+        for source in sorted((shared_data / "dcm_qa_enh/In").rglob("*.dcm")):
+            ds = pydicom.dcmread(source)
+            for element in ds.iterall():
+                if element.tag == 0x00211019:
+                    element.value = element.value.replace(
+                        b"alTE[0]\t = \t30000", b"alTE[0]\t = \t30000\nalTE[1]\t = \t32460"
+                    )
+                elif element.keyword == "ComplexImageComponent":
+                    element.value = component
+            ds.save_as(folder / source.name)
+    phase = _convert(_scan(folders["PHASE"])[0], tmp_path / "phase" / "x.nii.gz")
+    magnitude = _convert(_scan(folders["MAGNITUDE"])[0], tmp_path / "magnitude" / "x.nii.gz")
+    assert (phase["EchoTime1"], phase["EchoTime2"]) == (0.03, 0.03246)
+    assert "PHASE" in phase["ImageType"] and "EchoTime1" not in magnitude
+
+
+def test_enhanced_inversion_times_give_the_inversion_time(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """Enhanced files keep the inversion time as InversionTimes (0018,9079) in the MR
+    Modifier functional group: the sidecar's InversionTime comes from it (ms -> s)."""
+    folder = tmp_path / "ir"
+    folder.mkdir()
+    for source in sorted((shared_data / "dcm_qa_enh/In").rglob("*.dcm")):
+        ds = pydicom.dcmread(source)
+        ds.SharedFunctionalGroupsSequence[0].MRModifierSequence[0].InversionTimes = [900.0]
+        ds.save_as(folder / source.name)
+    sidecar = _convert(_scan(folder)[0], tmp_path / "x.nii.gz")
+    assert sidecar["InversionTime"] == 0.9
+    plain = _convert(_scan(shared_data / "dcm_qa_enh/In")[0], tmp_path / "plain" / "x.nii.gz")
+    assert "InversionTime" not in plain

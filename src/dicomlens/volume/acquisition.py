@@ -23,7 +23,6 @@ _POSITIVE_NUMBERS: Final = (  # (BIDS name, DICOM keyword, factor): written when
     ("PercentPhaseFOV", "PercentPhaseFieldOfView", 1.0),
     ("PercentSampling", "PercentSampling", 1.0),
     ("SAR", "SAR", 1.0),
-    ("InversionTime", "InversionTime", _MS),
 )
 _CT_NUMBERS: Final = (
     ("ExposureTime", "ExposureTime", _MS),
@@ -69,6 +68,9 @@ def mr_fields(
         value = _number(find(keyword))
         if value is not None and value > 0:
             found[name] = _tidy(value * factor)
+    inversion = _inversion_time_ms(fields, vendor)
+    if inversion:
+        found["InversionTime"] = _tidy(inversion * _MS)
     train = _number(find("EchoTrainLength"))
     if train is not None and train > 1:
         found["EchoTrainLength"] = int(train)
@@ -105,6 +107,8 @@ def mr_fields(
             1.0 + oversampling
         )
         found["DerivedVendorReportedEchoSpacing"] = round(1.0 / (bandwidth * factor * recon), 9)
+    if vendor == "Philips":
+        found.update(_philips_readout(fields, recon, estimate="EffectiveEchoSpacing" not in found))
     dwell = _number(csa.get("RealDwellTime")) or _number(fields.private(0x0021, _SDI, 0x42))
     if vendor == "Siemens" and dwell and dwell > 0:
         found["DwellTime"] = dwell * 1e-9
@@ -130,13 +134,19 @@ def ct_fields(find: Any) -> dict[str, Any]:
     return found
 
 
-def siemens_protocol_fields(protocol: dict[str, str], *, diffusion: bool = False) -> dict[str, Any]:
+def siemens_protocol_fields(
+    protocol: dict[str, str], *, diffusion: bool = False, phase: bool = False
+) -> dict[str, Any]:
     """Fields of the Siemens ASCII protocol (the CSA series header) dcm2niix reports;
-    the DiffusionScheme only for a ``diffusion`` series."""
+    the DiffusionScheme only for a ``diffusion`` series, the two echo times of a field
+    map (EchoTime1, EchoTime2) only for ``phase`` images."""
     found: dict[str, Any] = {}
     scheme = _DIFFUSION_SCHEMES.get(_code(protocol.get("sDiffusion.dsScheme")) or 0)
     if diffusion and scheme:
         found["DiffusionScheme"] = scheme
+    first, second = (_number(protocol.get(f"alTE[{n}]")) for n in (0, 1))  # microseconds
+    if phase and first and second and first > 0 and second > 0:
+        found["EchoTime1"], found["EchoTime2"] = round(first * 1e-6, 9), round(second * 1e-6, 9)
     partial = _code(protocol.get("sKSpace.ucPhasePartialFourier"))
     if partial:  # 0x1 4/8, 0x2 5/8, 0x4 6/8, 0x8 7/8; 0x10 off
         found["PartialFourier"] = _PARTIAL_FOURIER.get(partial, 1)
@@ -170,6 +180,39 @@ def siemens_protocol_fields(protocol: dict[str, str], *, diffusion: bool = False
                    or protocol.get("sProtConsistencyInfo.ulConvFromVersion"))  # fmt: skip
     if consistency:
         found["ConsistencyInfo"] = consistency
+    return found
+
+
+def _inversion_time_ms(fields: vendors.Fields, vendor: str) -> float | None:
+    """InversionTime (0018,0082), the first of enhanced files' InversionTimes
+    (0018,9079), or Philips' prepulse delay (2001,xx1B); None unless positive."""
+    value = _number(fields.public("InversionTime")) or _number(fields.public("InversionTimes"))
+    if not value and vendor == "Philips":
+        value = _number(fields.private(0x2001, vendors.PHILIPS_IMAGING, 0x1B))
+    return value if value and value > 0 else None
+
+
+def _philips_readout(
+    fields: vendors.Fields, recon: int | None, *, estimate: bool
+) -> dict[str, Any]:
+    """Philips' WaterFatShift (2001,xx22) in pixels and, when ``estimate`` (no echo
+    spacing known otherwise), the echo spacing and readout time it implies for an EPI:
+    actual spacing = shift / (frequency x 3.4 ppm x (EPI factor + 1)), readout = actual
+    spacing x EPI factor, effective spacing = readout / (recon lines - 1)."""
+    shift = _number(fields.private(0x2001, vendors.PHILIPS_IMAGING, 0x22))
+    if not shift:
+        return {}
+    found: dict[str, Any] = {"WaterFatShift": _tidy(round(shift, 6))}
+    frequency = _number(fields.public("ImagingFrequency")) or _number(
+        fields.public("TransmitterFrequency")
+    )
+    train = _number(fields.public("EchoTrainLength")) or _number(
+        fields.private(0x2001, vendors.PHILIPS_IMAGING, 0x13)
+    )
+    if estimate and frequency and train and train > 0 and recon and recon > 1:
+        readout = shift / (frequency * 3.4 * (train + 1)) * train
+        found["EstimatedEffectiveEchoSpacing"] = round(readout / (recon - 1), 9)
+        found["EstimatedTotalReadoutTime"] = round(readout, 7)
     return found
 
 

@@ -25,7 +25,12 @@ from dicomlens.volume.acquisition import (
     siemens_protocol_fields,
 )
 from dicomlens.volume.model import Volume
-from dicomlens.volume.timing import multiband_factor, repetition_time_ms, slice_timing
+from dicomlens.volume.timing import (
+    measured_repetition,
+    multiband_factor,
+    repetition_time_ms,
+    slice_timing,
+)
 
 __all__ = ["bids_sidecar"]
 
@@ -102,6 +107,8 @@ def bids_sidecar(
         sidecar["EchoNumber"] = int(echo)
     if (repetition := repetition_time_ms(vendor, header, fields)) is not None:
         sidecar["RepetitionTime"] = repetition * _MS
+    reported = sidecar.get("RepetitionTime")
+    sidecar.update(measured_repetition(vendor, fields, slices, volume, reported))
     if (flip := _float(find("FlipAngle"))) is not None:
         sidecar["FlipAngle"] = flip
     sidecar.update(_philips_scaling(slices, volume))
@@ -113,7 +120,9 @@ def bids_sidecar(
                                  reversed_polarity=reverse))  # fmt: skip
         if reverse and vendors.ge_epi_modes(fields) and "SeriesNumber" in sidecar:
             sidecar["SeriesNumber"] += 1000  # its reversed part, as dcm2niix numbers it
-        sidecar.update(siemens_protocol_fields(protocol, diffusion=volume.bvals is not None))
+        phase = bool({"P", "PHASE"} & set(sidecar.get("ImageType", ())))
+        sidecar.update(siemens_protocol_fields(protocol, diffusion=volume.bvals is not None,
+                                               phase=phase))  # fmt: skip
         if coil := _coil_string(fields, vendor):
             sidecar["CoilString"] = coil
     elif sidecar.get("Modality") in ("CT", "CR", "DX", "XA", "RF", "MG", "PX"):

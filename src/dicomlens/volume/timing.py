@@ -18,11 +18,13 @@ from dicomlens.reading import read
 from dicomlens.series import SliceInfo, seconds_of_day
 from dicomlens.volume.model import Volume
 
-__all__ = ["multiband_factor", "repetition_time_ms", "slice_timing"]
+__all__ = ["measured_repetition", "multiband_factor", "repetition_time_ms", "slice_timing"]
 
 _MS: Final = 1e-3
 _SAME_MS: Final = 1e-4
 """Spans of slice times (ms) that count as the same (dcm2niix's isSameFloatGE)."""
+_TR_TOLERANCE_S: Final = 0.05
+"""Volumes further apart than the TR by more than this were not acquired back to back."""
 _STAMPED: Final = ("Siemens", "UIH")
 """Vendors whose per-slice acquisition times are the slice timing (dcm2niix's rule)."""
 
@@ -84,6 +86,51 @@ def multiband_factor(
     if distinct < 2:  # one time for all slices: a 3-D or unknown timing, not a band
         return 1
     return math.floor(len(timing) / distinct)  # type: ignore[arg-type]
+
+
+def measured_repetition(
+    vendor: str,
+    fields: vendors.Fields,
+    slices: Sequence[SliceInfo],
+    volume: Volume,
+    reported_s: float | None,
+) -> dict[str, float]:
+    """The time between volume starts when it is not the TR the header gives (ASL,
+    sparse or clustered fMRI, repeated 3-D scans): RepetitionTime becomes the measured
+    interval and the header's TR RepetitionTimeExcitation (RepetitionTimeInversion for
+    inversion recovery, except Philips'), as dcm2niix writes them. Measured from the
+    first written slice's acquisition times, first to last over (volumes - 1), divided
+    by NumberOfAverages when that explains it. Only for series of single 2-D images
+    (mosaics and multi-frame files keep their TR, as in dcm2niix); empty when within
+    50 ms, for one volume, and for GE (whose acquisition times are unreliable)."""
+    if volume.volumes < 2 or vendor == "GE":
+        return {}
+    if any(s.mosaic or s.frame is not None for s in slices):
+        return {}
+    starts = {row["volume"]: s.time_acquired for s, row in zip(slices, volume.slices, strict=False)
+              if row["k"] == 0}  # fmt: skip
+    if len(starts) < 2 or not all(starts.values()):
+        return {}
+    first = seconds_of_day(starts[min(starts)])
+    span = max(seconds_of_day(stamp) - first for stamp in starts.values())
+    if span <= 0:
+        return {}
+    interval = span / (len(starts) - 1)
+    reported = reported_s or 0.0
+    if abs(interval - reported) <= _TR_TOLERANCE_S:
+        return {}
+    averages = vendors.numbers(fields.public("NumberOfAverages"))
+    if averages and averages[0] > 1:
+        interval /= averages[0]
+        if abs(interval - reported) <= _TR_TOLERANCE_S:
+            return {}
+    found = {"RepetitionTime": round(interval, 6)}
+    if reported > 0:
+        scanning = _joined(fields.public("ScanningSequence"))
+        inversion = "IR" in scanning or str(fields.public("InversionRecovery") or "") == "YES"
+        kind = "Inversion" if inversion and vendor != "Philips" else "Excitation"
+        found[f"RepetitionTime{kind}"] = reported
+    return found
 
 
 def _stamped_timing(
