@@ -653,3 +653,31 @@ def test_enhanced_inversion_times_give_the_inversion_time(
     assert sidecar["InversionTime"] == 0.9
     plain = _convert(_scan(shared_data / "dcm_qa_enh/In")[0], tmp_path / "plain" / "x.nii.gz")
     assert "InversionTime" not in plain
+
+
+def test_each_echo_of_a_multi_echo_series_says_its_number(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A series holding two echoes is split by echo; each part's sidecar gives its
+    EchoNumber, 1 included (dcm2niix's rule), while a single-echo series has none."""
+    from pydicom.uid import generate_uid
+
+    folder = tmp_path / "echoes"
+    folder.mkdir()
+    sources = sorted((shared_data / "dcm_qa_decubitus/In/HFS/3_t1_fl2d_sag").glob("*.dcm"))
+    for echo in (1, 2):
+        for path in sources:
+            ds = pydicom.dcmread(path)
+            ds.EchoNumbers = echo
+            ds.EchoTime = float(ds.EchoTime) * echo
+            ds.SOPInstanceUID = generate_uid()
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.save_as(folder / f"{echo}_{path.name}")
+    parts = _scan(folder)
+    assert [part.split_by("echo") for part in parts] == [True, True]
+    numbers = [_convert(part, tmp_path / str(n) / "x.nii")["EchoNumber"] for n, part in
+               enumerate(parts)]  # fmt: skip
+    assert sorted(numbers) == [1, 2]
+    (single,) = _scan(sources[0].parent)
+    assert not single.split_by("echo")
+    assert "EchoNumber" not in _convert(single, tmp_path / "single" / "x.nii")

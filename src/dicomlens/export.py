@@ -91,7 +91,8 @@ def save_volume(
         array, affine_ras = volume.array, volume.affine_ras
     bids = {}
     if series is not None and header is not None:
-        bids = bids_sidecar(header, volume, series.slices, affine_ras)
+        bids = bids_sidecar(header, volume, series.slices, affine_ras,
+                            multi_echo=series.split_by("echo"))  # fmt: skip
     space = NiftiSpace(affine_ras, bids.get("RepetitionTime"), 1 if volume.report.located else 0)
     written: list[Path] = []
     parts = split_paths(target, volume.volumes) if split and volume.volumes > 1 else [target]

@@ -53,6 +53,12 @@ class Series:
     report: GeometryReport
     split_reason: str = ""
 
+    def split_by(self, field: str) -> bool:
+        """Whether this is a part of a series split where ``field`` ("echo", "image
+        type", ...) differs."""
+        fields = self.split_reason.partition(":")[0].removeprefix("split by ")
+        return field in fields.split(", ")
+
     @property
     def first(self) -> SliceInfo:
         return self.slices[0]

@@ -60,10 +60,16 @@ _SDS_TEXT: Final = {"ScanningSequence": 0x5A, "SequenceVariant": 0x5B, "ScanOpti
 
 
 def bids_sidecar(
-    header: Dataset, volume: Volume, slices: Sequence[SliceInfo], affine_ras: NDArray[np.float64]
+    header: Dataset,
+    volume: Volume,
+    slices: Sequence[SliceInfo],
+    affine_ras: NDArray[np.float64],
+    *,
+    multi_echo: bool = False,
 ) -> dict[str, Any]:
     """The BIDS fields of a series (``header`` is its first image's header, ``slices``
-    its sorted slices) for the array written with ``affine_ras``."""
+    its sorted slices) for the array written with ``affine_ras``; ``multi_echo`` for
+    one echo of a series that holds several (its EchoNumber is written even when 1)."""
     find, private = _finders(header)
     fields = vendors.Fields(find, private)
     sidecar: dict[str, Any] = {}
@@ -103,7 +109,7 @@ def bids_sidecar(
     echo_time = _float(find("EchoTime")) or _float(find("EffectiveEchoTime"))
     if echo_time is not None:
         sidecar["EchoTime"] = echo_time * _MS
-    if (echo := _float(find("EchoNumbers"))) is not None and echo > 1:
+    if (echo := _float(find("EchoNumbers"))) is not None and echo >= (1 if multi_echo else 2):
         sidecar["EchoNumber"] = int(echo)
     if (repetition := repetition_time_ms(vendor, header, fields)) is not None:
         sidecar["RepetitionTime"] = repetition * _MS
