@@ -681,3 +681,23 @@ def test_each_echo_of_a_multi_echo_series_says_its_number(
     (single,) = _scan(sources[0].parent)
     assert not single.split_by("echo")
     assert "EchoNumber" not in _convert(single, tmp_path / "single" / "x.nii")
+
+
+def test_siemens_xa_frames_echo_from_their_ice_dimensions(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """Enhanced XA frames have no EchoNumbers: their echo is the second field of the
+    ICE dimensions (0021,xx06)[SIEMENS MR SDI 02] ("X_2_..." for echo 2)."""
+    folder = tmp_path / "second"
+    folder.mkdir()
+    for source in sorted((shared_data / "dcm_qa_enh/In").rglob("*.dcm")):
+        ds = pydicom.dcmread(source)
+        for element in ds.iterall():
+            if element.tag == 0x00211106:
+                element.value = "X_2_" + str(element.value)[4:]
+        ds.save_as(folder / source.name)
+    (series,) = _scan(folder)
+    assert {s.echo_number for s in series.slices} == {2}
+    assert _convert(series, tmp_path / "x.nii.gz")["EchoNumber"] == 2
+    (first,) = _scan(shared_data / "dcm_qa_enh/In")
+    assert {s.echo_number for s in first.slices} == {1}

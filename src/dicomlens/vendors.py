@@ -50,6 +50,7 @@ __all__ = [
     "philips_volume_order",
     "private_value",
     "siemens_csa",
+    "siemens_echo",
     "siemens_protocol",
     "siemens_time_after_start",
     "uih_grid",
@@ -73,7 +74,7 @@ Gradient = tuple[float, float, float]
 
 SLICE_FIELDS: Final[dict[int, frozenset[int] | None]] = {
     0x0019: None,  # Siemens MR header, GE acquisition: diffusion, mosaics, EPI
-    0x0021: frozenset({0x04, 0x4F}),  # Siemens XA time after start, GE locations
+    0x0021: frozenset({0x04, 0x06, 0x4F}),  # Siemens XA time after start, echo; GE locations
     0x0043: None,  # GE parameters: diffusion, image type
     0x0065: frozenset({0x09, 0x37, 0x50, 0x51}),  # UIH diffusion and grids
     0x2001: None,  # Philips imaging: diffusion
@@ -82,7 +83,7 @@ SLICE_FIELDS: Final[dict[int, frozenset[int] | None]] = {
 """The private groups whose fields the slice geometry reads, with the element offsets
 (the low byte, the block aside) read where not all are: :func:`diffusion`,
 :func:`philips_volume_order`, :func:`mosaic_slices`, :func:`siemens_time_after_start`,
-:func:`ge_b0map_component`, :func:`uih_grid`."""
+:func:`siemens_echo`, :func:`ge_b0map_component`, :func:`uih_grid`."""
 SIEMENS_XA_IMAGE: Final = "SIEMENS MR SDI 02"
 UIH_IMAGE: Final = "Image Private Header"
 
@@ -298,18 +299,35 @@ def philips_frame_scale_slope(frame: Dataset) -> float | None:
 
 def siemens_time_after_start(fields: Fields, frame: Dataset | None = None) -> float | None:
     """Siemens XA's time (s) from the start of the acquisition to this image (0021,xx04)
-    [SIEMENS MR SDI 02], or to this frame of an enhanced file (in the item of its
-    (0021,xxFE) group): XA's slice timing, finer than its acquisition times."""
-    if frame is not None:
-        group = private_value(frame, 0x0021, SIEMENS_XA_IMAGE, 0xFE)
-        try:
-            item = group[0]
-        except (TypeError, IndexError, KeyError):
-            return None
-        if not isinstance(item, Dataset):
-            return None
-        return _number(private_value(item, 0x0021, SIEMENS_XA_IMAGE, 0x04))
-    return _number(fields.private(0x0021, SIEMENS_XA_IMAGE, 0x04))
+    [SIEMENS MR SDI 02], or to this frame of an enhanced file: XA's slice timing,
+    finer than its acquisition times."""
+    return _number(_siemens_image_value(fields, 0x04, frame))
+
+
+def siemens_echo(fields: Fields, frame: Dataset | None = None) -> int | None:
+    """The echo of a Siemens XA image or enhanced frame: the second field of its ICE
+    dimensions (0021,xx06)[SIEMENS MR SDI 02], ``X_2_1_...`` for echo 2 (enhanced files
+    have no EchoNumbers)."""
+    dims = _siemens_image_value(fields, 0x06, frame)
+    if isinstance(dims, bytes | bytearray):
+        dims = dims.decode("ascii", "replace")
+    parts = str(dims or "").strip().split("_")
+    return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() and int(parts[1]) > 0 else None
+
+
+def _siemens_image_value(fields: Fields, offset: int, frame: Dataset | None) -> Any:
+    """An element of Siemens XA's per-image block [SIEMENS MR SDI 02]: the image's, or a
+    frame's (in the item of the frame's (0021,xxFE) group)."""
+    if frame is None:
+        return fields.private(0x0021, SIEMENS_XA_IMAGE, offset)
+    group = private_value(frame, 0x0021, SIEMENS_XA_IMAGE, 0xFE)
+    try:
+        item = group[0]
+    except (TypeError, IndexError, KeyError):
+        return None
+    if not isinstance(item, Dataset):
+        return None
+    return private_value(item, 0x0021, SIEMENS_XA_IMAGE, offset)
 
 
 def ge_b0map_component(fields: Fields) -> str | None:

@@ -263,6 +263,7 @@ def slice_infos(
         geometry = _frame_geometry(frame, shared_groups, ds, fields)
         if siemens:
             geometry["time_after_start"] = vendors.siemens_time_after_start(fields, frame)
+            geometry["echo_number"] = vendors.siemens_echo(fields, frame)
         if philips:  # a frame's own scale slope, else the file's
             frame_slope = vendors.philips_frame_scale_slope(frame)
             geometry["scale_slope"] = frame_slope or common["scale_slope"]

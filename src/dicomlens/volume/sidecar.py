@@ -109,7 +109,8 @@ def bids_sidecar(
     echo_time = _float(find("EchoTime")) or _float(find("EffectiveEchoTime"))
     if echo_time is not None:
         sidecar["EchoTime"] = echo_time * _MS
-    if (echo := _float(find("EchoNumbers"))) is not None and echo >= (1 if multi_echo else 2):
+    echo = (slices[0].echo_number if slices else None) or _float(find("EchoNumbers"))
+    if echo is not None and echo >= (1 if multi_echo else 2):
         sidecar["EchoNumber"] = int(echo)
     if (repetition := repetition_time_ms(vendor, header, fields)) is not None:
         sidecar["RepetitionTime"] = repetition * _MS
