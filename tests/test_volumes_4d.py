@@ -701,3 +701,40 @@ def test_siemens_xa_frames_echo_from_their_ice_dimensions(
     assert _convert(series, tmp_path / "x.nii.gz")["EchoNumber"] == 2
     (first,) = _scan(shared_data / "dcm_qa_enh/In")
     assert {s.echo_number for s in first.slices} == {1}
+
+
+def test_diffusion_scheme_of_protocols_without_ds_scheme(shared_data: Path, tmp_path: Path) -> None:
+    """Older Siemens protocols give no sDiffusion.dsScheme: their ucReadOutMode says it
+    (1 monopolar, 2 bipolar; dcm2niix's rule). The shared series says both (dsScheme 1,
+    Bipolar, wins); with dsScheme unreadable its ucReadOutMode 1 makes it Monopolar."""
+    folder = tmp_path / "older"
+    folder.mkdir()
+    source_folder = shared_data / "dcm_qa_decubitus/In/HFS/4_ep2d_diff_mddw_20_p2"
+    for source in sorted(source_folder.glob("*.dcm")):
+        ds = pydicom.dcmread(source)
+        header = ds[ds.private_block(0x0029, "SIEMENS CSA HEADER").get_tag(0x20)]
+        assert b"sDiffusion.dsScheme\t = \t1" in header.value
+        header.value = header.value.replace(b"sDiffusion.dsScheme", b"sDiffusion.dsSchemx")
+        ds.save_as(folder / source.name)
+    assert _convert(_scan(folder)[0], tmp_path / "x.nii.gz")["DiffusionScheme"] == "Monopolar"
+    current = _convert(_scan(source_folder)[0], tmp_path / "current" / "x.nii.gz")
+    assert current["DiffusionScheme"] == "Bipolar"
+
+
+def test_siemens_xa_classic_slices_echo_from_their_ice_dimensions(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """Siemens XA's classic slices may lack EchoNumbers: the ICE dimensions of their
+    per-image block (0021,xx06)[SIEMENS MR SDI 02] give the echo."""
+    folder = tmp_path / "xa"
+    folder.mkdir()
+    for source in sorted((shared_data / "dcm_qa_decubitus/In/HFS/3_t1_fl2d_sag").glob("*.dcm")):
+        ds = pydicom.dcmread(source)
+        del ds.EchoNumbers
+        ds.private_block(0x0021, "SIEMENS MR SDI 02", create=True).add_new(
+            0x06, "LO", "X_2_1_1_1_1_1_1_1_1_1_1_629"
+        )
+        ds.save_as(folder / source.name)
+    (series,) = _scan(folder)
+    assert {s.echo_number for s in series.slices} == {2}
+    assert _convert(series, tmp_path / "x.nii")["EchoNumber"] == 2

@@ -248,6 +248,8 @@ def slice_infos(
             common["time_after_start"] = vendors.siemens_time_after_start(fields)
         b_value, gradient = vendors.diffusion(fields) if magnetic else (None, None)
         geometry = {**common, **_classic_geometry(get), "b_value": b_value, "gradient": gradient}
+        if siemens and geometry["echo_number"] is None:  # XA's classic files may lack it
+            geometry["echo_number"] = vendors.siemens_echo(fields)
         if grid and geometry["position"] is None and (tiles := vendors.uih_tile_positions(ds)):
             geometry["position"] = tiles[0]
         if grid and geometry["acquisition_time"] is None:  # its first tile's

@@ -32,6 +32,7 @@ _CT_NUMBERS: Final = (
 _COIL_COMBINATION: Final = {1: "Sum of Squares", 2: "Adaptive Combine"}
 _COIL_MODES: Final = {1: "SENSE", 2: "GRAPPA"}
 _DIFFUSION_SCHEMES: Final = {1: "Bipolar", 2: "Monopolar"}  # sDiffusion.dsScheme
+_READOUT_SCHEMES: Final = {1: "Monopolar", 2: "Bipolar"}  # ucReadOutMode, of older protocols
 _SPOILING_TYPES: Final = {"RF": "RF", "GRADIENT": "GRADIENT", "RF_AND_GRADIENT": "COMBINED"}
 _PARTIAL_FOURIER: Final = {1: 0.5, 2: 0.625, 4: 0.75, 8: 0.875}
 _SHIMS: Final = (
@@ -142,6 +143,7 @@ def siemens_protocol_fields(
     map (EchoTime1, EchoTime2) only for ``phase`` images."""
     found: dict[str, Any] = {}
     scheme = _DIFFUSION_SCHEMES.get(_code(protocol.get("sDiffusion.dsScheme")) or 0)
+    scheme = scheme or _READOUT_SCHEMES.get(_code(protocol.get("ucReadOutMode")) or 0)
     if diffusion and scheme:
         found["DiffusionScheme"] = scheme
     first, second = (_number(protocol.get(f"alTE[{n}]")) for n in (0, 1))  # microseconds

@@ -128,8 +128,8 @@ def bids_sidecar(
         if reverse and vendors.ge_epi_modes(fields) and "SeriesNumber" in sidecar:
             sidecar["SeriesNumber"] += 1000  # its reversed part, as dcm2niix numbers it
         phase = bool({"P", "PHASE"} & set(sidecar.get("ImageType", ())))
-        sidecar.update(siemens_protocol_fields(protocol, diffusion=volume.bvals is not None,
-                                               phase=phase))  # fmt: skip
+        weighted = volume.bvals is not None or any((s.b_value or 0) > 0 for s in slices)
+        sidecar.update(siemens_protocol_fields(protocol, diffusion=weighted, phase=phase))
         if coil := _coil_string(fields, vendor):
             sidecar["CoilString"] = coil
     elif sidecar.get("Modality") in ("CT", "CR", "DX", "XA", "RF", "MG", "PX"):
