@@ -184,3 +184,36 @@ def test_multiband_from_repeated_slice_times_when_the_protocol_says_one(
     sidecar = _sidecar(folder, tmp_path, "xa")
     assert len(sidecar["SliceTiming"]) == 2 * len(set(sidecar["SliceTiming"]))
     assert sidecar["MultibandAccelerationFactor"] == 2
+
+
+def test_old_siemens_mosaics_get_the_protocol_s_planned_slice_times(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """Mosaics of software up to VB12 have no MosaicRefAcqTimes nor (0019,xx0A) and keep
+    their protocol as MrProtocol: the series knows its slices all the same (from the CSA
+    header), and the slice times are those the protocol plans (TR / slices apart, in
+    sSliceArray.ucMode's order: interleaved here, from the first of 25 slices), close to
+    the measured times dcm2niix's reference gives for the same series."""
+    source = shared_data / "dcm_qa_decubitus/In/HFS/4_ep2d_diff_mddw_20_p2"
+    folder = tmp_path / "vb12"
+    folder.mkdir()
+    for path in sorted(source.glob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        block = ds.private_block(0x0029, "SIEMENS CSA HEADER")
+        image, series = block[0x10], block[0x20]
+        image.value = image.value.replace(b"MosaicRefAcqTimes\0", b"MosaicRefAcqTimez\0")
+        renamed = series.value.replace(b"MrProtocol\0", b"MrProtocoX\0")  # VB17's empty one
+        series.value = renamed.replace(b"MrPhoenixProtocol\0", b"MrProtocol\0\0\0\0\0\0\0\0")
+        del ds[ds.private_block(0x0019, vendors.SIEMENS_MR).get_tag(0x0A)]  # not in VB12
+        ds.save_as(folder / path.name)
+    (series,) = scan([folder])
+    assert series.shape[2] == 25  # the CSA header's NumberOfImagesInMosaic
+    sidecar = _sidecar(folder, tmp_path, "vb12")
+    reference = json.loads(
+        (shared_data / "dcm_qa_decubitus/Ref/ep2d_diff_mddw_20_p2_20220407150138.json").read_text()
+    )
+    planned = [rank * 0.12 for rank in (0, 13, 1, 14, 2, 15, 3, 16, 4, 17, 5, 18, 6, 19, 7, 20,
+                                        8, 21, 9, 22, 10, 23, 11, 24, 12)]  # fmt: skip
+    assert sidecar["SliceTiming"] == pytest.approx(planned, abs=1e-6)
+    assert sidecar["SliceTiming"] == pytest.approx(reference["SliceTiming"], abs=0.025)
+    assert sidecar["BaseResolution"] == reference["BaseResolution"]  # read from MrProtocol

@@ -49,6 +49,7 @@ __all__ = [
     "philips_scale_slope",
     "philips_volume_order",
     "private_value",
+    "protocol_code",
     "siemens_csa",
     "siemens_echo",
     "siemens_protocol",
@@ -398,10 +399,13 @@ def _pepolar_mode(fields: Fields) -> float | None:
     return _number(fields.private(0x0019, GE_ACQUISITION, 0xB3)) if "epi_pepolar" in name else None
 
 
-def mosaic_slices(fields: Fields) -> int | None:
-    """The number of images in a Siemens mosaic: (0019,xx0A)[SIEMENS MR HEADER] (the
-    CSA header's NumberOfImagesInMosaic is read when the mosaic is loaded)."""
+def mosaic_slices(fields: Fields, ds: Dataset | None = None) -> int | None:
+    """The number of images in a Siemens mosaic: (0019,xx0A)[SIEMENS MR HEADER], else
+    (older software, VB12 among them) the CSA image header's NumberOfImagesInMosaic of
+    ``ds``."""
     count = _number(fields.private(0x0019, SIEMENS_MR, 0x0A))
+    if not count and ds is not None:
+        count = _number(siemens_csa(ds).get("NumberOfImagesInMosaic"))
     return int(count) if count and count > 0 else None
 
 
@@ -441,7 +445,8 @@ def siemens_protocol(ds: Dataset, fields: Fields | None = None) -> dict[str, str
     """The ASCII protocol (``### ASCCONV BEGIN`` ... ``END``) of the CSA series header,
     or of Siemens XA's (0021,xx19)[SIEMENS MR SDS 01] (found through ``fields``, as
     enhanced files keep it in a functional group): ``{"sSliceArray.lSize": "25", ...}``."""
-    text = siemens_csa(ds, "series").get("MrPhoenixProtocol")
+    series = siemens_csa(ds, "series")
+    text = series.get("MrPhoenixProtocol") or series.get("MrProtocol")  # the latter up to VB12
     if not isinstance(text, str) and fields is not None:
         blob = fields.private(0x0021, SIEMENS_XA_SERIES, 0x19)
         text = blob.decode("latin-1", "replace") if isinstance(blob, bytes | bytearray) else None
@@ -456,6 +461,14 @@ def siemens_protocol(ds: Dataset, fields: Fields | None = None) -> dict[str, str
         if match:
             found[match.group(1)] = match.group(2).strip('"')
     return found
+
+
+def protocol_code(text: str | None) -> int | None:
+    """A Siemens protocol value (``0x10``, ``2``) as a number; None when it is not one."""
+    try:
+        return int(text, 0) if text else None
+    except ValueError:
+        return None
 
 
 def ge_phase_flipped(fields: Fields) -> bool | None:

@@ -222,7 +222,7 @@ def slice_infos(
     common["mosaic"] = "MOSAIC" in common["image_type"]
     vendor = _text(get("Manufacturer")).upper()
     if common["mosaic"]:
-        common["mosaic_slices"] = vendors.mosaic_slices(fields)
+        common["mosaic_slices"] = vendors.mosaic_slices(fields, ds)
     magnetic = common["modality"] == "MR"  # diffusion and vendor volume orders: MR only
     grid = vendors.uih_grid(fields) if "UIH" in vendor and magnetic else None
     if grid:  # UIH's mosaic: its rows of tiles, and its first tile's position

@@ -142,14 +142,18 @@ def siemens_protocol_fields(
     the DiffusionScheme only for a ``diffusion`` series, the two echo times of a field
     map (EchoTime1, EchoTime2) only for ``phase`` images."""
     found: dict[str, Any] = {}
-    scheme = _DIFFUSION_SCHEMES.get(_code(protocol.get("sDiffusion.dsScheme")) or 0)
-    scheme = scheme or _READOUT_SCHEMES.get(_code(protocol.get("ucReadOutMode")) or 0)
+
+    def code(key: str) -> int:
+        return vendors.protocol_code(protocol.get(key)) or 0
+
+    scheme = _DIFFUSION_SCHEMES.get(code("sDiffusion.dsScheme"))
+    scheme = scheme or _READOUT_SCHEMES.get(code("ucReadOutMode"))
     if diffusion and scheme:
         found["DiffusionScheme"] = scheme
     first, second = (_number(protocol.get(f"alTE[{n}]")) for n in (0, 1))  # microseconds
     if phase and first and second and first > 0 and second > 0:
         found["EchoTime1"], found["EchoTime2"] = round(first * 1e-6, 9), round(second * 1e-6, 9)
-    partial = _code(protocol.get("sKSpace.ucPhasePartialFourier"))
+    partial = code("sKSpace.ucPhasePartialFourier")
     if partial:  # 0x1 4/8, 0x2 5/8, 0x4 6/8, 0x8 7/8; 0x10 off
         found["PartialFourier"] = _PARTIAL_FOURIER.get(partial, 1)
     for name, key in (("BaseResolution", "sKSpace.lBaseResolution"),
@@ -171,10 +175,10 @@ def siemens_protocol_fields(
     if sequence := protocol.get("tSequenceFileName"):
         found["PulseSequenceDetails"] = sequence
     accelerated = _number(protocol.get("sPat.lAccelFactPE"))
-    mode = _COIL_MODES.get(_code(protocol.get("sPat.ucPATMode")) or 0)
+    mode = _COIL_MODES.get(code("sPat.ucPATMode"))
     if accelerated and accelerated > 0 and mode:
         found["MatrixCoilMode"] = mode
-    combination = _COIL_COMBINATION.get(_code(protocol.get("ucCoilCombineMode")) or 0)
+    combination = _COIL_COMBINATION.get(code("ucCoilCombineMode"))
     if combination:
         found["CoilCombinationMethod"] = combination
     consistency = (protocol.get("sProtConsistencyInfo.tMeasuredBaselineString")
@@ -388,14 +392,6 @@ def _effective_echo_spacing(
     step = 4.0 if partial else 2.0
     lines = math.ceil(acquired / accelerated / step) * step
     return (lines - 1.0) * echo * 1e-6 / (acquired - 1)
-
-
-def _code(text: str | None) -> int | None:
-    """A Siemens protocol code (``0x10``, ``2``) as a number."""
-    try:
-        return int(text, 0) if text else None
-    except ValueError:
-        return None
 
 
 def _first_key(protocol: dict[str, str], keys: tuple[str, ...]) -> float:

@@ -47,7 +47,10 @@ def slice_timing(
     if slices[0].mosaic and vendor == "UIH":
         return _grid_timing(header, depth)
     if slices[0].mosaic:
-        return _mosaic_timing(csa, slices, depth, repetition_time_ms(vendor, header, fields))
+        repetition = repetition_time_ms(vendor, header, fields)
+        return _mosaic_timing(csa, slices, depth, repetition) or _planned_mosaic_timing(
+            csa, vendors.siemens_protocol(header, fields), depth, repetition
+        )
     if vendor == "GE":
         return _ge_timing(header, fields, depth, volume.volumes)
     if vendor in _STAMPED:
@@ -201,6 +204,34 @@ def _mosaic_timing(
         return None
     ordered = chosen[::-1] if vendors.mosaic_head_first(csa) else chosen
     return [round(t * _MS, 6) for t in ordered]
+
+
+def _planned_mosaic_timing(
+    csa: dict[str, Any], protocol: dict[str, str], depth: int, repetition_ms: float | None
+) -> list[float] | None:
+    """The slice times a Siemens protocol plans, for mosaics that give no
+    MosaicRefAcqTimes (software up to VB12): single-band slices excited evenly over the
+    TR less the delay in TR (lDelayTimeInTR, us), in the order of sSliceArray.ucMode (1
+    ascending, 2 descending, 4 interleaved: from the first slice for an odd count, the
+    second for an even one), as dcm2niix rescues them; None for other orders."""
+    mode = vendors.protocol_code(protocol.get("sSliceArray.ucMode"))
+    band = protocol.get("sSliceAcceleration.lMultiBandFactor", "1")
+    if not repetition_ms or depth < 2 or (band.isdigit() and int(band) > 1):
+        return None
+    delay = vendors.numbers(protocol.get("lDelayTimeInTR"))
+    step = (repetition_ms - (delay[0] / 1000 if delay else 0.0)) / depth
+    half = (depth + 1) // 2
+    odd_count = depth % 2 == 1
+    orders = {
+        1: list(range(depth)),
+        2: list(range(depth))[::-1],
+        4: [i // 2 + (0 if (i % 2 == 0) == odd_count else half) for i in range(depth)],
+    }
+    ranks = orders.get(mode) if mode is not None else None
+    if ranks is None or step <= 0:
+        return None
+    ordered = ranks[::-1] if vendors.mosaic_head_first(csa) else ranks
+    return [round(rank * step * _MS, 6) for rank in ordered]
 
 
 class _GePlan(NamedTuple):
