@@ -76,6 +76,21 @@ def test_ge_fmri_interleaved_single_band(shared_data: Path, tmp_path: Path) -> N
     assert sidecar["RepetitionTime"] == 5 and "MultibandAccelerationFactor" not in sidecar
 
 
+def test_ge_software_of_another_form_still_gets_slice_times(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """LX 14's "14.0_M4_0629.a" does not read as a version: dcm2niix takes it as 0 and
+    still models the timing (single band needs no version); a text too short to be a
+    version (under 10 characters) gives none."""
+    lx14 = "14\\LX\\MR Software release:14.0_M4_0629.a"
+    old = _ge_copy(shared_data, tmp_path / "lx14", software=lx14)
+    sidecar = _sidecar(old, tmp_path, "lx14")
+    odd_first = [0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7]
+    assert sidecar["SliceTiming"] == pytest.approx(_expected(odd_first, 5 / 15), abs=1e-5)
+    short = _ge_copy(shared_data, tmp_path / "short", software="14\\LX")
+    assert "SliceTiming" not in _sidecar(short, tmp_path, "short")
+
+
 def test_ge_group_delay_adds_to_the_repetition_time(shared_data: Path, tmp_path: Path) -> None:
     """epiRT's group delay (0043,xx7C): volumes 5.5 s apart, slices still over 5 s."""
     folder = _ge_copy(shared_data, tmp_path / "delay", group_delay_s=0.5)

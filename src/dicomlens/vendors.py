@@ -541,7 +541,8 @@ def ge_software_version(software: str) -> tuple[float, bool] | None:
     """GE's software version from SoftwareVersions (``27\\LX\\MR Software
     release:RX27.0_R02_1831.a``, ``28\\LX\\MR29.1_EA_2039.g``, ``...SIGNA_LX1.MR30.0_R01``):
     the major version (27.0) and whether it is release 27.0 R03 or later, as dcm2niix
-    reads it; None when the text says neither (shorter than 10 characters, say)."""
+    reads it: (0.0, False) for a text of another form (``14.0_M4_0629.a`` of LX 14);
+    None when it is too short to be one (under 10 characters)."""
     if len(software) < 10:
         return None
     for marker in ("SIGNA_LX1", "MR Software release"):
@@ -553,7 +554,7 @@ def ge_software_version(software: str) -> tuple[float, bool] | None:
         tail = software.rsplit("\\", 1)[-1]
     match = _GE_VERSION.match(tail)
     if match is None:
-        return None
+        return 0.0, False
     major, minor = int(match.group(1)), int(match.group(2))
     release = 0 if match.group(3).upper() == "EA" or not match.group(4) else int(match.group(4))
     version = major + 0.1 * minor
