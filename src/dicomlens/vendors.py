@@ -76,6 +76,7 @@ Gradient = tuple[float, float, float]
 SLICE_FIELDS: Final[dict[int, frozenset[int] | None]] = {
     0x0019: None,  # Siemens MR header, GE acquisition: diffusion, mosaics, EPI
     0x0021: frozenset({0x04, 0x06, 0x4F}),  # Siemens XA time after start, echo; GE locations
+    0x0029: frozenset({0x10}),  # Siemens CSA image header: mosaics without (0019,xx0A)
     0x0043: None,  # GE parameters: diffusion, image type
     0x0065: frozenset({0x09, 0x37, 0x50, 0x51}),  # UIH diffusion and grids
     0x2001: None,  # Philips imaging: diffusion
