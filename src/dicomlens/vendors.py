@@ -289,14 +289,8 @@ def philips_scale_slope(fields: Fields) -> float | None:
 def philips_frame_scale_slope(frame: Dataset) -> float | None:
     """The scale slope of an enhanced frame: in the item of its Philips functional
     group (2005,xx0F)[Philips MR Imaging DD 005]."""
-    group = private_value(frame, 0x2005, PHILIPS_MR_5, 0x0F)
-    try:
-        item = group[0]
-    except (TypeError, IndexError, KeyError):
-        return None
-    if not isinstance(item, Dataset):
-        return None
-    return philips_scale_slope(Fields(item.get, PrivateLookup(item)))
+    item = _private_item(frame, 0x2005, PHILIPS_MR_5, 0x0F)
+    return philips_scale_slope(Fields(item.get, PrivateLookup(item))) if item is not None else None
 
 
 def siemens_time_after_start(fields: Fields, frame: Dataset | None = None) -> float | None:
@@ -322,14 +316,19 @@ def _siemens_image_value(fields: Fields, offset: int, frame: Dataset | None) -> 
     frame's (in the item of the frame's (0021,xxFE) group)."""
     if frame is None:
         return fields.private(0x0021, SIEMENS_XA_IMAGE, offset)
-    group = private_value(frame, 0x0021, SIEMENS_XA_IMAGE, 0xFE)
+    item = _private_item(frame, 0x0021, SIEMENS_XA_IMAGE, 0xFE)
+    return private_value(item, 0x0021, SIEMENS_XA_IMAGE, offset) if item is not None else None
+
+
+def _private_item(ds: Dataset, group: int, creator: str, offset: int) -> Dataset | None:
+    """The first item of a private sequence (a vendor's functional group in a frame);
+    None when it is absent or not a sequence."""
+    sequence = private_value(ds, group, creator, offset)
     try:
-        item = group[0]
+        item = sequence[0]
     except (TypeError, IndexError, KeyError):
         return None
-    if not isinstance(item, Dataset):
-        return None
-    return private_value(item, 0x0021, SIEMENS_XA_IMAGE, offset)
+    return item if isinstance(item, Dataset) else None
 
 
 def ge_b0map_component(fields: Fields) -> str | None:
