@@ -287,3 +287,22 @@ def numbered_copies(folder: Path, count: int) -> Path:
         template.InstanceNumber = number + 1
         template.save_as(folder / f"{number:05d}.dcm")
     return folder
+
+
+def edited_copy(source: Path, target: Path, edit: Callable[[pydicom.Dataset], None]) -> Path:
+    """The DICOM files under ``source`` saved into ``target`` (by name) after ``edit``
+    changed each: a real series turned into the case a test needs."""
+    target.mkdir(parents=True)
+    for path in sorted(source.rglob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        edit(ds)
+        ds.save_as(target / path.name)
+    return target
+
+
+def replace_nested(ds: pydicom.Dataset, tag: int, old: Any, new: Any) -> None:
+    """Replace ``old`` by ``new`` in the value of every element ``tag``, nested ones
+    included (Siemens XA keeps its private fields in functional groups)."""
+    for element in ds.iterall():
+        if element.tag == tag:
+            element.value = element.value.replace(old, new)

@@ -17,6 +17,7 @@ from pathlib import Path
 import nibabel as nib
 import pydicom
 import pytest
+from conftest import edited_copy, replace_nested
 
 from dicomlens import vendors
 from dicomlens.export import save_volume
@@ -163,14 +164,13 @@ def test_siemens_xa_frames_time_after_start(shared_data: Path, tmp_path: Path) -
     """Siemens XA's enhanced frames: slice times from each frame's time after start
     (0021,xx04)[SIEMENS MR SDI 02], finer than FrameAcquisitionDateTime (here made
     coarse to the second: the times must not come from it)."""
-    folder = tmp_path / "xa"
-    folder.mkdir()
-    for source in sorted((shared_data / "dcm_qa_enh/In").rglob("*.dcm")):
-        ds = pydicom.dcmread(source)
+
+    def to_the_second(ds: pydicom.Dataset) -> None:
         for frame in ds.PerFrameFunctionalGroupsSequence:
             content = frame.FrameContentSequence[0]
             content.FrameAcquisitionDateTime = str(content.FrameAcquisitionDateTime)[:14]
-        ds.save_as(folder / source.name)
+
+    folder = edited_copy(shared_data / "dcm_qa_enh/In", tmp_path / "xa", to_the_second)
     sidecar = _sidecar(folder, tmp_path, "xa")
     reference = json.loads(
         (shared_data / "dcm_qa_enh/Ref/Siemens_REST1_w_SMS_PF7-8_6.json").read_text()
@@ -185,17 +185,12 @@ def test_multiband_from_repeated_slice_times_when_the_protocol_says_one(
     """A protocol that reports a multiband factor of 1 (or none) does not hide the
     bands the slice times show: the XA frames' times repeat twice, so the factor is 2
     (dcm2niix's rule for XA files whose protocol does not say)."""
-    folder = tmp_path / "xa"
-    folder.mkdir()
-    for source in sorted((shared_data / "dcm_qa_enh/In").rglob("*.dcm")):
-        ds = pydicom.dcmread(source)
-        for element in ds.iterall():
-            if element.tag == 0x00211019:
-                element.value = element.value.replace(
-                    b"sSliceAcceleration.lMultiBandFactor\t = \t2",
-                    b"sSliceAcceleration.lMultiBandFactor\t = \t1",
-                )
-        ds.save_as(folder / source.name)
+    key = b"sSliceAcceleration.lMultiBandFactor\t = \t"
+    folder = edited_copy(
+        shared_data / "dcm_qa_enh/In",
+        tmp_path / "xa",
+        lambda ds: replace_nested(ds, 0x00211019, key + b"2", key + b"1"),
+    )
     sidecar = _sidecar(folder, tmp_path, "xa")
     assert len(sidecar["SliceTiming"]) == 2 * len(set(sidecar["SliceTiming"]))
     assert sidecar["MultibandAccelerationFactor"] == 2
@@ -209,18 +204,16 @@ def test_old_siemens_mosaics_get_the_protocol_s_planned_slice_times(
     header), and the slice times are those the protocol plans (TR / slices apart, in
     sSliceArray.ucMode's order: interleaved here, from the first of 25 slices), close to
     the measured times dcm2niix's reference gives for the same series."""
-    source = shared_data / "dcm_qa_decubitus/In/HFS/4_ep2d_diff_mddw_20_p2"
-    folder = tmp_path / "vb12"
-    folder.mkdir()
-    for path in sorted(source.glob("*.dcm")):
-        ds = pydicom.dcmread(path)
+    def as_vb12(ds: pydicom.Dataset) -> None:
         block = ds.private_block(0x0029, "SIEMENS CSA HEADER")
         image, series = block[0x10], block[0x20]
         image.value = image.value.replace(b"MosaicRefAcqTimes\0", b"MosaicRefAcqTimez\0")
         renamed = series.value.replace(b"MrProtocol\0", b"MrProtocoX\0")  # VB17's empty one
         series.value = renamed.replace(b"MrPhoenixProtocol\0", b"MrProtocol\0\0\0\0\0\0\0\0")
         del ds[ds.private_block(0x0019, vendors.SIEMENS_MR).get_tag(0x0A)]  # not in VB12
-        ds.save_as(folder / path.name)
+
+    source = shared_data / "dcm_qa_decubitus/In/HFS/4_ep2d_diff_mddw_20_p2"
+    folder = edited_copy(source, tmp_path / "vb12", as_vb12)
     (series,) = scan([folder])
     assert series.shape[2] == 25  # the CSA header's NumberOfImagesInMosaic
     sidecar = _sidecar(folder, tmp_path, "vb12")

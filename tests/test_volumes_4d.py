@@ -7,6 +7,7 @@ import gzip
 import json
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+from conftest import edited_copy, replace_nested
 from test_dcm2niix_agreement import assert_agrees
 
 from dicomlens.cli import main
@@ -602,36 +604,34 @@ def test_volumes_further_apart_than_the_tr_get_the_measured_interval(
     assert sidecar["RepetitionTimeExcitation"] == reported < 1
     assert sidecar["RepetitionTime"] == pytest.approx(7.0, abs=1e-6)
     assert nib.load(tmp_path / "x.nii.gz").header.get_zooms()[3] == pytest.approx(7.0)
-    mosaics = tmp_path / "mosaics"
-    mosaics.mkdir()
-    for number, source in enumerate(sorted((shared_data / NIH_SIEMENS_EPI).glob("*.dcm"))):
-        ds = pydicom.dcmread(source)
-        later = seconds_of_day(ds.AcquisitionTime) + 10 * number
+
+    def ten_seconds_apart(ds: pydicom.Dataset) -> None:
+        later = seconds_of_day(ds.AcquisitionTime) + 10 * (int(ds.InstanceNumber) - 1)
         hours, minutes = divmod(later // 60, 60)
         ds.AcquisitionTime = f"{hours:02.0f}{minutes:02.0f}{later % 60:09.6f}"
-        ds.save_as(mosaics / source.name)
-    kept = _convert(_scan(mosaics)[0], tmp_path / "kept" / "x.nii.gz")
+
+    mosaics = edited_copy(shared_data / NIH_SIEMENS_EPI, tmp_path / "mosaics", ten_seconds_apart)
+    (paused,) = _scan(mosaics)
+    kept = _convert(paused, tmp_path / "kept" / "x.nii.gz")
     assert "RepetitionTimeExcitation" not in kept
-    assert kept["RepetitionTime"] == pytest.approx(float(ds.RepetitionTime) / 1000)
+    tr = float(pydicom.dcmread(paused.slices[0].path, stop_before_pixels=True).RepetitionTime)
+    assert kept["RepetitionTime"] == pytest.approx(tr / 1000)
 
 
 def test_siemens_field_map_phase_has_both_echo_times(shared_data: Path, tmp_path: Path) -> None:
     """Siemens phase images of a two-echo protocol (alTE[0], alTE[1] in microseconds)
     carry EchoTime1 and EchoTime2; magnitude images do not."""
-    folders = {}
-    for component in ("MAGNITUDE", "PHASE"):
-        folder = folders[component] = tmp_path / component
-        folder.mkdir()
-        for source in sorted((shared_data / "dcm_qa_enh/In").rglob("*.dcm")):
-            ds = pydicom.dcmread(source)
-            for element in ds.iterall():
-                if element.tag == 0x00211019:
-                    element.value = element.value.replace(
-                        b"alTE[0]\t = \t30000", b"alTE[0]\t = \t30000\nalTE[1]\t = \t32460"
-                    )
-                elif element.keyword == "ComplexImageComponent":
-                    element.value = component
-            ds.save_as(folder / source.name)
+    def two_echoes(component: str) -> Callable[[pydicom.Dataset], None]:
+        def edit(ds: pydicom.Dataset) -> None:
+            first = b"alTE[0]\t = \t30000"
+            replace_nested(ds, 0x00211019, first, first + b"\nalTE[1]\t = \t32460")
+            replace_nested(ds, 0x00089208, "MAGNITUDE", component)  # ComplexImageComponent
+
+        return edit
+
+    folders = {component: edited_copy(shared_data / "dcm_qa_enh/In", tmp_path / component,
+                                      two_echoes(component))
+               for component in ("MAGNITUDE", "PHASE")}  # fmt: skip
     phase = _convert(_scan(folders["PHASE"])[0], tmp_path / "phase" / "x.nii.gz")
     magnitude = _convert(_scan(folders["MAGNITUDE"])[0], tmp_path / "magnitude" / "x.nii.gz")
     assert (phase["EchoTime1"], phase["EchoTime2"]) == (0.03, 0.03246)
@@ -643,12 +643,11 @@ def test_enhanced_inversion_times_give_the_inversion_time(
 ) -> None:
     """Enhanced files keep the inversion time as InversionTimes (0018,9079) in the MR
     Modifier functional group: the sidecar's InversionTime comes from it (ms -> s)."""
-    folder = tmp_path / "ir"
-    folder.mkdir()
-    for source in sorted((shared_data / "dcm_qa_enh/In").rglob("*.dcm")):
-        ds = pydicom.dcmread(source)
+
+    def inverted(ds: pydicom.Dataset) -> None:
         ds.SharedFunctionalGroupsSequence[0].MRModifierSequence[0].InversionTimes = [900.0]
-        ds.save_as(folder / source.name)
+
+    folder = edited_copy(shared_data / "dcm_qa_enh/In", tmp_path / "ir", inverted)
     sidecar = _convert(_scan(folder)[0], tmp_path / "x.nii.gz")
     assert sidecar["InversionTime"] == 0.9
     plain = _convert(_scan(shared_data / "dcm_qa_enh/In")[0], tmp_path / "plain" / "x.nii.gz")
@@ -688,14 +687,8 @@ def test_siemens_xa_frames_echo_from_their_ice_dimensions(
 ) -> None:
     """Enhanced XA frames have no EchoNumbers: their echo is the second field of the
     ICE dimensions (0021,xx06)[SIEMENS MR SDI 02] ("X_2_..." for echo 2)."""
-    folder = tmp_path / "second"
-    folder.mkdir()
-    for source in sorted((shared_data / "dcm_qa_enh/In").rglob("*.dcm")):
-        ds = pydicom.dcmread(source)
-        for element in ds.iterall():
-            if element.tag == 0x00211106:
-                element.value = "X_2_" + str(element.value)[4:]
-        ds.save_as(folder / source.name)
+    folder = edited_copy(shared_data / "dcm_qa_enh/In", tmp_path / "second",
+                         lambda ds: replace_nested(ds, 0x00211106, "X_1_", "X_2_"))  # fmt: skip
     (series,) = _scan(folder)
     assert {s.echo_number for s in series.slices} == {2}
     assert _convert(series, tmp_path / "x.nii.gz")["EchoNumber"] == 2
@@ -707,15 +700,14 @@ def test_diffusion_scheme_of_protocols_without_ds_scheme(shared_data: Path, tmp_
     """Older Siemens protocols give no sDiffusion.dsScheme: their ucReadOutMode says it
     (1 monopolar, 2 bipolar; dcm2niix's rule). The shared series says both (dsScheme 1,
     Bipolar, wins); with dsScheme unreadable its ucReadOutMode 1 makes it Monopolar."""
-    folder = tmp_path / "older"
-    folder.mkdir()
-    source_folder = shared_data / "dcm_qa_decubitus/In/HFS/4_ep2d_diff_mddw_20_p2"
-    for source in sorted(source_folder.glob("*.dcm")):
-        ds = pydicom.dcmread(source)
-        header = ds[ds.private_block(0x0029, "SIEMENS CSA HEADER").get_tag(0x20)]
+
+    def without_ds_scheme(ds: pydicom.Dataset) -> None:
+        header = ds.private_block(0x0029, "SIEMENS CSA HEADER")[0x20]
         assert b"sDiffusion.dsScheme\t = \t1" in header.value
         header.value = header.value.replace(b"sDiffusion.dsScheme", b"sDiffusion.dsSchemx")
-        ds.save_as(folder / source.name)
+
+    source_folder = shared_data / "dcm_qa_decubitus/In/HFS/4_ep2d_diff_mddw_20_p2"
+    folder = edited_copy(source_folder, tmp_path / "older", without_ds_scheme)
     assert _convert(_scan(folder)[0], tmp_path / "x.nii.gz")["DiffusionScheme"] == "Monopolar"
     current = _convert(_scan(source_folder)[0], tmp_path / "current" / "x.nii.gz")
     assert current["DiffusionScheme"] == "Bipolar"
@@ -726,15 +718,14 @@ def test_siemens_xa_classic_slices_echo_from_their_ice_dimensions(
 ) -> None:
     """Siemens XA's classic slices may lack EchoNumbers: the ICE dimensions of their
     per-image block (0021,xx06)[SIEMENS MR SDI 02] give the echo."""
-    folder = tmp_path / "xa"
-    folder.mkdir()
-    for source in sorted((shared_data / "dcm_qa_decubitus/In/HFS/3_t1_fl2d_sag").glob("*.dcm")):
-        ds = pydicom.dcmread(source)
+
+    def ice_only(ds: pydicom.Dataset) -> None:
         del ds.EchoNumbers
-        ds.private_block(0x0021, "SIEMENS MR SDI 02", create=True).add_new(
-            0x06, "LO", "X_2_1_1_1_1_1_1_1_1_1_1_629"
-        )
-        ds.save_as(folder / source.name)
+        block = ds.private_block(0x0021, "SIEMENS MR SDI 02", create=True)
+        block.add_new(0x06, "LO", "X_2_1_1_1_1_1_1_1_1_1_1_629")
+
+    source = shared_data / "dcm_qa_decubitus/In/HFS/3_t1_fl2d_sag"
+    folder = edited_copy(source, tmp_path / "xa", ice_only)
     (series,) = _scan(folder)
     assert {s.echo_number for s in series.slices} == {2}
     assert _convert(series, tmp_path / "x.nii")["EchoNumber"] == 2
