@@ -30,6 +30,7 @@ from dicomlens.series import (
     HEADER_TAGS,
     GeometryReport,
     SliceInfo,
+    Split,
     group_slices,
     planar_spacing,
     read_by_slice_infos,
@@ -51,13 +52,17 @@ class Series:
 
     slices: list[SliceInfo]
     report: GeometryReport
-    split_reason: str = ""
+    split: Split | None = None
+
+    @property
+    def split_reason(self) -> str:
+        """``split by echo: part 1 of 2`` for a part of a split series, else empty."""
+        return str(self.split) if self.split else ""
 
     def split_by(self, field: str) -> bool:
         """Whether this is a part of a series split where ``field`` ("echo", "image
         type", ...) differs."""
-        fields = self.split_reason.partition(":")[0].removeprefix("split by ")
-        return field in fields.split(", ")
+        return self.split is not None and field in self.split.fields
 
     @property
     def first(self) -> SliceInfo:
@@ -121,7 +126,7 @@ class Series:
         depth = 1 if self.first.mosaic else len(self.slices) // volumes
         part = self.slices[number * depth : (number + 1) * depth]
         return Series(part, dataclasses.replace(report, volumes=1, notes=list(report.notes)),
-                      self.split_reason)  # fmt: skip
+                      self.split)  # fmt: skip
 
     def summary(self) -> dict[str, Any]:
         """One row for ``dicomlens series``."""
@@ -194,9 +199,9 @@ def scan_folder(
 def group_series(infos: Iterable[SliceInfo]) -> list[Series]:
     """Slices (from headers or a catalog) grouped into sorted series, ordered by number."""
     series = []
-    for members, reason in group_slices(infos):
+    for members, split in group_slices(infos):
         ordered, report = sort_slices(members)
-        series.append(Series(ordered, report, reason))
+        series.append(Series(ordered, report, split))
     series.sort(key=lambda s: (s.number is None, s.number or 0, s.description, s.uid))
     return series
 
@@ -284,7 +289,7 @@ def _largest_part(parts: list[Series], labels: list[str]) -> Series:
     chosen = parts[largest]
     others = ", ".join(label for n, label in enumerate(labels) if n != largest)
     chosen.report.notes.append(
-        f"series {labels[largest].split(':')[0]} is {chosen.split_reason.split(':')[0]}; "
+        f"series {labels[largest].split(':')[0]} is {chosen.split.why if chosen.split else ''}; "
         f"part {labels[largest]} is the largest and was chosen (--series {others} for the other)"
     )
     return chosen

@@ -23,7 +23,7 @@ from dicomlens.series.geometry import (
     sort_slices,
     volume_key,
 )
-from dicomlens.series.grouping import ORIENTATION_ATOL, group_slices
+from dicomlens.series.grouping import ORIENTATION_ATOL, Split, group_slices
 from dicomlens.series.slices import (
     HEADER_TAGS,
     NativePixels,
@@ -42,6 +42,7 @@ __all__ = [
     "GeometryReport",
     "NativePixels",
     "SliceInfo",
+    "Split",
     "affine_lps",
     "group_slices",
     "lps_to_ras",

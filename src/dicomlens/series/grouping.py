@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from dicomlens.series.slices import SliceInfo
 
-__all__ = ["ORIENTATION_ATOL", "group_slices", "same_value"]
+__all__ = ["ORIENTATION_ATOL", "Split", "group_slices", "same_value"]
 
 ORIENTATION_ATOL: Final = 1e-4
 """Largest difference between direction cosines that still counts as the same orientation."""
@@ -25,6 +25,22 @@ _SPLIT_FIELDS: Final = (
 )
 
 
+class Split(NamedTuple):
+    """Which part of a split series this is, and the fields its parts differ by."""
+
+    fields: tuple[str, ...]
+    part: int
+    parts: int
+
+    @property
+    def why(self) -> str:
+        """``split by echo, image type``."""
+        return f"split by {', '.join(self.fields)}"
+
+    def __str__(self) -> str:
+        return f"{self.why}: part {self.part} of {self.parts}"
+
+
 def same_value(a: Any, b: Any) -> bool:
     if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
         return all(same_value(x, y) for x, y in zip(a, b, strict=True))
@@ -33,17 +49,17 @@ def same_value(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def group_slices(slices: Iterable[SliceInfo]) -> list[tuple[list[SliceInfo], str]]:
+def group_slices(slices: Iterable[SliceInfo]) -> list[tuple[list[SliceInfo], Split | None]]:
     """Group slices by Series Instance UID, then split each group where image size,
     orientation, pixel spacing, echo, temporal position or image type differ.
 
-    Returns ``(slices, why)`` pairs, ``why`` being empty for an unsplit series and
-    naming the differing field otherwise. Order follows the first slice seen.
+    Returns ``(slices, split)`` pairs, ``split`` None for an unsplit series and saying
+    which fields differ otherwise. Order follows the first slice seen.
     """
     by_uid: dict[str, list[SliceInfo]] = {}
     for info in slices:
         by_uid.setdefault(info.series_instance_uid, []).append(info)
-    groups: list[tuple[list[SliceInfo], str]] = []
+    groups: list[tuple[list[SliceInfo], Split | None]] = []
     for members in by_uid.values():
         parts: list[list[SliceInfo]] = []
         for info in members:
@@ -56,8 +72,8 @@ def group_slices(slices: Iterable[SliceInfo]) -> list[tuple[list[SliceInfo], str
         pieces = [piece for part in parts for piece in _isotropic_apart(part)]
         isotropic = len(pieces) > len(parts)
         for number, part in enumerate(pieces, start=1):
-            why = _split_reason(pieces, number, isotropic) if len(pieces) > 1 else ""
-            groups.append((part, why))
+            split = _split(pieces, number, isotropic) if len(pieces) > 1 else None
+            groups.append((part, split))
     return groups
 
 
@@ -72,7 +88,7 @@ def _isotropic_apart(part: list[SliceInfo]) -> list[list[SliceInfo]]:
     return [[s for s in part if id(s) not in apart], isotropic]
 
 
-def _split_reason(parts: list[list[SliceInfo]], number: int, isotropic: bool) -> str:
+def _split(parts: list[list[SliceInfo]], number: int, isotropic: bool) -> Split:
     firsts = [part[0] for part in parts]
     differing = [
         name
@@ -81,4 +97,4 @@ def _split_reason(parts: list[list[SliceInfo]], number: int, isotropic: bool) ->
     ]
     if isotropic:
         differing.append("isotropic diffusion images")
-    return f"split by {', '.join(differing)}: part {number} of {len(parts)}"
+    return Split(tuple(differing), number, len(parts))
