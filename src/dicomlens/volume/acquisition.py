@@ -17,7 +17,6 @@ from dicomlens import vendors
 __all__ = ["ct_fields", "mr_fields", "phase_direction", "siemens_protocol_fields"]
 
 _MS: Final = 1e-3
-_SDI: Final = "SIEMENS MR SDI 02"  # Siemens XA per-frame fields
 _POSITIVE_NUMBERS: Final = (  # (BIDS name, DICOM keyword, factor): written when positive
     ("PixelBandwidth", "PixelBandwidth", 1.0),
     ("PercentPhaseFOV", "PercentPhaseFieldOfView", 1.0),
@@ -110,7 +109,8 @@ def mr_fields(
         found["DerivedVendorReportedEchoSpacing"] = round(1.0 / (bandwidth * factor * recon), 9)
     if vendor == "Philips":
         found.update(_philips_readout(fields, recon, estimate="EffectiveEchoSpacing" not in found))
-    dwell = _number(csa.get("RealDwellTime")) or _number(fields.private(0x0021, _SDI, 0x42))
+    xa_dwell = fields.private(0x0021, vendors.SIEMENS_XA_IMAGE, 0x42)
+    dwell = _number(csa.get("RealDwellTime")) or _number(xa_dwell)
     if vendor == "Siemens" and dwell and dwell > 0:
         found["DwellTime"] = dwell * 1e-9
     found.update(_phase_encoding(fields, vendor, csa, direction, affine_ras, reversed_polarity))
@@ -282,7 +282,7 @@ def _polarity(fields: vendors.Fields, vendor: str, csa: dict[str, Any]) -> bool 
     if vendor == "Siemens":
         value = csa.get("PhaseEncodingDirectionPositive")
         if value is None:
-            value = fields.private(0x0021, _SDI, 0x1C)
+            value = fields.private(0x0021, vendors.SIEMENS_XA_IMAGE, 0x1C)
         found = vendors.numbers(value)
         return bool(found[0]) if found else None
     if vendor == "GE":
@@ -359,7 +359,7 @@ def _phase_bandwidth(fields: vendors.Fields, vendor: str, csa: dict[str, Any]) -
         return None
     for value in (csa.get("BandwidthPerPixelPhaseEncode"),
                   fields.private(0x0019, vendors.SIEMENS_MR, 0x28),
-                  fields.private(0x0021, _SDI, 0x53)):  # fmt: skip
+                  fields.private(0x0021, vendors.SIEMENS_XA_IMAGE, 0x53)):  # fmt: skip
         found = _number(value)
         if found and found > 0:
             return found

@@ -54,7 +54,6 @@ _BIDS_NAMES: Final = {
 }
 _COMPONENTS: Final = {"MAGNITUDE": "M", "PHASE": "P", "REAL": "R", "IMAGINARY": "I"}
 """Complex components, in the order dcm2niix appends them, and their short names."""
-_SDI: Final = "SIEMENS MR SDI 02"  # Siemens XA per-frame fields
 _SDS_TEXT: Final = {"ScanningSequence": 0x5A, "SequenceVariant": 0x5B, "ScanOptions": 0x5C}
 """Siemens XA's enhanced files keep these classic fields only as (0021,xxNN)[SDS]."""
 
@@ -83,7 +82,8 @@ def bids_sidecar(
             sidecar[_BIDS_NAMES.get(name, name)] = value
     if "SequenceName" not in sidecar and "PulseSequenceName" in sidecar:
         sidecar["SequenceName"] = sidecar["PulseSequenceName"]  # enhanced files' name for it
-    text = _plain(private(0x0021, _SDI, 0x75))  # Siemens XA: the ImageType of the classic files
+    # Siemens XA: the ImageType of the classic files
+    text = _plain(private(0x0021, vendors.SIEMENS_XA_IMAGE, 0x75))
     if text:
         sidecar["ImageTypeText"] = _image_type(text, fields, with_components=False)
     if "ImageType" in sidecar:
