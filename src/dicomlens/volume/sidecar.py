@@ -136,10 +136,10 @@ def bids_sidecar(
         sidecar.update(ct_fields(find))
     if vendor == "GE" and (flipped := vendors.ge_phase_flipped(fields)) is not None:
         sidecar["PhaseEncodingPolarityGE"] = "Flipped" if flipped else "Unflipped"
-    timing = slice_timing(header, fields, vendor, csa, slices, volume)
+    timing = slice_timing(header, fields, vendor, csa, protocol, slices, volume)
     if timing is not None:
         sidecar["SliceTiming"] = timing
-    factor = multiband_factor(vendor, header, fields, timing)
+    factor = multiband_factor(vendor, header, fields, protocol, timing)
     if factor > 1 and sidecar.get("Modality") == "MR":
         sidecar["MultibandAccelerationFactor"] = factor
     orientation = find("ImageOrientationPatient")

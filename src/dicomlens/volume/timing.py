@@ -34,11 +34,13 @@ def slice_timing(
     fields: vendors.Fields,
     vendor: str,
     csa: dict[str, Any],
+    protocol: dict[str, str],
     slices: Sequence[SliceInfo],
     volume: Volume,
 ) -> list[float] | None:
     """When each slice of a volume was acquired, in seconds from the first, in the
-    order of the written slices (k); None when the files do not say."""
+    order of the written slices (k); None when the files do not say. ``csa`` and
+    ``protocol`` are Siemens' CSA image header and ASCII protocol (empty for others)."""
     depth = volume.array.shape[2] if volume.array.ndim >= 3 else 1
     if depth < 2 or str(fields.public("MRAcquisitionType") or "") == "3D":
         return None
@@ -49,7 +51,7 @@ def slice_timing(
     if slices[0].mosaic:
         repetition = repetition_time_ms(vendor, header, fields)
         return _mosaic_timing(csa, slices, depth, repetition) or _planned_mosaic_timing(
-            csa, vendors.siemens_protocol(header, fields), depth, repetition
+            csa, protocol, depth, repetition
         )
     if vendor == "GE":
         return _ge_timing(header, fields, depth, volume.volumes)
@@ -73,16 +75,17 @@ def repetition_time_ms(vendor: str, header: Dataset, fields: vendors.Fields) -> 
 
 
 def multiband_factor(
-    vendor: str, header: Dataset, fields: vendors.Fields, timing: list[float] | None
+    vendor: str,
+    header: Dataset,
+    fields: vendors.Fields,
+    protocol: dict[str, str],
+    timing: list[float] | None,
 ) -> int:
-    """Slices excited at once: Siemens' protocol, GE's (0043,xxB6), else (when they say
-    1 or nothing, as anonymised XA files do) how often each slice time repeats."""
-    if vendor == "Siemens":
-        factor = vendors.siemens_protocol(header, fields).get(
-            "sSliceAcceleration.lMultiBandFactor"
-        )
-        if factor and factor.isdigit() and int(factor) > 1:
-            return int(factor)
+    """Slices excited at once: Siemens' ``protocol``, GE's (0043,xxB6), else (when they
+    say 1 or nothing, as anonymised XA files do) how often each slice time repeats."""
+    factor = protocol.get("sSliceAcceleration.lMultiBandFactor", "")
+    if factor.isdigit() and int(factor) > 1:
+        return int(factor)
     if vendor == "GE" and (band := _ge_band(header, fields)) > 1:
         return band
     distinct = len({round(t, 4) for t in timing or ()})
