@@ -19,10 +19,17 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 
-import dicomlens.anonymization as anonymizing
+import dicomlens.anonymization.files as anonymizing
 from dicomlens import scan
 from dicomlens._confidentiality_profile import ROWS
-from dicomlens.anonymization import IdentityMap, Keys, anonymize, deidentify, find_leaks
+from dicomlens.anonymization import (
+    Deidentified,
+    IdentityMap,
+    Keys,
+    anonymize,
+    deidentify,
+    find_leaks,
+)
 from dicomlens.cli import main
 from dicomlens.errors import (
     AnonymizationError,
@@ -341,7 +348,7 @@ def test_a_leak_fails_the_file_and_writes_nothing(
     folder, _ = planted
     real = anonymizing.deidentify
 
-    def careless(ds: Dataset, **options: object) -> anonymizing.Deidentified:
+    def careless(ds: Dataset, **options: object) -> Deidentified:
         report = real(ds, **options)  # type: ignore[arg-type]
         ds.Manufacturer = PLANTED["PatientName"]  # put an original value back
         return report
