@@ -395,6 +395,28 @@ def test_header_beyond_the_in_memory_prefix_is_read_whole(tmp_path: Path, ct_sma
     assert read(path, stop_before_pixels=True)[0x00291010].value == "after the long value"
 
 
+def test_headers_up_to_the_larger_prefix_are_parsed_in_memory(
+    tmp_path: Path, ct_small: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guarded = reading.files._read_guarded
+    calls: list[Path] = []
+
+    def counted(file: Path, *args: object) -> object:
+        calls.append(file)
+        return guarded(file, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reading.files, "_read_guarded", counted)
+    for name, length in (("csa_sized", 200_000), ("huge", reading.files._IN_MEMORY_MOST + 10)):
+        ds = pydicom.dcmread(ct_small)
+        ds.add_new(0x00291020, "OB", b"\x01" * length)  # a header longer than the first prefix
+        ds.add_new(0x00291030, "LT", "after the long value")
+        ds.save_as(tmp_path / f"{name}.dcm")
+        read_back = read(tmp_path / f"{name}.dcm", stop_before_pixels=True)
+        assert read_back[0x00291030].value == "after the long value"
+        assert read_back[0x00291020].value == b"\x01" * length
+    assert calls == [tmp_path / "huge.dcm"]  # only the header past 4 MiB is read the guarded way
+
+
 def test_elements_after_deferred_pixel_data_are_kept(tmp_path: Path, ct_small: Path) -> None:
     ds = pydicom.dcmread(ct_small)
     ds.add_new(0xFFFCFFFC, "OB", b"\0" * 16)  # Data Set Trailing Padding, after the pixels

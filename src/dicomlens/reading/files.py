@@ -78,7 +78,8 @@ MAX_DEPTH = 64
 DEFER_SIZE = 64 << 20
 """Values longer than this (bytes) stay in the file until used, by default."""
 _ZERO_RUN = 4096  # element headers of zeros in a row: not a data set (RELIABILITY R23)
-_IN_MEMORY = 1 << 16  # bytes: headers are parsed from memory when they fit in this
+_IN_MEMORY = 1 << 16  # bytes: headers are parsed from memory when they fit in this,
+_IN_MEMORY_MOST = 4 << 20  # or else in this (CSA headers, functional groups)
 _DEFLATED_UID = DeflatedExplicitVRLittleEndian.encode()
 
 
@@ -212,8 +213,9 @@ def _read_in_memory(
     file: Path, found: os.stat_result, stop_before_pixels: bool, defer_size: int | None
 ) -> FileDataset | None:
     """The quick way for the common case: parse the file's first bytes from memory,
-    without the guard's per-read checks. None (read the guarded way) whenever the
-    parse needed bytes beyond them or anything was unusual (a warning, an error, a
+    without the guard's per-read checks; when the header runs past the first 64 KiB,
+    once more from its first 4 MiB. None (read the guarded way) whenever the parse
+    needed bytes beyond them or anything was unusual (a warning, an error, a
     deflated data set, zero element headers), so results never differ."""
     size = found.st_size
     header_only = stop_before_pixels or (defer_size is not None and defer_size < _IN_MEMORY)
@@ -222,9 +224,28 @@ def _read_in_memory(
     try:
         with file.open("rb") as fh:
             data = fh.read(_IN_MEMORY)
-        if _DEFLATED_UID in data:
-            return None  # the guarded read bounds the inflation
-        stream = io.BytesIO(data)
+            ds = _parse_in_memory(data, size, stop_before_pixels, defer_size)
+            if ds is None and len(data) < size:
+                data += fh.read(_IN_MEMORY_MOST - len(data))
+                ds = _parse_in_memory(data, size, stop_before_pixels, defer_size)
+    except OSError:  # the guarded read names the problem
+        return None
+    if ds is None:
+        return None
+    ds.filename, ds.buffer, ds.fileobj_type = str(file), None, open
+    ds.timestamp = found.st_mtime  # as pydicom sets it: deferred values are read from the file
+    return ds
+
+
+def _parse_in_memory(
+    data: bytes, size: int, stop_before_pixels: bool, defer_size: int | None
+) -> FileDataset | None:
+    """The data set in ``data``, the first bytes of a file of ``size`` bytes, when it
+    surely reads the same as the whole file would (see :func:`_read_in_memory`)."""
+    if _DEFLATED_UID in data:
+        return None  # the guarded read bounds the inflation
+    stream = io.BytesIO(data)
+    try:
         with warnings.catch_warnings(record=True) as noticed:
             warnings.simplefilter("always")
             ds = pydicom.dcmread(
@@ -234,8 +255,6 @@ def _read_in_memory(
         return None
     if noticed or not _plainly_read(ds, stream.tell(), len(data), size):
         return None
-    ds.filename, ds.buffer, ds.fileobj_type = str(file), None, open
-    ds.timestamp = found.st_mtime  # as pydicom sets it: deferred values are read from the file
     return ds
 
 
