@@ -38,7 +38,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/dicomweb.py
 	$(BIN)/python bench/report.py
 
-# A few seconds per benchmark, the same ratios; fails when one misses its target by > 10 %.
+# Fewer runs, the same ratios (smaller inputs only where start-up would not then weigh more):
+# about 2 minutes; fails when a ratio misses its target by > 10 %.
 # Run it before you stop whenever a change touches reading, scanning, volumes or the catalog.
 bench-quick: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
