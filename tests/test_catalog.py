@@ -212,6 +212,7 @@ def test_older_schema_is_migrated_when_written_and_read_as_it_is(tmp_path: Path)
             connection.execute(f"DROP INDEX {name}")
         connection.execute("DROP TABLE series_values")
         connection.execute("DROP TABLE series_varying")
+        connection.execute("ALTER TABLE files DROP COLUMN rows_version")
         connection.execute("PRAGMA user_version = 1")
     with Catalog(db, readonly=True) as catalog:
         assert len(query(catalog, ["Modality=CT"]).rows) == 1
@@ -247,6 +248,7 @@ def test_instance_indexes_gain_the_series_when_migrated(tmp_path: Path) -> None:
     with sqlite3.connect(db) as connection:  # as schema v4 made them
         connection.execute("DROP INDEX instances_rows")
         connection.execute("CREATE INDEX instances_rows ON instances(rows)")
+        connection.execute("ALTER TABLE files DROP COLUMN rows_version")
         connection.execute("PRAGMA user_version = 4")
     with Catalog(db, readonly=True) as catalog:  # read as it is
         assert _indexed_columns(catalog, "instances_rows") == ["rows"]
@@ -256,6 +258,65 @@ def test_instance_indexes_gain_the_series_when_migrated(tmp_path: Path) -> None:
     with Catalog(db, readonly=True) as catalog:
         assert _indexed_columns(catalog, "instances_rows") == ["rows", "series"]
         assert len(query(catalog, ["Rows=64"]).rows) == 1
+
+
+def test_rows_of_an_earlier_version_are_read_again_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A catalog made by an earlier dicomlens (schema v5: no rows version, or rows of an
+    older version) reads those files again on its next index, then no more."""
+    from dicomlens.catalog.schema import ROWS_VERSION
+    from dicomlens.errors import DicomlensWarning
+
+    folder = numbered_copies(tmp_path / "series", 6)
+    db = tmp_path / "catalog.db"
+    index([folder], db)
+    with sqlite3.connect(db) as connection:
+        fresh = connection.execute("SELECT slices, elements FROM instances").fetchall()
+        connection.execute("UPDATE instances SET slices = '[]'")  # what an older reader lacked
+        connection.execute("ALTER TABLE files DROP COLUMN rows_version")
+        connection.execute("PRAGMA user_version = 5")
+    with pytest.warns(DicomlensWarning, match="v5 migrated"):
+        report = index([folder], db)
+    assert (report.read, report.refreshed, report.unchanged) == (6, 6, 0)
+    with sqlite3.connect(db) as connection:
+        again = connection.execute("SELECT slices, elements FROM instances").fetchall()
+        versions = connection.execute("SELECT DISTINCT rows_version FROM files").fetchall()
+    assert sorted(again) == sorted(fresh) and versions == [(ROWS_VERSION,)]
+    report = index([folder], db)
+    assert (report.read, report.refreshed, report.unchanged) == (0, 0, 6)
+    with sqlite3.connect(db) as connection:  # a row of an older version than this one's
+        connection.execute("UPDATE files SET rows_version = ? WHERE path LIKE '%/00003.dcm'",
+                           (ROWS_VERSION - 1,))  # fmt: skip
+    (folder / "00005.dcm").unlink()  # and a file gone meanwhile is still forgotten
+    assert main(["index", str(folder), "--catalog", str(db)]) == 0
+    said = capsys.readouterr().err
+    assert "dicomlens: 1 file read again: recorded by an earlier dicomlens" in said
+    assert "read 1 file (1 instance, 0 failed, 0 other), 4 unchanged, 1 removed" in said
+
+
+# The slice fields each rows version stores: a new field changes every image's row.
+_SLICE_FIELDS_OF_ROWS_VERSION = {
+    1: ("path", "frame", "sop_instance_uid", "series_instance_uid", "rows", "columns", "position",
+        "orientation", "pixel_spacing", "slice_thickness", "instance_number", "acquisition_time",
+        "echo_number", "echo_time", "temporal_position", "image_type", "slope", "intercept",
+        "series_number", "series_description", "modality", "study_instance_uid", "mosaic",
+        "native_pixels", "acquisition_number", "trigger_time", "b_value", "gradient",
+        "volume_order", "mosaic_slices", "mosaic_rows", "frame_time", "imager_pixel_spacing",
+        "rows_reversed", "component", "time_after_start", "scale_slope"),
+}  # fmt: skip
+
+
+def test_a_new_slice_field_comes_with_a_new_rows_version() -> None:
+    """Raise ROWS_VERSION (and list its fields above) when SliceInfo changes, so that
+    catalogs read their files again rather than keep rows without the new field."""
+    import dataclasses
+
+    from dicomlens.catalog.schema import ROWS_VERSION
+    from dicomlens.series import SliceInfo
+
+    fields = tuple(field.name for field in dataclasses.fields(SliceInfo))
+    assert fields == _SLICE_FIELDS_OF_ROWS_VERSION.get(ROWS_VERSION), "raise ROWS_VERSION"
 
 
 def test_bounded_statements_overrun_and_leave_the_catalog_usable(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 import pydicom
 import pytest
 from conftest import TEST_FILES, bundled, numbered_copies, shared_data_root
@@ -32,6 +33,7 @@ from dicomlens.catalog.parquet import (
     import_catalog,
     index_parquet,
 )
+from dicomlens.catalog.parquet.format import TABLES, write_tables
 from dicomlens.cli import main
 from dicomlens.errors import CatalogError
 
@@ -274,6 +276,50 @@ def test_rerun_reads_nothing_then_changes_are_tombstoned_and_compacted(tmp_path:
     # without tombstones, any Parquet reader sees the live rows by globbing the parts
     glob = str(dataset / "parts" / "*" / "instances.parquet")
     assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{glob}')").fetchall() == [(13,)]
+
+
+def test_parts_of_an_earlier_version_are_read_again_and_compaction_keeps_versions(
+    tmp_path: Path,
+) -> None:
+    from dicomlens.catalog.parquet.format import Part, rows_version_of, write_part
+    from dicomlens.catalog.schema import ROWS_VERSION
+
+    root = _tree(tmp_path)
+    dataset, db = tmp_path / "catalog", tmp_path / "catalog.db"
+    index_parquet([root], dataset, workers=1)
+    (part,) = ParquetDataset(dataset).parts
+    assert part["rows_version"] == rows_version_of(dataset / "parts" / part["name"]) == ROWS_VERSION
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    for listed in manifest["parts"]:
+        del listed["rows_version"]  # as a dicomlens without rows versions wrote it
+    (dataset / "manifest.json").write_text(json.dumps(manifest))
+    report = index_parquet([root], dataset, workers=1)
+    assert (report.read, report.refreshed, report.unchanged) == (14, 14, 0)
+    again = index_parquet([root], dataset, workers=1)
+    assert (again.read, again.refreshed, again.unchanged) == (0, 0, 14)
+    index([root], db)
+    _assert_same(db, dataset)
+
+    # a part of version 0 (rows written before versions were recorded) with a dead row
+    handle = ParquetDataset(dataset)
+    with handle.writing():
+        assert compact(handle) == 14  # the rows read again replace the earlier version's
+        (old,) = (p["name"] for p in handle.parts)
+        folder = handle.folder / "parts" / old
+        tables = {t: pq.read_table(folder / f"{t}.parquet") for t in TABLES}
+        write_tables(tables, folder, rows_version=0)
+        path = tables["instances"]["path"][0].as_py()
+        name, incoming = handle.new_part()
+        tombstones = Part(name)
+        tombstones.bury([(path, old)])
+        write_part(tombstones, incoming)
+        handle.commit(name)
+        assert compact(handle) == 1
+        assert [rows_version_of(handle.folder / "parts" / p["name"]) for p in handle.parts] == [0]
+        assert [p["rows_version"] for p in handle.parts] == [0]
+    report = index_parquet([root], dataset, workers=1)  # so the next run reads them again
+    assert (report.read, report.refreshed) == (14, 13)
+    _assert_same(db, dataset)
 
 
 _KILLED_WORKER = """

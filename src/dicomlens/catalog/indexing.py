@@ -34,6 +34,9 @@ class IndexReport:
 
     read: int = 0
     unchanged: int = 0
+    refreshed: int = 0
+    """Files read again because an earlier version made their rows
+    (:data:`~dicomlens.catalog.schema.ROWS_VERSION`): those lack what this one extracts."""
     removed: int = 0
     instances: int = 0
     others: int = 0  # not DICOM, or a DICOMDIR
@@ -92,9 +95,11 @@ def index(
                     seen.add(name)
                 continue  # a link to a file indexed under its own path
             seen.add(name)
-            if known.get(name) == current:
+            recorded = known.get(name, ())  # (): new; None: recorded by an earlier version
+            if recorded == current:
                 report.unchanged += 1
             else:
+                report.refreshed += recorded is None
                 todo.append(name)
         gone = [path for path in known if path not in seen]
         if gone:

@@ -7,12 +7,19 @@ from typing import Any, Final, Literal, NamedTuple
 
 __all__ = [
     "LEVEL_COLUMNS",
+    "ROWS_VERSION",
     "FileRow",
     "InstanceRow",
     "column_type",
     "scalar_pairs",
     "top_level_scalars",
 ]
+
+ROWS_VERSION: Final = 1
+"""The version of what a file's row holds (its columns, element JSON and slice fields).
+Raise it whenever the same file would give another row (a new slice field, another
+encoding): catalogs then read every file recorded by an older version again on their
+next index, instead of keeping rows that lack what this version extracts."""
 
 # Typed columns of each level: column name -> keyword (its values also stay in the JSON).
 LEVEL_COLUMNS: Final[dict[str, dict[str, str]]] = {

@@ -27,6 +27,7 @@ from dicomlens.catalog.filesystem import is_network_filesystem
 from dicomlens.catalog.locking import writer_lock
 from dicomlens.catalog.schema import (
     LEVEL_COLUMNS,
+    ROWS_VERSION,
     FileRow,
     InstanceRow,
     column_type,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "Catalog", "Overrun", "purge"]
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 _PARENT: Final = {"study": "patient", "series": "study", "instance": "series"}
 _TABLE: Final = {"patient": "patients", "study": "studies", "series": "series"}
 _KEY: Final = {
@@ -77,7 +78,8 @@ CREATE TABLE files (
     mtime_ns INTEGER NOT NULL,
     inode INTEGER NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('instance', 'error', 'other')),
-    reason TEXT NOT NULL DEFAULT ''
+    reason TEXT NOT NULL DEFAULT '',
+    rows_version INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE patients (
     id INTEGER PRIMARY KEY,
@@ -184,12 +186,17 @@ GROUP BY series, key HAVING count(*) > {VARYING_AFTER};
 DELETE FROM series_values WHERE EXISTS (SELECT 1 FROM series_varying v
     WHERE v.key = series_values.key AND v.series = series_values.series);
 """
+# Rows written before their version was recorded count as version 0: read again.
+_ROWS_VERSION_COLUMN: Final = (
+    "ALTER TABLE files ADD COLUMN rows_version INTEGER NOT NULL DEFAULT 0;\n"
+)
 # Schema changes from each earlier version to the next.
 _MIGRATIONS: Final = {
     1: _CONFLICTS,
     2: _INSTANCE_INDEXES,
     3: _SERIES_VALUES + _SERIES_VALUES_FILLED,
     4: _INSTANCE_INDEXES_RENEWED,
+    5: _ROWS_VERSION_COLUMN,
 }
 
 
@@ -298,17 +305,21 @@ class Catalog:
 
     # -- writing ------------------------------------------------------------
 
-    def fingerprints(self, roots: Sequence[Path]) -> dict[str, tuple[int, int, int]]:
-        """Size, mtime and inode of every file recorded under ``roots``."""
-        found: dict[str, tuple[int, int, int]] = {}
+    def fingerprints(self, roots: Sequence[Path]) -> dict[str, tuple[int, int, int] | None]:
+        """Size, mtime and inode of every file recorded under ``roots``; None for a file
+        whose row an earlier version made (:data:`ROWS_VERSION`): it is to be read again."""
+        found: dict[str, tuple[int, int, int] | None] = {}
         for root in roots:
             prefix = str(root).rstrip("/") + "/"
             rows = self.db.execute(
-                "SELECT path, size, mtime_ns, inode FROM files WHERE path = ? OR "
+                "SELECT path, size, mtime_ns, inode, rows_version FROM files WHERE path = ? OR "
                 "substr(path, 1, ?) = ?",
                 (str(root), len(prefix), prefix),
             )
-            found.update((path, (size, mtime, inode)) for path, size, mtime, inode in rows)
+            found.update(
+                (path, (size, mtime, inode) if version == ROWS_VERSION else None)
+                for path, size, mtime, inode, version in rows
+            )
         return found
 
     def write(self, rows: Iterable[FileRow]) -> None:
@@ -318,16 +329,22 @@ class Catalog:
         values = _SeriesValues(self.db)
         with self._transaction():
             self.db.executemany(
-                "INSERT INTO files (path, size, mtime_ns, inode, kind, reason) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = "
+                "INSERT INTO files (path, size, mtime_ns, inode, kind, reason, rows_version) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = "
                 "excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode, "
-                "kind = excluded.kind, reason = excluded.reason",
-                [(r.path, r.size, r.mtime_ns, r.inode, r.kind, r.reason) for r in rows],
+                "kind = excluded.kind, reason = excluded.reason, "
+                "rows_version = excluded.rows_version",
+                [
+                    (r.path, r.size, r.mtime_ns, r.inode, r.kind, r.reason, ROWS_VERSION)
+                    for r in rows
+                ],
             )
-            ids = dict(self.db.execute(
-                "SELECT path, id FROM files WHERE path IN (SELECT value FROM json_each(?))",
-                (json.dumps([row.path for row in rows]),),
-            ).fetchall())
+            ids = dict(
+                self.db.execute(
+                    "SELECT path, id FROM files WHERE path IN (SELECT value FROM json_each(?))",
+                    (json.dumps([row.path for row in rows]),),
+                ).fetchall()
+            )
             self.db.execute(  # a file read again replaces what it held
                 "DELETE FROM instances WHERE file IN (SELECT value FROM json_each(?))",
                 (json.dumps(list(ids.values())),),

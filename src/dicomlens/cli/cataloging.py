@@ -185,6 +185,12 @@ def _run_index(args: argparse.Namespace) -> int:
             "(SELECT * FROM conflicts)",
             file=sys.stderr,
         )
+    if report.refreshed:
+        print(
+            f"{PROG}: {counted(report.refreshed, 'file')} read again: recorded by an earlier "
+            "dicomlens, whose rows lack what this one reads",
+            file=sys.stderr,
+        )
     print(
         f"{PROG}: {path}: read {counted(report.read, 'file')} "
         f"({counted(report.instances, 'instance')}, {len(report.errors)} failed, "

@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dicomlens.catalog.parquet.dataset import ParquetDataset
-from dicomlens.catalog.parquet.format import TABLES, schema, write_tables
+from dicomlens.catalog.parquet.format import TABLES, rows_version_of, schema, write_tables
 
 __all__ = ["compact"]
 
@@ -37,7 +37,8 @@ def compact(dataset: ParquetDataset) -> int:
                 position, "part", pa.array([name] * live.num_rows, pa.string())
             )
         if any(tables[t].num_rows for t in TABLES[:-1]):
-            write_tables(tables, incoming)
+            version = rows_version_of(dataset.folder / "parts" / old)  # the rows' own
+            write_tables(tables, incoming, rows_version=version)
             dataset.commit(name)
     dataset.drop(set(rewrite))
     return dropped

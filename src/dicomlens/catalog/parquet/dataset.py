@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from dicomlens.catalog.locking import writer_lock
-from dicomlens.catalog.parquet.format import TABLES
+from dicomlens.catalog.parquet.format import TABLES, rows_version_of
 from dicomlens.errors import CatalogError, UsageError
 
 __all__ = ["FORMAT", "MANIFEST", "ParquetDataset", "parse_manifest", "part_files"]
@@ -142,7 +142,7 @@ class ParquetDataset:
 
         folder = self.folder / "parts" / name
         counts = {t: pq.read_metadata(folder / f"{t}.parquet").num_rows for t in TABLES}
-        self.parts.append({"name": name, **counts})
+        self.parts.append({"name": name, **counts, "rows_version": rows_version_of(folder)})
         number = name.partition("-")[0]
         if number.isdigit():  # never reuse the number of an adopted part
             self.manifest["next_part"] = max(self.manifest["next_part"], int(number) + 1)

@@ -23,13 +23,14 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dicomlens.catalog.schema import LEVEL_COLUMNS, FileRow, column_type
+from dicomlens.catalog.schema import LEVEL_COLUMNS, ROWS_VERSION, FileRow, column_type
 from dicomlens.editing import fsync_path
 
 __all__ = [
     "FILE_TABLES",
     "TABLES",
     "Part",
+    "rows_version_of",
     "schema",
     "write_part",
     "write_tables",
@@ -38,6 +39,7 @@ __all__ = [
 TABLES: Final = ("instances", "errors", "others", "tombstones")
 FILE_TABLES: Final = {"instance": "instances", "error": "errors", "other": "others"}
 """The table of each kind of file."""
+_ROWS_VERSION_KEY: Final = b"dicomlens.rows_version"  # in each table's key-value metadata
 
 _ARROW_TYPES: Final = {"INTEGER": pa.int64(), "REAL": pa.float64(), "TEXT": pa.string()}
 _FILE_FIELDS: Final = [
@@ -118,16 +120,28 @@ def write_part(part: Part, folder: Path) -> dict[str, int]:
     return write_tables(part.tables(), folder)
 
 
-def write_tables(tables: dict[str, pa.Table], folder: Path) -> dict[str, int]:
+def write_tables(
+    tables: dict[str, pa.Table], folder: Path, *, rows_version: int = ROWS_VERSION
+) -> dict[str, int]:
     """Write one part's tables into ``folder`` (created; every table, empty ones too,
-    so that a reader's glob always finds them), synced to disk. Their row counts."""
+    so that a reader's glob always finds them), synced to disk, each marked with the
+    version of the rows it holds (see :func:`rows_version_of`). Their row counts."""
     folder.mkdir(parents=True, exist_ok=True)
+    marked = {_ROWS_VERSION_KEY: str(rows_version).encode()}
     for table in TABLES:
         path = folder / f"{table}.parquet"
-        pq.write_table(tables[table], path, compression="zstd")
+        pq.write_table(tables[table].replace_schema_metadata(marked), path, compression="zstd")
         fsync_path(path)
     fsync_path(folder)
     return {table: tables[table].num_rows for table in TABLES}
+
+
+def rows_version_of(folder: Path) -> int:
+    """The :data:`~dicomlens.catalog.schema.ROWS_VERSION` of the rows of the part in
+    ``folder`` (0: written before versions were recorded)."""
+    metadata = pq.read_metadata(folder / "instances.parquet").metadata or {}
+    found = metadata.get(_ROWS_VERSION_KEY, b"0")
+    return int(found) if found.isdigit() else 0
 
 
 def _typed(value: Any, column: str) -> Any:

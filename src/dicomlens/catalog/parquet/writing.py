@@ -24,7 +24,7 @@ from dicomlens.catalog.executors import (
 from dicomlens.catalog.indexing import IndexReport, listed_files
 from dicomlens.catalog.parquet.dataset import ParquetDataset
 from dicomlens.catalog.parquet.format import Part, write_part
-from dicomlens.catalog.schema import FileRow
+from dicomlens.catalog.schema import ROWS_VERSION, FileRow
 from dicomlens.errors import UsageError
 
 __all__ = ["PartTask", "index_parquet", "read_part"]
@@ -98,6 +98,7 @@ def index_parquet(
         if dataset.parts:
             with ParquetCatalog(dataset.folder) as current:
                 known = current.fingerprints(roots)
+        earlier = {p["name"] for p in dataset.parts if p.get("rows_version") != ROWS_VERSION}
         todo: list[str] = []
         listed: list[FileRow] = []
         seen: set[str] = set()
@@ -113,7 +114,12 @@ def index_parquet(
                 report.errors.append((name, problem))
                 if recorded is None or recorded[0] != (0, 0, 0):
                     listed.append(FileRow(name, 0, 0, 0, "error", problem))
-            elif recorded is not None and recorded[0] == current_print:
+            elif recorded is None:
+                todo.append(name)
+            elif recorded[1] in earlier:  # a row made by an earlier version: read again
+                report.refreshed += 1
+                todo.append(name)
+            elif recorded[0] == current_print:
                 report.unchanged += 1
             else:
                 todo.append(name)
