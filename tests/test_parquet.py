@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -293,6 +294,16 @@ def test_parts_of_an_earlier_version_are_read_again_and_compaction_keeps_version
     for listed in manifest["parts"]:
         del listed["rows_version"]  # as a dicomlens without rows versions wrote it
     (dataset / "manifest.json").write_text(json.dumps(manifest))
+    imported = tmp_path / "imported.db"  # copied into SQLite, the rows keep their version
+    import_catalog(dataset, imported)
+    report = index([root], imported)
+    assert (report.read, report.refreshed, report.unchanged) == (14, 14, 0)
+    with sqlite3.connect(imported) as connection:
+        connection.execute("UPDATE files SET rows_version = 0 WHERE path LIKE '%mr.dcm'")
+    exported = tmp_path / "exported"  # and back into Parquet: the part is marked as its oldest
+    export_catalog(imported, exported)
+    assert [p["rows_version"] for p in ParquetDataset(exported).parts] == [0]
+    assert index_parquet([root], exported, workers=1).refreshed == 14
     report = index_parquet([root], dataset, workers=1)
     assert (report.read, report.refreshed, report.unchanged) == (14, 14, 0)
     again = index_parquet([root], dataset, workers=1)

@@ -125,3 +125,4 @@ class FileRow(NamedTuple):
     kind: str
     reason: str = ""
     instance: InstanceRow | None = None
+    rows_version: int = ROWS_VERSION  # another when copied from a catalog an earlier one made

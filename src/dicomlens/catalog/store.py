@@ -335,7 +335,7 @@ class Catalog:
                 "kind = excluded.kind, reason = excluded.reason, "
                 "rows_version = excluded.rows_version",
                 [
-                    (r.path, r.size, r.mtime_ns, r.inode, r.kind, r.reason, ROWS_VERSION)
+                    (r.path, r.size, r.mtime_ns, r.inode, r.kind, r.reason, r.rows_version)
                     for r in rows
                 ],
             )

@@ -24,7 +24,7 @@ __all__ = ["export_catalog", "import_catalog"]
 
 _LEVELS: Final = ("patient", "study", "series", "instance")
 _INSTANCE_EXTRA: Final = ("transfer_syntax", "pixel_offset", "pixel_length", "slices", "elements")
-_FILE: Final = ("path", "size", "mtime_ns", "inode", "kind", "reason")
+_FILE: Final = ("path", "size", "mtime_ns", "inode", "kind", "reason", "rows_version")
 _ALIASES: Final = {"patient": "p", "study": "st", "series": "se", "instance": "i"}
 
 
@@ -38,7 +38,7 @@ def _typed_columns(alias: bool) -> list[str]:
 
 def _file_row(values: tuple[Any, ...]) -> FileRow:
     """A row of :data:`_FILE` columns, then (for an instance) the typed and extra ones."""
-    path, size, mtime_ns, inode, kind, reason, *rest = values
+    path, size, mtime_ns, inode, kind, reason, rows_version, *rest = values
     instance = None
     if kind == "instance":
         levels, at = {}, 0
@@ -49,7 +49,7 @@ def _file_row(values: tuple[Any, ...]) -> FileRow:
         instance = InstanceRow(
             levels["patient"], levels["study"], levels["series"], levels["instance"], *rest[at:]
         )
-    return FileRow(path, size, mtime_ns, inode, kind, reason, instance)
+    return FileRow(path, size, mtime_ns, inode, kind, reason, instance, rows_version)
 
 
 def _sqlite_rows(catalog: Catalog) -> Iterator[FileRow]:
@@ -106,15 +106,18 @@ def import_catalog(folder: str | os.PathLike[str], catalog: str | os.PathLike[st
     nulls = ", ".join("NULL" for _ in _typed_columns(alias=False) + list(_INSTANCE_EXTRA))
     count = 0
     with ParquetCatalog(folder) as source, Catalog(catalog) as target, target.writer():
+        versions = {part["name"]: part.get("rows_version", 0) for part in source.parts}
         cursor = source.execute(
-            f"SELECT * FROM (SELECT ordinal, path, size, mtime_ns, inode, 'instance', reason, "
-            f"{typed}, {extra} FROM live_instances UNION ALL "
-            f"SELECT ordinal, path, size, mtime_ns, inode, 'error', reason, {nulls} "
+            f"SELECT * FROM (SELECT ordinal, part, path, size, mtime_ns, inode, 'instance', "
+            f"reason, {typed}, {extra} FROM live_instances UNION ALL "
+            f"SELECT ordinal, part, path, size, mtime_ns, inode, 'error', reason, {nulls} "
             f"FROM live_errors UNION ALL "
-            f"SELECT ordinal, path, size, mtime_ns, inode, 'other', reason, {nulls} "
+            f"SELECT ordinal, part, path, size, mtime_ns, inode, 'other', reason, {nulls} "
             f"FROM live_others) ORDER BY 1"
         )
         while batch := cursor.fetchmany(BATCH):
-            target.write(_file_row(values[1:]) for values in batch)
+            target.write(
+                _file_row((*values[2:8], versions[values[1]], *values[8:])) for values in batch
+            )
             count += len(batch)
     return count

@@ -81,9 +81,11 @@ class Part:
     def __init__(self, name: str) -> None:
         self.name = name
         self.rows: dict[str, list[dict[str, Any]]] = {table: [] for table in TABLES}
+        self.rows_version = ROWS_VERSION  # the oldest of its rows': what the part is marked
 
     def add(self, row: FileRow, ordinal: int) -> None:
         """Record one file read (an instance, an error or another file)."""
+        self.rows_version = min(self.rows_version, row.rows_version)
         record: dict[str, Any] = {
             "ordinal": ordinal,
             "part": self.name,
@@ -117,7 +119,7 @@ class Part:
 
 def write_part(part: Part, folder: Path) -> dict[str, int]:
     """Write the tables of ``part`` into ``folder``; their row counts."""
-    return write_tables(part.tables(), folder)
+    return write_tables(part.tables(), folder, rows_version=part.rows_version)
 
 
 def write_tables(

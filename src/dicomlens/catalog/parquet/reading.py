@@ -88,6 +88,7 @@ class ParquetCatalog:
         self.db = duckdb.connect(":memory:")
         self.db.execute("SET default_null_order = 'nulls_first'")  # as SQLite sorts
         self.path, parts = self._locate(folder)
+        self.parts = parts  # as the manifest lists them
         for table in TABLES:
             files = part_files(str(self.path), parts, table)
             if files:
