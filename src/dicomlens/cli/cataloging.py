@@ -91,7 +91,8 @@ def add_index(commands: Any) -> None:
         "index",
         _run_index,
         "Index folders into a catalog (SQLite, or a Parquet dataset with --parquet): every "
-        "element of every file, read once; later runs read only new and changed files. "
+        "element of every file, read once; later runs read only new and changed files (and, "
+        "once, those an earlier dicomlens recorded). "
         "With --dask, the files are read on a Dask cluster. The catalog holds PHI: it is "
         "created readable by you only.",
         "  dicomlens index archive/ --catalog archive.db\n"
