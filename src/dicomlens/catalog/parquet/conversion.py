@@ -106,7 +106,10 @@ def import_catalog(folder: str | os.PathLike[str], catalog: str | os.PathLike[st
     nulls = ", ".join("NULL" for _ in _typed_columns(alias=False) + list(_INSTANCE_EXTRA))
     count = 0
     with ParquetCatalog(folder) as source, Catalog(catalog) as target, target.writer():
-        versions = {part["name"]: part.get("rows_version", 0) for part in source.parts}
+        versions = {  # (0: none recorded, or not a number: read those files again)
+            part["name"]: version if type(version := part.get("rows_version")) is int else 0
+            for part in source.parts
+        }
         cursor = source.execute(
             f"SELECT * FROM (SELECT ordinal, part, path, size, mtime_ns, inode, 'instance', "
             f"reason, {typed}, {extra} FROM live_instances UNION ALL "
