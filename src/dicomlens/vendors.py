@@ -230,23 +230,23 @@ def _ge_gradient(logical: list[float], fields: Fields) -> Gradient | None:
     axial and sagittal ``-x r - y c + z n``, coronal ``-x r + y c + z n`` (a direction
     and its negative being the same). Row phase encoding is untested anywhere: None.
     """
-    orientation = numbers(fields.public("ImageOrientationPatient"))
-    if len(orientation) != 6 or str(fields.public("InPlanePhaseEncodingDirection")) != "COL":
+    axes = _image_axes(fields)
+    if axes is None or str(fields.public("InPlanePhaseEncodingDirection")) != "COL":
         return None
-    row, column = orientation[:3], orientation[3:]
-    normal = [
-        row[1] * column[2] - row[2] * column[1],
-        row[2] * column[0] - row[0] * column[2],
-        row[0] * column[1] - row[1] * column[0],
-    ]
-    coronal = max(range(3), key=lambda axis: abs(normal[axis])) == 1
+    coronal = max(range(3), key=lambda axis: abs(axes[2][axis])) == 1
     x, y, z = logical
-    y = y if coronal else -y
-    return _gradient([-x * r + y * c + z * n for r, c, n in zip(row, column, normal, strict=True)])
+    return _along_axes([-x, y if coronal else -y, z], axes)
 
 
 def _image_to_patient(local: list[float], fields: Fields) -> Gradient | None:
     """A direction given along an image's row, column and normal, in patient LPS."""
+    axes = _image_axes(fields)
+    return None if axes is None else _along_axes(local, axes)
+
+
+def _image_axes(fields: Fields) -> tuple[list[float], list[float], list[float]] | None:
+    """The image's row and column directions (ImageOrientationPatient) and the slice
+    normal, their cross product; None without a usable orientation."""
     orientation = numbers(fields.public("ImageOrientationPatient"))
     if len(orientation) != 6:
         return None
@@ -256,8 +256,15 @@ def _image_to_patient(local: list[float], fields: Fields) -> Gradient | None:
         row[2] * column[0] - row[0] * column[2],
         row[0] * column[1] - row[1] * column[0],
     ]
-    x, y, z = local
-    return _gradient([x * r + y * c + z * n for r, c, n in zip(row, column, normal, strict=True)])
+    return row, column, normal
+
+
+def _along_axes(
+    local: list[float], axes: tuple[list[float], list[float], list[float]]
+) -> Gradient | None:
+    """``local`` (along the row, the column and the normal) in patient LPS."""
+    return _gradient([sum(v * axis[i] for v, axis in zip(local, axes, strict=True))
+                      for i in range(3)])  # fmt: skip
 
 
 def _first_item(ds: Dataset, keyword: str) -> Dataset | None:
